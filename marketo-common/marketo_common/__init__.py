@@ -1,0 +1,1 @@
+"""Shared Marketo plumbing: auth, HTTP, envelope, errors, retry and rate limits."""

@@ -1,0 +1,1 @@
+"""A local Marketo backed by SQLite."""

@@ -1,0 +1,211 @@
+"""Process, pipe and sandbox helpers shared by every benchmark figure.
+
+Connectors run as real processes (the console scripts in the venv, no `uv` in between) so the
+peak RSS read from `wait4` is the connector's own and the timing includes what a user pays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import requests
+
+BIN = Path(sys.executable).parent
+TAP = BIN / "tap-marketo-members"
+TARGET = BIN / "target-marketo-ingest"
+
+# First RECORD of the bulk stream, whatever the key order of the writer (a SCHEMA line for the
+# stream does not match: its next key is "schema", not "record").
+_FIRST_MEMBER_RECORD = re.compile(
+    rb'"type":\s*"RECORD",\s*"stream":\s*"program_members"|"stream":\s*"program_members",\s*"record"'
+)
+_CHUNK = 1 << 16
+
+
+@dataclass
+class RunResult:
+    """What one connector process cost."""
+
+    cmd: list[str]
+    returncode: int
+    wall_s: float
+    peak_rss_mb: float
+    stdout_bytes: int = 0
+    first_member_record_s: float | None = None  # from process start
+    eof_s: float | None = None  # stdout closed, from process start
+    stderr_tail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stream_phase_s(self) -> float | None:
+        """Seconds from the first program_members RECORD to the end of stdout."""
+        if self.first_member_record_s is None or self.eof_s is None:
+            return None
+        return self.eof_s - self.first_member_record_s
+
+
+class ConnectorFailedError(RuntimeError):
+    """A connector under measurement exited non-zero: the figure is void, say why."""
+
+
+def _pump(src: IO[bytes], dst: IO[bytes] | None, t0: float, out: dict[str, Any]) -> None:
+    fd = src.fileno()
+    total = 0
+    while True:
+        chunk = os.read(fd, _CHUNK)
+        if not chunk:
+            break
+        total += len(chunk)
+        if "first" not in out and _FIRST_MEMBER_RECORD.search(chunk):
+            out["first"] = time.perf_counter() - t0
+        if dst is not None:
+            dst.write(chunk)
+    out["eof"] = time.perf_counter() - t0
+    out["bytes"] = total
+
+
+def run_connector(
+    cmd: list[str],
+    *,
+    stdin_path: Path | None = None,
+    stdout_path: Path | None = None,
+    stderr_path: Path,
+    timeout_s: float = 900.0,
+    env: dict[str, str] | None = None,
+) -> RunResult:
+    """Run one connector, read its stdout through a pipe and return time and peak RSS.
+
+    stdout goes to `stdout_path` (page cache) or is discarded; the pipe lets us time-stamp the
+    first bulk RECORD, so the tap's streaming phase can be separated from start-up and job waits.
+    Peak RSS is the kernel's own high-water mark for the process (`wait4` ru_maxrss), not a
+    sampled value, so short spikes are not missed.
+    """
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
+    dst = open(stdout_path, "wb") if stdout_path else None  # noqa: SIM115
+    errf = open(stderr_path, "wb")  # noqa: SIM115
+    info: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=errf, env=env)
+    pump = threading.Thread(target=_pump, args=(proc.stdout, dst, t0, info), daemon=True)
+    pump.start()
+    deadline = t0 + timeout_s
+    status = None
+    usage = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            _, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.01)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    pump.join(timeout=30)
+    for f in (dst, errf):
+        if f is not None:
+            f.close()
+    if stdin_path:
+        stdin.close()  # type: ignore[union-attr]
+    proc.stdout.close()  # type: ignore[union-attr]
+    tail = Path(stderr_path).read_bytes()[-4000:].decode("utf-8", "replace")
+    return RunResult(
+        cmd=[str(c) for c in cmd],
+        returncode=proc.returncode,
+        wall_s=wall,
+        peak_rss_mb=usage.ru_maxrss / 1024.0,  # KiB on Linux
+        stdout_bytes=info.get("bytes", 0),
+        first_member_record_s=info.get("first"),
+        eof_s=info.get("eof"),
+        stderr_tail=tail,
+    )
+
+
+def check(result: RunResult, what: str) -> RunResult:
+    """Turn a failed connector run into one clear error with the end of its log."""
+    if result.returncode != 0:
+        raise ConnectorFailedError(
+            f"{what} exited {result.returncode}; last log lines:\n{result.stderr_tail[-1500:]}"
+        )
+    return result
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path
+
+
+class _Envelope(msgspec.Struct):
+    type: str
+    stream: str | None = None
+
+
+def split_singer_output(src: Path, dst: Path, stream: str) -> dict[str, int]:
+    """Keep the SCHEMA/RECORD/STATE lines of one stream; count messages by type.
+
+    The target gets exactly the tap's lines for the bulk stream: same values, same types.
+    """
+    decoder = msgspec.json.Decoder(_Envelope)
+    counts: dict[str, int] = {}
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        for line in fin:
+            env = decoder.decode(line)
+            if env.type == "STATE":
+                fout.write(line)
+                continue
+            if env.stream != stream:
+                continue
+            counts[env.type] = counts.get(env.type, 0) + 1
+            fout.write(line)
+    return counts
+
+
+class SandboxAPI:
+    """The connector-facing API of a running sandbox, for the bench's own downloads."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.base_url = config["base_url"].rstrip("/")
+        self._config = config
+        self._session = requests.Session()
+        self._token: str | None = None
+
+    def _auth(self) -> dict[str, str]:
+        if self._token is None:
+            resp = self._session.post(
+                f"{self.base_url}/identity/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self._config["client_id"],
+                    "client_secret": self._config["client_secret"],
+                },
+                timeout=30,
+            )
+            resp.raise_for_status()
+            self._token = resp.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def download_export(self, export_id: str, dst: Path) -> int:
+        """Fetch a completed export file exactly as the tap received it."""
+        url = f"{self.base_url}/bulk/v1/program/members/export/{export_id}/file.json"
+        with self._session.get(url, headers=self._auth(), stream=True, timeout=300) as resp:
+            resp.raise_for_status()
+            size = 0
+            with dst.open("wb") as f:
+                for chunk in resp.iter_content(1 << 20):
+                    f.write(chunk)
+                    size += len(chunk)
+        return size
+
+    def close(self) -> None:
+        self._session.close()

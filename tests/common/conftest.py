@@ -1,0 +1,46 @@
+"""Fixtures for marketo_common: fake Marketo over requests-mock, patched sleeps."""
+
+from __future__ import annotations
+
+import itertools
+
+import backoff._sync
+import pytest
+from common_fakes import BASE, SECRET, TOKEN_PREFIX, TOKEN_URL
+from marketo_common import MarketoClient, MarketoSettings
+
+
+@pytest.fixture
+def settings():
+    return MarketoSettings.from_config(
+        {"base_url": BASE, "client_id": "cid", "client_secret": SECRET, "max_retries": 3}
+    )
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Every wait backoff asks for, recorded instead of slept."""
+    waits: list[float] = []
+    monkeypatch.setattr(backoff._sync.time, "sleep", waits.append)
+    return waits
+
+
+@pytest.fixture
+def tokens(requests_mock):
+    """Identity endpoint handing out distinct tokens; returns the mocker for call counts."""
+    counter = itertools.count(1)
+    return requests_mock.post(
+        TOKEN_URL,
+        json=lambda request, context: {
+            "access_token": f"{TOKEN_PREFIX}{next(counter)}",
+            "token_type": "bearer",
+            "expires_in": 3599,
+            "scope": "api@example.com",
+        },
+    )
+
+
+@pytest.fixture
+def client(settings, tokens, sleeps):
+    with MarketoClient(settings, user_agent="tests/1.0") as c:
+        yield c

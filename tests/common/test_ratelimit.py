@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from marketo_common import RateLimiter
+
+
+class FakeClock:
+    """Shared fake time: sleeping advances it, so 20-second windows pass instantly."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds):
+        with self.lock:
+            self.now += seconds
+        time.sleep(0)  # let other threads run
+
+
+def max_in_any_window(starts, period):
+    starts = sorted(starts)
+    best = 0
+    j = 0
+    for i, start in enumerate(starts):
+        while starts[j] < start - period:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def test_never_more_than_100_starts_in_any_20s_window_nor_10_at_once():
+    clock = FakeClock()
+    limiter = RateLimiter(100, 20.0, 10, clock=clock, sleep=clock.sleep)
+    starts, active, peak = [], [0], [0]
+    lock = threading.Lock()
+
+    def call():
+        with limiter:
+            with lock:
+                starts.append(clock())
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.0005)  # real overlap between threads
+            with lock:
+                active[0] -= 1
+
+    def worker():
+        for _ in range(20):
+            call()
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(starts) == 320
+    assert max_in_any_window(starts, 20.0) == 100  # saturated, never exceeded
+    assert peak[0] == 10
+    assert clock.now >= 60.0  # 320 calls need at least three full windows
+
+
+def test_window_waits_for_the_oldest_start_to_leave():
+    clock = FakeClock()
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock.sleep(seconds)
+
+    limiter = RateLimiter(3, 20.0, 10, clock=clock, sleep=sleep)
+    for offset in (0.0, 5.0, 6.0):
+        clock.now = offset
+        with limiter:
+            pass
+    with limiter:
+        pass
+    assert sum(slept) == pytest.approx(14.0, abs=0.01)  # until the start at t=0 is 20 s old
+    assert clock.now > 20.0
+
+
+def test_concurrency_slot_freed_on_exit_even_after_errors():
+    limiter = RateLimiter(1000, 20.0, 2)
+    for _ in range(5):
+        with pytest.raises(RuntimeError), limiter:
+            raise RuntimeError
+    with limiter, limiter:
+        pass
+
+
+def test_eleventh_concurrent_call_blocks_until_one_ends():
+    limiter = RateLimiter(100, 20.0, 10)
+    for _ in range(10):
+        limiter.acquire()
+    entered = threading.Event()
+
+    def eleventh():
+        with limiter:
+            entered.set()
+
+    thread = threading.Thread(target=eleventh)
+    thread.start()
+    assert not entered.wait(0.1)
+    limiter.release()
+    assert entered.wait(2)
+    thread.join(2)

@@ -348,17 +348,20 @@ def _ingestion_failure(path: str, response: requests.Response) -> MarketoError:
 
 
 def _token_rejected(response: requests.Response, *, streamed: bool) -> bool:
+    """601/602 in a REST envelope or a Data Ingestion body, or a plain HTTP 401."""
     if response.status_code == 401:  # noqa: PLR2004
         return True
-    if response.status_code != 200:  # noqa: PLR2004
-        return False
     if streamed and "json" not in response.headers.get("Content-Type", ""):
         return False  # a file is on its way; reading it here would load it whole
     try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
+        body = response.json()
+    except ValueError:
         return False
-    return any(isinstance(e, dict) and str(e.get("code")) in TOKEN_CODES for e in errors)
+    if not isinstance(body, dict):
+        return False
+    codes = [e.get("code") for e in body.get("errors") or [] if isinstance(e, dict)]
+    codes.append(body.get("error_code"))
+    return any(str(code) in TOKEN_CODES for code in codes)
 
 
 def _reason(exc: MarketoError) -> str:

@@ -176,3 +176,24 @@ def test_bearer_auth_works_as_requests_auth(settings, tokens, requests_mock):
     requests.get(DESCRIBE, auth=MarketoBearerAuth(TokenManager(settings)), timeout=5)
     assert api.last_request.headers["Authorization"] == f"Bearer {TOKEN_PREFIX}1"
     assert "access_token" not in api.last_request.url
+
+
+def test_http_401_on_rest_refreshes_once(client, tokens, requests_mock, sleeps):
+    api = requests_mock.get(
+        DESCRIBE, [{"status_code": 401, "text": "Unauthorized"}, {"json": envelope([{"id": 2}])}]
+    )
+    assert client.get("/rest/v1/leads/describe2.json")["result"] == [{"id": 2}]
+    assert (tokens.call_count, api.call_count) == (2, 2)
+
+
+def test_ingestion_token_code_in_body_refreshes_once(client, tokens, requests_mock, sleeps):
+    url = "https://mkto-ingestion-api.adobe.io/subscriptions/123-ABC-456/persons"
+    api = requests_mock.post(
+        url,
+        [
+            {"status_code": 403, "json": {"error_code": "602", "message": "Access token expired"}},
+            {"status_code": 202, "headers": {"X-Request-Id": "ok"}},
+        ],
+    )
+    assert client.ingest("/subscriptions/123-ABC-456/persons", b"{}") == "ok"
+    assert (tokens.call_count, api.call_count) == (2, 2)

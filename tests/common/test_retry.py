@@ -18,6 +18,7 @@ from marketo_common import (
     TooManyImportsError,
     TooManyJobsError,
 )
+from marketo_common.errors import parse_retry_after
 
 PATH = "/bulk/v1/program/members/export/create.json"
 URL = BASE + PATH
@@ -250,3 +251,10 @@ def test_uploaded_file_rewound_before_retry(client, requests_mock, sleeps, tmp_p
         client.post("/bulk/v1/leads.json", files={"file": ("import.csv", handle, "text/csv")})
     assert len(bodies) == 2
     assert b"a@example.com" in bodies[1]
+
+
+def test_retry_after_as_http_date():
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412480.0) == 30.0
+    assert parse_retry_after("12") == 12.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None

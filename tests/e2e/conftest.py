@@ -1,0 +1,126 @@
+"""Fixtures for the end-to-end tests: Meltano with every plugin, PostgreSQL, process helpers.
+
+Meltano is installed isolated from the workspace (`uv tool install`, version pinned in
+meltano.yml) and its plugins once per session into the project's `.meltano/`, which later
+sessions reuse. Each test gets its own Meltano system database, so state never leaks between
+tests and parallel workers never share a bookmark.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    MELTANO_INSTALL_TIMEOUT,
+    ROOT,
+    Meltano,
+    Postgres,
+    install_meltano,
+    tail,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is an e2e test; a missing marker would hide it from `-m e2e`."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
+    """Meltano with every plugin of meltano.yml installed, once per session.
+
+    A file lock keeps parallel workers from installing into `.meltano/` at the same time.
+    """
+    (ROOT / ".meltano").mkdir(exist_ok=True)
+    lock_path = ROOT / ".meltano" / "e2e-install.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        melt = Meltano(install_meltano())
+        started = time.monotonic()
+        melt("install", timeout=MELTANO_INSTALL_TIMEOUT)
+        print(f"meltano install: {time.monotonic() - started:.1f}s")
+    state_dir = tmp_path_factory.mktemp("meltano-state")
+    melt.base_env["MELTANO_DATABASE_URI"] = f"sqlite:///{state_dir / 'meltano.db'}"
+    return melt
+
+
+@pytest.fixture
+def meltano_state(tmp_path: Path, meltano: Meltano) -> dict[str, str]:
+    """A Meltano system database of this test's own (bookmarks survive between its runs)."""
+    return {"MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
+
+
+def _pg_params() -> dict:
+    return {
+        "host": os.environ.get("E2E_PG_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("E2E_PG_PORT", "5432")),
+        "user": os.environ.get("E2E_PG_USER", "marketo"),
+        "password": os.environ.get("E2E_PG_PASSWORD", "marketo"),
+        "database": os.environ.get("E2E_PG_DATABASE", "marketo_e2e"),
+    }
+
+
+def _pg_reachable(psql: str | None, params: dict) -> str | None:
+    """None when we can log in, else why not."""
+    if psql is None:
+        return "the psql client is not installed"
+    env = {
+        **os.environ,
+        "PGHOST": params["host"],
+        "PGPORT": str(params["port"]),
+        "PGUSER": params["user"],
+        "PGPASSWORD": params["password"],
+        "PGDATABASE": params["database"],
+        "PGCONNECT_TIMEOUT": "5",
+    }
+    proc = subprocess.run(
+        [psql, "-X", "-At", "-c", "SELECT 1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return None if proc.returncode == 0 else (proc.stderr.strip() or "psql could not connect")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Postgres:
+    """A PostgreSQL server on localhost, started by scripts/services when we may.
+
+    CI runs scripts/services before the tests; when the server is not up yet and we are root
+    with apt-get (a fresh CI or dev machine), the fixture runs it itself. Anywhere else the
+    tests skip and say why.
+    """
+    params = _pg_params()
+    reason = _pg_reachable(shutil.which("psql"), params)
+    if reason is not None and os.geteuid() == 0 and shutil.which("apt-get"):
+        proc = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "services")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        print(proc.stdout, proc.stderr)
+        reason = _pg_reachable(shutil.which("psql"), params)
+        if reason is not None:
+            reason = f"scripts/services could not start it: {tail(proc.stderr or proc.stdout, 5)}"
+    if reason is not None:
+        pytest.skip(
+            f"PostgreSQL is not reachable at {params['host']}:{params['port']} as "
+            f"{params['user']}/{params['database']} ({reason}); run `sudo bash scripts/services`"
+        )
+    psql = shutil.which("psql")
+    assert psql is not None
+    return Postgres(psql_path=psql, **params)

@@ -1,1 +1,3 @@
 """Singer tap for Marketo program members."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,411 @@
+"""Runs many export jobs through Marketo's shared bulk budget, keeping both slots busy.
+
+Single-threaded on purpose: Marketo does the work, we only poll once per interval, and records
+must be emitted (and state committed) on the main thread anyway. While one file downloads and
+parses, the jobs enqueued ahead of it keep both of Marketo's processing slots busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from marketo_common import (
+    ExportQuotaExceededError,
+    MarketoAPIError,
+    MarketoError,
+    TooManyJobsError,
+)
+
+from tap_marketo_members.exports import (
+    FINAL_STATUSES,
+    PENDING_STATUSES,
+    ExportError,
+    ExportFile,
+    ProgramMemberExports,
+)
+from tap_marketo_members.settings import MAX_EXPORT_SLOTS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+QUEUE_AHEAD = 2  # jobs waiting in Marketo's queue behind our 2 running ones (limit 10).
+UNSUPPORTED_FILTER = "1035"
+MB = 1024 * 1024
+
+
+@dataclass
+class ExportUnit:
+    """One planned export: up to 10 programs, optionally one updatedAt window.
+
+    `lower`/`upper` are the half-open bounds the parser keeps (ISO strings; lower None = all);
+    `server_filter` is what Marketo is asked for (None = full export of the programs).
+    """
+
+    group: int
+    seq: int
+    program_ids: tuple[int, ...]
+    upper: str | None
+    lower: str | None = None
+    server_filter: tuple[str, str] | None = None
+    attempts: int = 0
+
+    def describe(self) -> str:
+        """Short label for logs."""
+        ids = ",".join(str(i) for i in self.program_ids)
+        span = f"updatedAt {self.lower or '-'}..{self.upper}" if self.server_filter else "full"
+        return f"programs {ids}, {span}"
+
+
+@dataclass
+class ExportJob:
+    """A job this run created, with what we last heard about it."""
+
+    unit: ExportUnit
+    export_id: str
+    status: str
+    started: float
+    status_since: float
+    next_poll: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class QuotaReachedError(Exception):
+    """Marketo's (or our configured) daily export quota is used up; stop cleanly."""
+
+
+class ExportScheduler:
+    """Creates, enqueues and polls export jobs; yields each finished, verified file."""
+
+    def __init__(
+        self,
+        exports: ProgramMemberExports,
+        *,
+        fields: Sequence[str],
+        column_header_names: dict[str, str],
+        max_concurrent_exports: int = MAX_EXPORT_SLOTS,
+        poll_interval: float = 60.0,
+        job_timeout: float = 3 * 3600.0,
+        quota_bytes: float = 500 * MB,
+        used_bytes: int = 0,
+        updated_at_filter: str = "auto",
+        logger: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        on_jobs_changed: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.exports = exports
+        self.fields = list(fields)
+        self.column_header_names = column_header_names
+        # A queue-ahead only when we may use both slots: a queued job would start in a free slot.
+        self.max_in_flight = (
+            max_concurrent_exports
+            if max_concurrent_exports < MAX_EXPORT_SLOTS
+            else MAX_EXPORT_SLOTS + QUEUE_AHEAD
+        )
+        self.poll_interval = poll_interval
+        self.job_timeout = job_timeout
+        self.quota_bytes = quota_bytes
+        self.used_bytes = used_bytes
+        self.updated_at_filter = updated_at_filter
+        self.logger = logger or logging.getLogger("tap_marketo_members.scheduler")
+        self._clock = clock
+        self._sleep = sleep
+        self._on_jobs_changed = on_jobs_changed
+        self._pending: deque[ExportUnit] = deque()
+        self._in_flight: list[ExportJob] = []
+        self._queue_full_until = 0.0
+        self._stop_reason: str | None = None
+        self._files_done = 0
+        self.filter_unsupported = False
+        self.jobs_created = 0
+        self._workdir = tempfile.TemporaryDirectory(prefix="tap-marketo-members-")
+
+    # Context management: whatever ends the run, our unfinished jobs get cancelled.
+
+    def __enter__(self) -> ExportScheduler:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel_unfinished()
+        self._workdir.cleanup()
+
+    @property
+    def live_export_ids(self) -> list[str]:
+        """Jobs this run created that have not finished."""
+        return [job.export_id for job in self._in_flight]
+
+    def cancel_unfinished(self) -> None:
+        """Cancel every job this run created that is not finished, and say so."""
+        jobs, self._in_flight = self._in_flight, []
+        for job in jobs:
+            try:
+                self.exports.cancel(job.export_id)
+                self.logger.warning(
+                    "Cancelled export %s (%s), status was %s",
+                    job.export_id,
+                    job.unit.describe(),
+                    job.status,
+                )
+            except MarketoError as exc:  # noqa: PERF203
+                self.logger.warning("Could not cancel export %s: %s", job.export_id, exc)
+        if jobs:
+            self._jobs_changed()
+
+    def cancel_left_over(self, known_ids: Sequence[str]) -> None:
+        """Cancel unfinished jobs a crashed earlier run left (their ids were saved in state)."""
+        if not known_ids:
+            return
+        try:
+            jobs = self.exports.list_jobs(PENDING_STATUSES)
+        except MarketoError as exc:
+            self.logger.warning("Could not list export jobs left by an earlier run: %s", exc)
+            return
+        for job in jobs:
+            export_id = job.get("exportId")
+            if export_id in known_ids:
+                try:
+                    self.exports.cancel(export_id)
+                    self.logger.warning(
+                        "Cancelled export %s left %s by an earlier run",
+                        export_id,
+                        job.get("status"),
+                    )
+                except MarketoError as exc:
+                    self.logger.warning("Could not cancel left-over export %s: %s", export_id, exc)
+            else:
+                self.logger.info(
+                    "Export %s (%s) is not ours; it shares Marketo's bulk slots with us",
+                    export_id,
+                    job.get("status"),
+                )
+
+    # The main loop.
+
+    def outstanding_seqs(self, group: int) -> set[int]:
+        """Sequence numbers of a group's units not yet handed to the caller."""
+        seqs = {unit.seq for unit in self._pending if unit.group == group}
+        seqs.update(job.unit.seq for job in self._in_flight if job.unit.group == group)
+        return seqs
+
+    def run(
+        self, units: Sequence[ExportUnit]
+    ) -> Iterator[tuple[ExportUnit, ExportFile, dict[str, Any]]]:
+        """Yield (unit, file, status) as jobs complete; the file is deleted on resume."""
+        self._pending.extend(units)
+        while self._pending or self._in_flight:
+            self._top_up()
+            if not self._in_flight:
+                if self._stop_reason:
+                    break
+                if self._pending:  # queue full (1029): wait, then try again
+                    self._sleep(
+                        max(self._queue_full_until - self._clock(), 0.0) or self.poll_interval
+                    )
+                continue
+            now = self._clock()
+            due = [job for job in self._in_flight if job.next_poll <= now]
+            if not due:
+                self._sleep(max(min(job.next_poll for job in self._in_flight) - now, 0.0))
+                continue
+            for job in due:
+                finished = self._poll(job)
+                if finished is not None:
+                    yield job.unit, finished, job.info
+                    finished.path.unlink(missing_ok=True)
+        if self._stop_reason:
+            raise QuotaReachedError(self._stop_reason)
+
+    def _top_up(self) -> None:
+        """Create and enqueue jobs until our share of the queue is full."""
+        while self._pending and len(self._in_flight) < self.max_in_flight:
+            if self._stop_reason or self._clock() < self._queue_full_until:
+                return
+            if self._quota_would_exceed():
+                self._stop_reason = (
+                    f"daily_export_quota_mb ({self.quota_bytes / MB:g} MB) would be exceeded "
+                    f"({self.used_bytes / MB:.1f} MB exported today)"
+                )
+                return
+            unit = self._pending.popleft()
+            try:
+                job = self._start(unit)
+            except TooManyJobsError as exc:
+                self._pending.appendleft(unit)
+                self._queue_full_until = self._clock() + self.poll_interval
+                self.logger.info(
+                    "Marketo's export queue is full (%s); trying again in %.1f s",
+                    exc.code,
+                    self.poll_interval,
+                )
+                return
+            except ExportQuotaExceededError as exc:
+                self._pending.appendleft(unit)
+                self._stop_reason = str(exc)
+                return
+            if job is not None:
+                self._in_flight.append(job)
+                self._jobs_changed()
+
+    def _start(self, unit: ExportUnit) -> ExportJob | None:
+        try:
+            created = self.exports.create(
+                self.fields,
+                unit.program_ids,
+                updated_at=unit.server_filter,
+                column_header_names=self.column_header_names,
+            )
+        except MarketoAPIError as exc:
+            if exc.code == UNSUPPORTED_FILTER and unit.server_filter:
+                self._fall_back_to_full_exports(unit, exc)
+                return None
+            raise
+        export_id = str(created["exportId"])
+        self.jobs_created += 1
+        now = self._clock()
+        job = ExportJob(unit, export_id, "Created", now, now, now + self.poll_interval, created)
+        self.logger.info("Export %s created (%s)", export_id, unit.describe())
+        try:
+            queued = self.exports.enqueue(export_id)
+        except MarketoError:
+            self._cancel_quietly(export_id)
+            raise
+        self._set_status(job, str(queued.get("status") or "Queued"), queued)
+        return job
+
+    def _fall_back_to_full_exports(self, unit: ExportUnit, exc: MarketoAPIError) -> None:
+        """1035: no updatedAt filter on this subscription; export each group whole, filter here."""
+        if self.updated_at_filter == "on":
+            msg = (
+                "updated_at_filter is 'on' but this Marketo subscription does not support the "
+                f"updatedAt filter ({exc.code} {exc.message}); set it to 'auto' or 'off'"
+            )
+            raise ExportError(msg) from exc
+        if not self.filter_unsupported:
+            self.logger.warning(
+                "Marketo answered %s (updatedAt filter not available on this subscription): "
+                "exporting each program in full and keeping only rows changed since the bookmark",
+                exc.code,
+            )
+        self.filter_unsupported = True
+        by_group: dict[int, list[ExportUnit]] = {unit.group: [unit]}
+        for other in self._pending:
+            by_group.setdefault(other.group, []).append(other)
+        replaced = deque()
+        for group, members in by_group.items():
+            windowed = [u for u in members if u.server_filter]
+            kept = [u for u in members if not u.server_filter]
+            replaced.extend(kept)
+            if windowed:
+                lowers = [u.lower for u in windowed]
+                replaced.append(
+                    ExportUnit(
+                        group=group,
+                        seq=min(u.seq for u in windowed),
+                        program_ids=windowed[0].program_ids,
+                        lower=None if None in lowers else min(lowers),  # type: ignore[type-var]
+                        upper=max(u.upper for u in windowed),
+                    )
+                )
+        self._pending = deque(sorted(replaced, key=lambda u: (u.group, u.seq)))
+
+    def _poll(self, job: ExportJob) -> ExportFile | None:
+        info = self.exports.status(job.export_id)
+        job.next_poll = self._clock() + self.poll_interval
+        status = str(info.get("status") or job.status)
+        self._set_status(job, status, info)
+        if status == "Completed":
+            self._in_flight.remove(job)
+            self._top_up()  # the next jobs take the slot while we download and parse
+            self._jobs_changed()
+            return self._download(job, info)
+        if status == "Failed":
+            self._in_flight.remove(job)
+            self._jobs_changed()
+            if job.unit.attempts == 0:
+                job.unit.attempts += 1
+                self.logger.warning(
+                    "Export %s (%s) Failed; creating it again once",
+                    job.export_id,
+                    job.unit.describe(),
+                )
+                self._pending.appendleft(job.unit)
+                return None
+            msg = (
+                f"Export {job.export_id} ({job.unit.describe()}) Failed again after one retry; "
+                "Marketo gave no reason. Rerun the tap; if it persists, ask Marketo support "
+                "about this exportId"
+            )
+            raise ExportError(msg)
+        if status in FINAL_STATUSES:  # cancelled by someone else
+            self._in_flight.remove(job)
+            self._jobs_changed()
+            msg = f"Export {job.export_id} ({job.unit.describe()}) was {status} outside this run"
+            raise ExportError(msg)
+        if self._clock() - job.started > self.job_timeout:
+            msg = (
+                f"Export {job.export_id} ({job.unit.describe()}) still {status} after "
+                f"{self.job_timeout / 60:g} minutes (job_timeout_minutes); cancelled"
+            )
+            raise ExportError(msg)
+        return None
+
+    def _download(self, job: ExportJob, info: dict[str, Any]) -> ExportFile:
+        dest = Path(self._workdir.name) / f"{job.export_id}.csv"
+        exported = self.exports.download(
+            job.export_id,
+            dest,
+            file_size=_int_or_none(info.get("fileSize")),
+            checksum=info.get("fileChecksum"),
+        )
+        self.used_bytes += exported.size
+        self._files_done += 1
+        self.logger.info(
+            "Export %s: %s records, %d bytes, %.1f s after it was created",
+            job.export_id,
+            info.get("numberOfRecords", "?"),
+            exported.size,
+            self._clock() - job.started,
+        )
+        return exported
+
+    def _set_status(self, job: ExportJob, status: str, info: dict[str, Any]) -> None:
+        job.info = info
+        if status != job.status:
+            now = self._clock()
+            self.logger.info(
+                "Export %s: %s -> %s after %.1f s (%.1f s since created)",
+                job.export_id,
+                job.status,
+                status,
+                now - job.status_since,
+                now - job.started,
+            )
+            job.status = status
+            job.status_since = now
+
+    def _quota_would_exceed(self) -> bool:
+        average = self.used_bytes / self._files_done if self._files_done else 0
+        return self.used_bytes + average * (len(self._in_flight) + 1) > self.quota_bytes
+
+    def _cancel_quietly(self, export_id: str) -> None:
+        try:
+            self.exports.cancel(export_id)
+        except MarketoError as exc:
+            self.logger.debug("Cancel of %s failed: %s", export_id, exc)
+
+    def _jobs_changed(self) -> None:
+        if self._on_jobs_changed:
+            self._on_jobs_changed(self.live_export_ids)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

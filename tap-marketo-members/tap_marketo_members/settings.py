@@ -1,0 +1,144 @@
+"""The tap's own settings, validated once with one-line errors that name the setting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from marketo_common import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_LEAD_FIELDS = ("email", "firstName", "lastName", "company")
+MAX_WINDOW_DAYS = 31  # Marketo caps bulk date-range filters at 31 days.
+MAX_PROGRAM_IDS_PER_JOB = 10  # Marketo's limit for the `programIds` filter.
+MAX_EXPORT_SLOTS = 2  # Marketo processes at most 2 bulk exports at once per subscription.
+
+
+@dataclass(frozen=True)
+class TapSettings:
+    """Export behaviour; connection settings are validated by `marketo_common.MarketoSettings`."""
+
+    start_date: dt.datetime | None = None
+    program_ids: tuple[int, ...] | None = None
+    lead_fields: tuple[str, ...] = DEFAULT_LEAD_FIELDS
+    updated_at_filter: str = "auto"
+    window_days: int = MAX_WINDOW_DAYS
+    max_concurrent_exports: int = MAX_EXPORT_SLOTS
+    poll_interval_seconds: float = 60.0
+    job_timeout_minutes: float = 180.0
+    daily_export_quota_mb: float = 500.0
+    rest_fallback: str = "auto"
+    rest_fallback_max_members: int = 0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TapSettings:
+        """Validate a Singer config's tap settings; raise ConfigError on the first bad one."""
+        defaults = cls()
+        return cls(
+            start_date=_start_date(config.get("start_date")),
+            program_ids=_program_ids(config.get("program_ids")),
+            lead_fields=_lead_fields(config.get("lead_fields")),
+            updated_at_filter=_choice(config, "updated_at_filter", ("auto", "on", "off")),
+            window_days=int(
+                _number(config, "window_days", defaults, 1, MAX_WINDOW_DAYS, integer=True)
+            ),
+            max_concurrent_exports=int(
+                _number(
+                    config, "max_concurrent_exports", defaults, 1, MAX_EXPORT_SLOTS, integer=True
+                )
+            ),
+            poll_interval_seconds=_number(config, "poll_interval_seconds", defaults, 0.01, 3600),
+            job_timeout_minutes=_number(config, "job_timeout_minutes", defaults, 0.01, 7 * 24 * 60),
+            daily_export_quota_mb=_number(config, "daily_export_quota_mb", defaults, 0.001, 10**7),
+            rest_fallback=_choice(config, "rest_fallback", ("auto", "always", "never")),
+            rest_fallback_max_members=int(
+                _number(config, "rest_fallback_max_members", defaults, 0, 100_000, integer=True)
+            ),
+        )
+
+
+def _start_date(value: Any) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("start_date", "an ISO-8601 date-time like 2024-01-01T00:00:00Z")
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            "start_date", f"an ISO-8601 date-time like 2024-01-01T00:00:00Z, got {value!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc).replace(microsecond=0)
+
+
+def _program_ids(value: Any) -> tuple[int, ...] | None:
+    if value in (None, []):
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError("program_ids", "a list of Marketo program ids (integers)")
+    ids: list[int] = []
+    for item in value:
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit() or int(text) <= 0:
+            raise ConfigError("program_ids", f"positive integer program ids, got {item!r}")
+        if int(text) not in ids:
+            ids.append(int(text))
+    return tuple(ids)
+
+
+def _lead_fields(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_LEAD_FIELDS
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and v.strip() for v in value
+    ):
+        raise ConfigError("lead_fields", 'a list of lead field API names, or ["*"] for all')
+    names = tuple(v.strip() for v in value)
+    if "*" in names and names != ("*",):
+        raise ConfigError("lead_fields", '["*"] alone (all fields) or a list of API names')
+    return names
+
+
+def _choice(config: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    value = config.get(name)
+    if value is None:
+        return choices[0]
+    if not isinstance(value, str) or value.strip().lower() not in choices:
+        raise ConfigError(name, f"one of {', '.join(choices)}, got {value!r}")
+    return value.strip().lower()
+
+
+def _number(
+    config: Mapping[str, Any],
+    name: str,
+    defaults: TapSettings,
+    minimum: float,
+    maximum: float,
+    *,
+    integer: bool = False,
+) -> float:
+    value = config.get(name)
+    if value is None:
+        return getattr(defaults, name)
+    kind = "an integer" if integer else "a number"
+    try:
+        if isinstance(value, bool):
+            raise TypeError  # noqa: TRY301
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"{kind} from {minimum:g} to {maximum:g}, got {value!r}") from None
+    if (
+        math.isnan(number)
+        or not minimum <= number <= maximum
+        or (integer and not number.is_integer())
+    ):
+        raise ConfigError(name, f"{kind} from {minimum:g} to {maximum:g}, got {value!r}")
+    return number

@@ -1,0 +1,9 @@
+"""Marketo's REST API (`/rest/v1/...`, `/rest/asset/v1/...`), one module per API family."""
+
+from __future__ import annotations
+
+from marketo_sandbox.rest import fields, leads, program_members, programs
+
+ROUTES = [*program_members.ROUTES, *fields.ROUTES, *leads.ROUTES, *programs.ROUTES]
+
+__all__ = ["ROUTES"]

@@ -1,0 +1,171 @@
+"""`SandboxServer`: run the sandbox in a subprocess on a free port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from typing_extensions import Self
+
+from marketo_sandbox.admin import AdminClient
+from marketo_sandbox.app import DEFAULT_MUNCHKIN_ID
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SandboxError(RuntimeError):
+    """The sandbox process did not start (its log tail is in the message)."""
+
+
+class SandboxServer:
+    """A sandbox process (`python -m marketo_sandbox.cli serve`), so tests can kill it.
+
+    `db_path=None` uses a temporary file removed by `stop()`. `restart()` keeps the db and the
+    port. Extra API users: `api_users=[(client_id, client_secret), ...]`.
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path | None = None,
+        *,
+        seed: str | None = "demo",
+        members: int = 0,
+        time_scale: float = 1.0,
+        strict: bool = False,
+        client_id: str = "sandbox-client",
+        client_secret: str = "sandbox-secret",  # noqa: S107 - the sandbox's own default
+        options: dict[str, Any] | None = None,
+        munchkin_id: str = DEFAULT_MUNCHKIN_ID,
+        api_users: list[tuple[str, str]] | None = None,
+        port: int | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self._tmpdir = None if db_path else tempfile.mkdtemp(prefix="marketo-sandbox-")
+        self.db_path = Path(db_path) if db_path else Path(self._tmpdir) / "sandbox.db"
+        self.seed = seed
+        self.members = members
+        self.time_scale = time_scale
+        self.strict = strict
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.options = options or {}
+        self.munchkin_id = munchkin_id
+        self.api_users = api_users or []
+        self.port = port or free_port()
+        self.start_timeout = start_timeout
+        self.log_path = self.db_path.with_suffix(".log")
+        self.process: subprocess.Popen | None = None
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.admin = AdminClient(self.base_url)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Connector settings for this sandbox."""
+        return {
+            "base_url": self.base_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "munchkin_id": self.munchkin_id,
+            "ingestion_base_url": self.base_url,
+        }
+
+    def command(self) -> list[str]:
+        """The serve command line."""
+        cmd = [
+            sys.executable, "-m", "marketo_sandbox.cli", "serve",
+            "--host", "127.0.0.1", "--port", str(self.port), "--db", str(self.db_path),
+            "--munchkin-id", self.munchkin_id, "--client-id", self.client_id,
+            "--client-secret", self.client_secret, "--time-scale", str(self.time_scale),
+        ]  # fmt: skip
+        if self.seed:
+            cmd += ["--seed", self.seed]
+        if self.members:
+            cmd += ["--members", str(self.members)]
+        if self.strict:
+            cmd.append("--strict")
+        if self.options:
+            cmd += ["--options", json.dumps(self.options)]
+        for cid, secret in self.api_users:
+            cmd += ["--api-user", f"{cid}:{secret}"]
+        return cmd
+
+    def start(self) -> SandboxServer:
+        """Start the process and wait until `/_sandbox/now` answers."""
+        if self.process and self.process.poll() is None:
+            return self
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it while it runs
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        log.close()
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SandboxError(f"sandbox exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/_sandbox/now", timeout=2):  # noqa: S310
+                    return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        self.stop()
+        raise SandboxError(f"sandbox did not answer in {self.start_timeout} s:\n{self.log()}")
+
+    def log(self, tail: int = 4000) -> str:
+        """The end of the process's output."""
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except OSError:
+            return ""
+
+    def _end(self, sig: int) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL the process (crash tests); the db stays."""
+        self._end(signal.SIGKILL)
+
+    def restart(self) -> SandboxServer:
+        """Stop and start again on the same port and db: data, jobs and tokens survive."""
+        self._end(signal.SIGTERM)
+        return self.start()
+
+    def stop(self) -> None:
+        """Terminate the process and remove a temporary db."""
+        self._end(signal.SIGTERM)
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

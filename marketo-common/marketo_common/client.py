@@ -9,6 +9,7 @@ import random
 import threading
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import backoff
 import requests
@@ -240,7 +241,17 @@ class MarketoClient:
                     timeout=self.settings.request_timeout,
                     **kwargs,
                 )
+            except requests.exceptions.SSLError as exc:
+                # A certificate problem does not heal by retrying; say so at once.
+                msg = (
+                    f"TLS handshake with {urlsplit(url).hostname} failed: {exc.__class__.__name__}"
+                )
+                raise MarketoConnectionError(
+                    msg, method=method, path=path, retryable=False
+                ) from exc
             except _TRANSPORT_ERRORS as exc:
+                # Retried even for POST: a read timeout may hide a request Marketo did run, but
+                # every call we make is safe to repeat (upserts, or jobs the caller reconciles).
                 msg = f"no answer from Marketo: {type(exc).__name__}"
                 raise MarketoConnectionError(msg, method=method, path=path) from exc
 

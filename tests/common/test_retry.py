@@ -258,3 +258,12 @@ def test_retry_after_as_http_date():
     assert parse_retry_after("12") == 12.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_tls_failure_is_not_retried(client, requests_mock, sleeps):
+    api = requests_mock.post(URL, exc=requests.exceptions.SSLError("certificate verify failed"))
+    with pytest.raises(MarketoConnectionError) as info:
+        client.post(PATH, json={})
+    assert api.call_count == 1
+    assert info.value.retryable is False
+    assert "123-abc-456.mktorest.com" in str(info.value).lower()

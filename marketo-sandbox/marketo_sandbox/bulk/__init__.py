@@ -1,0 +1,1 @@
+"""Marketo's Bulk APIs: program member extract, lead import, program member import."""

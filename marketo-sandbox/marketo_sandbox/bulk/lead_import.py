@@ -1,0 +1,121 @@
+"""Bulk Lead Import: `POST /bulk/v1/leads.json` and `/bulk/v1/leads/batch/{batchId}...`.
+
+createOrUpdate on `lookupField` (default email). Rows are applied in file order in chunks, so a
+lead appearing twice in one file ends with the values of its last row (Marketo: last wins).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from marketo_sandbox.bulk import files
+from marketo_sandbox.bulk.common import caller
+from marketo_sandbox.bulk.imports import (
+    LEADS,
+    RowHandler,
+    load,
+    receive_upload,
+    rows_file,
+    status_reply,
+    submit,
+)
+from marketo_sandbox.envelope import MarketoHTTPError, ok
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+#: Fields Marketo accepts as lookupField for lead imports (plus custom string/integer fields
+#: marked searchable, which the sandbox does not distinguish further).
+LOOKUP_FIELDS = (
+    "id",
+    "cookie",
+    "email",
+    "twitterId",
+    "facebookId",
+    "linkedInId",
+    "sfdcAccountId",
+    "sfdcContactId",
+    "sfdcLeadId",
+    "sfdcLeadOwnerId",
+)
+#: Lead fields a file may not set.
+READ_ONLY = frozenset({"createdAt", "updatedAt"})
+
+
+class LeadRows(RowHandler):
+    """Validates typed values against the lead describe, then createOrUpdate through the store."""
+
+    def __init__(self, store: Any, params: dict) -> None:
+        self.store = store
+        self.key = params.get("lookupField") or "email"
+        self.fields = {
+            f["name"]: f
+            for f in store.describe_lead_fields()
+            if f["name"] not in READ_ONLY and (f["name"] != "id" or self.key == "id")
+        }
+
+    def missing_key(self) -> str:
+        """Marketo's reason for a row without the lookup value."""
+        return f"Value for lookup field '{self.key}' not found"
+
+    def apply(self, records: list[dict]) -> list[tuple]:
+        """CreateOrUpdate on the lookup field."""
+        return self.store.upsert_leads(records, self.key)
+
+
+def row_handler(store: Any, params: dict) -> RowHandler:
+    """The row handler of a lead import job."""
+    return LeadRows(store, params)
+
+
+def _params(request: Request, params: dict) -> tuple[str, dict]:
+    """(format, kept parameters) or 1003 for a bad one."""
+    fmt = files.normalise_format(params.get("format"), default=None)
+    if fmt is None:
+        raise MarketoHTTPError(1003, "format is required: csv, tsv or ssv")
+    lookup = params.get("lookupField") or "email"
+    fields = {f["name"] for f in request.app.state.store.describe_lead_fields()}
+    if lookup not in fields:
+        raise MarketoHTTPError(1003, f"Invalid lookupField '{lookup}'")
+    list_id = params.get("listId") or None
+    if list_id is not None and not str(list_id).isdigit():
+        raise MarketoHTTPError(1003, f"Invalid listId '{list_id}'")
+    kept = {
+        "lookupField": lookup,
+        "listId": int(list_id) if list_id else None,
+        "partitionName": params.get("partitionName") or None,
+    }
+    return fmt, kept
+
+
+async def create(request: Request) -> Response:
+    """`POST /bulk/v1/leads.json` (multipart: file, format, lookupField, listId, partitionName)."""
+    user, params, upload, size = await receive_upload(request)
+    try:
+        fmt, kept = _params(request, params)
+    except MarketoHTTPError:
+        upload.unlink(missing_ok=True)
+        raise
+    job = submit(request, user=user, kind=LEADS, fmt=fmt, params=kept, upload=upload, size=size)
+    return ok([job])
+
+
+def _job(request: Request) -> dict:
+    user = caller(request)
+    return load(request, request.path_params["batchId"], LEADS, user)
+
+
+def status(request: Request) -> Response:
+    """`GET /bulk/v1/leads/batch/{batchId}.json`."""
+    return status_reply(_job(request))
+
+
+def failures(request: Request) -> Response:
+    """`GET /bulk/v1/leads/batch/{batchId}/failures.json`: failed rows + "Import Failure Reason"."""
+    return rows_file(_job(request), "failures")
+
+
+def warnings(request: Request) -> Response:
+    """`GET /bulk/v1/leads/batch/{batchId}/warnings.json`: rows + "Import Warning Reason"."""
+    return rows_file(_job(request), "warnings")

@@ -1,0 +1,1 @@
+"""Marketo's Data Ingestion API (persons, companies, custom objects, program members)."""

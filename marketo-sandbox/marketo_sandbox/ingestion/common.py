@@ -1,0 +1,222 @@
+"""The Data Ingestion request pipeline every object type shares.
+
+Token only in `X-Mkto-User-Token`; JSON bodies up to 1 MB and 1000 objects; a per-second request
+rate per client id (wall clock) and a daily object quota (sandbox day); 202 with an empty body
+and `X-Request-Id`, or `{error_code, message}`.
+
+Error codes, where Marketo's tables are silent, follow its pattern (HTTP status, 0, 3 digits):
+401013 bad/missing/expired token, 404040 unknown subscription or object, 4000801 bad request,
+4000802 invalid data (names the first bad object), 4130801 body over 1 MB, 429001 request rate,
+4290801 daily object quota.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from marketo_sandbox.envelope import MarketoHTTPError
+from marketo_sandbox.identity import authenticate
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from starlette.requests import Request
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_OBJECTS = 1000
+TOKEN_HEADER = "X-Mkto-User-Token"  # noqa: S105 - a header name, not a secret
+
+DEFAULTS: dict[str, Any] = {
+    "ingestion_requests_per_second": 5000,
+    "ingestion_daily_object_limit": 10_000_000,
+    "ingestion_apply_delay_seconds": 0,
+}
+
+
+def option(request_or_app: Any, name: str) -> Any:
+    """An ingestion option, falling back to its default."""
+    app = getattr(request_or_app, "app", request_or_app)
+    value = app.state.options.get(name)
+    return DEFAULTS.get(name) if value is None else value
+
+
+class IngestionError(MarketoHTTPError):
+    """`{error_code, message}` with a non-202 status (the app renders it for /subscriptions)."""
+
+    def __init__(self, http_status: int, code: str, message: str) -> None:
+        super().__init__(code, message, http_status)
+
+
+def bad_request(message: str) -> IngestionError:
+    """4000801: the request as a whole is wrong."""
+    return IngestionError(400, "4000801", message)
+
+
+def invalid_data(index: str | int, message: str) -> IngestionError:
+    """4000802 naming the first bad object, e.g. `persons[3]`."""
+    where = f"index {index}" if isinstance(index, int) else str(index)
+    return IngestionError(400, "4000802", f"Invalid data at {where}: {message}")
+
+
+class _RateWindow:
+    """Requests per second per client id, on the wall clock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, collections.deque[float]] = collections.defaultdict(
+            collections.deque
+        )
+
+    def admit(self, client: str, limit: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            window = self._calls[client]
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= limit:
+                return False
+            window.append(now)
+            return True
+
+
+_RATES: dict[int, _RateWindow] = {}
+_RATES_LOCK = threading.Lock()
+
+
+def _rate_window(app: Any) -> _RateWindow:
+    with _RATES_LOCK:
+        return _RATES.setdefault(id(app), _RateWindow())
+
+
+def _authenticate(request: Request) -> str:
+    if "access_token" in request.query_params:
+        raise IngestionError(
+            401, "401013", f"Access token must be sent in the {TOKEN_HEADER} header, not the URL"
+        )
+    try:
+        user = authenticate(request, allow_query_token=False, header=TOKEN_HEADER)
+    except MarketoHTTPError as exc:
+        messages = {
+            "600": f"Access token missing: send it in the {TOKEN_HEADER} header",
+            "601": "Access token invalid",
+            "602": "Access token expired",
+        }
+        raise IngestionError(401, "401013", messages.get(exc.code, exc.message)) from None
+    return user.client_id
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refusing (413) as soon as it passes 1 MB, without reading further."""
+    length = request.headers.get("content-length")
+    too_big = IngestionError(413, "4130801", "Request Entity Too Large: the limit is 1 MB")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def count_objects(request: Request, objects: int) -> None:
+    """Charge the daily object quota (sandbox day, kept in SQLite); 4290801 when it would pass."""
+    from marketo_sandbox.ingestion.apply import USAGE  # noqa: PLC0415
+
+    app = request.app
+    limit = int(option(request, "ingestion_daily_object_limit"))
+    day = str(app.state.clock.quota_day())
+    with app.state.store.tx() as conn:
+        row = conn.execute(f"SELECT objects FROM {USAGE} WHERE day = ?", (day,)).fetchone()  # noqa: S608
+        used = row[0] if row else 0
+        if used + objects > limit:
+            raise IngestionError(
+                429, "4290801", f"Daily object quota exceeded ({used} of {limit} used today)"
+            )
+        conn.execute(
+            f"INSERT INTO {USAGE} (day, objects) VALUES (?, ?) "  # noqa: S608
+            "ON CONFLICT (day) DO UPDATE SET objects = objects + excluded.objects",
+            (day, objects),
+        )
+
+
+async def handle(
+    request: Request,
+    validate: Callable[[Request, dict], tuple[str, dict, int]],
+) -> Response:
+    """Run the shared checks, the object type's `validate` → (kind, plan, objects), then accept."""
+    from marketo_sandbox.ingestion import apply  # noqa: PLC0415
+
+    client = _authenticate(request)
+    munchkin = request.path_params.get("munchkinId")
+    if munchkin != request.app.state.munchkin_id:
+        raise IngestionError(404, "404040", f"Subscription '{munchkin}' not found")
+    limit = int(option(request, "ingestion_requests_per_second"))
+    if not _rate_window(request.app).admit(client, limit):
+        raise IngestionError(429, "429001", f"Too many requests: limit {limit} per second")
+    if request.query_params:
+        raise bad_request("Query parameters are not accepted")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise bad_request("Content-Type must be application/json")
+    raw = await _read_body(request)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("Malformed JSON body") from None
+    if not isinstance(body, dict):
+        raise bad_request("The body must be a JSON object")
+    kind, plan, objects = validate(request, body)
+    count_objects(request, objects)
+    request_id = str(uuid.uuid4())
+    await run_in_threadpool(apply.accept, request.app, kind, plan, request_id)
+    return Response(status_code=202, headers={"X-Request-Id": request_id})
+
+
+def one_of(body: dict, names: tuple[str, ...], what: str) -> Any:
+    """The value of exactly one of `names` (Marketo accepts aliases such as input/persons)."""
+    present = [n for n in names if n in body]
+    if len(present) > 1:
+        raise bad_request(f"Give only one of {', '.join(present)}")
+    if not present:
+        raise bad_request(f"{what} is required ({' or '.join(names)})")
+    return body[present[0]]
+
+
+def object_list(value: Any, what: str) -> list:
+    """A non-empty array of at most 1000 objects."""
+    if not isinstance(value, list) or not value:
+        raise bad_request(f"{what} must be a non-empty array")
+    if len(value) > MAX_OBJECTS:
+        raise bad_request(f"Too many objects: {len(value)} {what} (limit {MAX_OBJECTS})")
+    return value
+
+
+def check_priority(body: dict) -> str:
+    """`priority`: normal (default) or high."""
+    priority = body.get("priority", "normal")
+    if priority not in ("normal", "high"):
+        raise bad_request(f"Invalid priority '{priority}': normal or high")
+    return priority
+
+
+def check_keys(body: dict, allowed: tuple[str, ...]) -> None:
+    """4000801 for an attribute the endpoint does not know."""
+    unknown = [k for k in body if k not in allowed]
+    if unknown:
+        raise bad_request(f"Unknown attribute '{unknown[0]}'")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text."""
+    return orjson.dumps(value).decode()

@@ -1,0 +1,113 @@
+"""Data Ingestion Persons: `POST /subscriptions/{munchkinId}/persons` (insert or update leads).
+
+`dedupeFields` (field1, field2; ANDed) default to email. Allowed: id, email, the sfdc* ids, and
+string/integer lead fields (the seed's example dedupes on email + firstName). `partitionName` is
+checked for shape only: the sandbox has one lead partition (assumed, documented).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from marketo_sandbox.ingestion.common import (
+    bad_request,
+    check_keys,
+    check_priority,
+    invalid_data,
+    object_list,
+)
+from marketo_sandbox.storage import LEAD, check_value
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+NAMED_DEDUPE = ("id", "email", "sfdcAccountId", "sfdcContactId", "sfdcLeadId", "sfdcLeadOwnerId")
+DEDUPE_TYPES = ("string", "integer", "email")
+READ_ONLY = frozenset({"createdAt", "updatedAt"})
+
+
+def validate(request: Request, body: dict) -> tuple[str, dict, int]:
+    """Check the request; invalid persons → 4000802 naming the first."""
+    store = request.app.state.store
+    check_keys(body, ("priority", "partitionName", "dedupeFields", "persons"))
+    check_priority(body)
+    partition = body.get("partitionName")
+    if partition is not None and (not isinstance(partition, str) or not partition.strip()):
+        raise bad_request("partitionName must be a non-empty string")
+    fields = store.field_map(LEAD)
+    dedupe = _dedupe_fields(body.get("dedupeFields"), fields)
+    persons = object_list(body.get("persons"), "persons")
+    clean: list[dict] = []
+    for index, person in enumerate(persons):
+        if not isinstance(person, dict) or not person:
+            raise invalid_data(index, "a person must be a non-empty object")
+        row: dict[str, Any] = {}
+        for name, value in person.items():
+            field = fields.get(name)
+            if field is None:
+                raise invalid_data(index, f"unknown field '{name}'")
+            if name in READ_ONLY:
+                raise invalid_data(index, f"field '{name}' is not updateable")
+            try:
+                row[name] = check_value(field, value)
+            except ValueError as exc:
+                raise invalid_data(index, str(exc)) from None
+        missing = [f for f in dedupe if row.get(f) in (None, "")]
+        if missing:
+            raise invalid_data(index, f"missing dedupe field '{missing[0]}'")
+        clean.append(row)
+    return "persons", {"dedupe": dedupe, "persons": clean}, len(clean)
+
+
+def _dedupe_fields(value: Any, fields: dict[str, dict]) -> list[str]:
+    if value is None:
+        return ["email"]
+    if not isinstance(value, dict) or not value or set(value) - {"field1", "field2"}:
+        raise bad_request("dedupeFields must be an object with field1 and optionally field2")
+    if "field1" not in value:
+        raise bad_request("dedupeFields.field1 is required")
+    names = [value["field1"]] + ([value["field2"]] if "field2" in value else [])
+    for name in names:
+        field = fields.get(name) if isinstance(name, str) else None
+        if field is None or (name not in NAMED_DEDUPE and field["dataType"] not in DEDUPE_TYPES):
+            raise bad_request(f"Invalid dedupe field '{name}'")
+    if len(set(names)) != len(names):
+        raise bad_request("dedupeFields repeat a field")
+    return names
+
+
+def _match(conn: Any, fields: dict[str, dict], row: dict, dedupe: list[str]) -> list[int]:
+    """Leads whose dedupe fields all equal the person's (AND)."""
+    where, params = [], []
+    for name in dedupe:
+        column = fields[name]["column"]
+        if column:
+            where.append(f"{column} = ?")
+        else:
+            where.append("json_extract(data, ?) = ?")
+            params.append(f"$.{name}")
+        params.append(row[name])
+    sql = f"SELECT id FROM leads WHERE {' AND '.join(where)} LIMIT 2"  # noqa: S608
+    return [r[0] for r in conn.execute(sql, params)]
+
+
+def apply(store: Any, plan: dict) -> list[str]:
+    """Insert or update each person; returns the problems met (logged by the caller)."""
+    dedupe: list[str] = plan["dedupe"]
+    problems: list[str] = []
+    if len(dedupe) == 1:
+        results = store.upsert_leads(plan["persons"], dedupe[0])
+        return [r[2] for r in results if r[0] == "failed"]
+    fields = store.field_map(LEAD)
+    for row in plan["persons"]:
+        matches = _match(store.conn(), fields, row, dedupe)
+        if len(matches) > 1:
+            problems.append("several leads match the dedupe fields")
+            continue
+        if matches:
+            result = store.upsert_leads([{**row, "id": matches[0]}], "id")[0]
+        else:
+            result = store.upsert_leads([row], dedupe[0])[0]
+        if result[0] == "failed":
+            problems.append(result[2])
+    return problems

@@ -1,0 +1,57 @@
+"""Data Ingestion routes, mirroring `https://mkto-ingestion-api.adobe.io/subscriptions/{munchkinId}/...`.
+
+The sandbox serves them on its own host (`ingestion_base_url == base_url`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.routing import Route
+
+from marketo_sandbox.admin import register_dump
+from marketo_sandbox.ingestion import companies, custom_objects, persons, program_members
+from marketo_sandbox.ingestion.common import handle
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+BASE = "/subscriptions/{munchkinId}"
+
+
+async def post_persons(request: Request) -> Response:
+    """`POST /subscriptions/{munchkinId}/persons`."""
+    return await handle(request, persons.validate)
+
+
+async def post_custom_objects(request: Request) -> Response:
+    """`POST /subscriptions/{munchkinId}/customobjects/{apiName}`."""
+    return await handle(request, custom_objects.validate)
+
+
+async def post_companies(request: Request) -> Response:
+    """`POST /subscriptions/{munchkinId}/companies`."""
+    return await handle(request, companies.validate)
+
+
+async def post_program_members(request: Request) -> Response:
+    """`POST /subscriptions/{munchkinId}/programmembers`."""
+    return await handle(request, program_members.validate)
+
+
+async def post_program_members_delete(request: Request) -> Response:
+    """`POST /subscriptions/{munchkinId}/programmembers/delete`."""
+    return await handle(request, program_members.validate_delete)
+
+
+ROUTES = [
+    Route(f"{BASE}/persons", post_persons, methods=["POST"]),
+    Route(f"{BASE}/customobjects/{{apiName}}", post_custom_objects, methods=["POST"]),
+    Route(f"{BASE}/companies", post_companies, methods=["POST"]),
+    Route(f"{BASE}/programmembers", post_program_members, methods=["POST"]),
+    Route(f"{BASE}/programmembers/delete", post_program_members_delete, methods=["POST"]),
+]
+
+register_dump("companies", companies.dump)
+register_dump("custom_objects", custom_objects.dump)

@@ -1,0 +1,1 @@
+"""The demo scripts/demo runs: sample input files and the helper that prints results."""

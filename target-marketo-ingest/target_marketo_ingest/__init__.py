@@ -1,1 +1,8 @@
 """Singer target writing into Marketo."""
+
+from importlib import metadata
+
+try:
+    __version__ = metadata.version("target-marketo-ingest")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"

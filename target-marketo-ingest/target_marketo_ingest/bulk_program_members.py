@@ -1,0 +1,106 @@
+"""Bulk Program Member Import: `POST /bulk/v1/program/{programId}/members/import.json`.
+
+One file per (program, status): the status is a parameter of the job, not a column.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from target_marketo_ingest.bulk_import import BulkImportWriter, GroupSpec, ImportFile
+from target_marketo_ingest.programs import program_and_status
+
+if t.TYPE_CHECKING:
+    from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.programs import ProgramCatalog
+    from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
+    from target_marketo_ingest.validation import RecordValidator
+
+
+class BulkProgramMemberImport:
+    """The four calls of Marketo's bulk program member import."""
+
+    name = "bulk program member import"
+
+    def create(self, client: t.Any, file: ImportFile, content: bytes) -> dict:
+        """Upload one CSV file for one program and status."""
+        program_id = file.params["programId"]
+        envelope = client.post(
+            f"/bulk/v1/program/{program_id}/members/import.json",
+            data={"format": "csv", "programMemberStatus": file.params["programMemberStatus"]},
+            files={"file": (file.path.name, content, "text/csv")},
+        )
+        return envelope["result"][0]
+
+    def status(self, client: t.Any, batch_id: t.Any) -> dict:
+        """Current status of an import job."""
+        return client.get(f"/bulk/v1/program/members/import/{batch_id}/status.json")["result"][0]
+
+    def failures_path(self, batch_id: t.Any) -> str:
+        """Rows that failed, with Marketo's reason appended."""
+        return f"/bulk/v1/program/members/import/{batch_id}/failures.json"
+
+    def warnings_path(self, batch_id: t.Any) -> str:
+        """Rows imported with a warning."""
+        return f"/bulk/v1/program/members/import/{batch_id}/warnings.json"
+
+
+class BulkProgramMembersWriter:
+    """Records -> CSV rows keyed by email, one open file per (program, status).
+
+    Records marked deleted (`_sdc_deleted_at`) cannot go through an import; they are
+    removed with the REST delete endpoint instead.
+    """
+
+    def __init__(
+        self,
+        ctx: WriteContext,
+        validator: RecordValidator,
+        catalog: ProgramCatalog,
+        deletes: RestProgramMembersWriter,
+    ) -> None:
+        self.ctx = ctx
+        self.route = ctx.route
+        self.catalog = catalog
+        self._to_row = validator.to_row
+        self._deletes = deletes
+        self.bulk = BulkImportWriter(
+            ctx,
+            BulkProgramMemberImport(),
+            validator.header,
+            [validator.header.index("email")],
+        )
+        self._add = self.bulk.add
+        self._groups: dict[tuple[int, str], GroupSpec] = {}
+
+    def add(self, record: dict, seq: int, line_no: int) -> None:
+        """Validate and buffer one record; raises RecordRejected."""
+        if record.get("_sdc_deleted_at"):
+            self._deletes.add(record, seq, line_no)
+            return
+        program_id, status = program_and_status(self.route, record, self.catalog)
+        row = self._to_row(record)
+        key = (program_id, status)
+        group = self._groups.get(key)
+        if group is None:
+            group = (
+                key,
+                {"programId": program_id, "programMemberStatus": status},
+                f"program {program_id} status {status!r} ",
+            )
+            self._groups[key] = group
+        self._add(row, seq, line_no, group)
+
+    def flush(self) -> None:
+        """Roll open files and send pending deletes."""
+        self.bulk.flush()
+        self._deletes.flush()
+
+    def oldest_open_age(self) -> float:
+        """Age of the oldest buffered record."""
+        return max(self.bulk.oldest_open_age(), self._deletes.oldest_open_age())
+
+    def close(self) -> None:
+        """Flush and wait for every import."""
+        self._deletes.close()
+        self.bulk.close()

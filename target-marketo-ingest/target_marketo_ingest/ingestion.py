@@ -1,0 +1,319 @@
+"""Data Ingestion API: persons, companies, custom objects, program members (sync and delete).
+
+Bodies are packed to the tightest of 1 MB and 1000 objects (program members count lead
+references across programs), sent by a bounded number of parallel requests, each with its
+own `X-Correlation-Id`. 202 means accepted (asynchronous), so records count as "accepted".
+A 4xx on a batch (invalid data, 413 too large) splits it in halves until the bad records are
+alone; only those are rejected, with Marketo's error_code and message. 429/5xx are retried by
+marketo_common; if they never clear, the run stops without passing STATE over the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import typing as t
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import orjson
+
+from target_marketo_ingest.programs import program_and_status
+from target_marketo_ingest.rest_program_members import lead_id_of
+from target_marketo_ingest.routing import (
+    INGEST_COMPANIES,
+    INGEST_CUSTOM_OBJECT,
+    INGEST_PERSONS,
+    INGEST_PROGRAM_MEMBERS,
+)
+from target_marketo_ingest.validation import RecordRejected
+
+if t.TYPE_CHECKING:
+    from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.programs import ProgramCatalog
+    from target_marketo_ingest.validation import RecordValidator
+
+SPLIT_STATUSES = frozenset({400, 413, 422})
+# 4000801 is about the request as a whole (bad attribute, unknown program): splitting cannot
+# isolate a record, so the batch's records are rejected with it.
+WHOLE_REQUEST_CODES = frozenset({"4000801"})
+MEMBER_GROUP_OVERHEAD = 64  # {"programId":N,"status":"","members":[]}, around each group
+
+
+def _json_default(value: t.Any) -> t.Any:
+    return str(value)
+
+
+@dataclass
+class _Entry:
+    data: bytes
+    group: tuple | None
+    line: int
+    record: dict
+
+
+@dataclass
+class _Batch:
+    unit: int
+    prefix_size: int
+    entries: dict[t.Any, _Entry] = field(default_factory=dict)
+    groups: dict[tuple, int] = field(default_factory=dict)
+    size: int = 0
+    opened_at: float = field(default_factory=time.monotonic)
+
+
+class IngestionEndpoint:
+    """Path and body layout of one Data Ingestion object type."""
+
+    def __init__(self, ctx: WriteContext, *, delete: bool = False) -> None:
+        route = ctx.route
+        self.members = route.method == INGEST_PROGRAM_MEMBERS
+        self.delete = delete
+        header: dict[str, t.Any] = {}
+        if route.method == INGEST_PERSONS:
+            self.path = "/subscriptions/{munchkinId}/persons"
+            self.list_key = "persons"
+            if route.priority:
+                header["priority"] = route.priority
+            if route.partition_name:
+                header["partitionName"] = route.partition_name
+            if route.dedupe_fields:
+                header["dedupeFields"] = {
+                    f"field{i + 1}": name for i, name in enumerate(route.dedupe_fields)
+                }
+        elif route.method == INGEST_COMPANIES:
+            self.path = "/subscriptions/{munchkinId}/companies"
+            self.list_key = "input"
+            header["action"] = route.action or "createOrUpdate"
+            header["dedupeBy"] = route.dedupe_by or "dedupeFields"
+        elif route.method == INGEST_CUSTOM_OBJECT:
+            self.path = f"/subscriptions/{{munchkinId}}/customobjects/{route.custom_object_name}"
+            self.list_key = "customObjects"
+            if route.priority:
+                header["priority"] = route.priority
+            if route.dedupe_by:
+                header["dedupeBy"] = route.dedupe_by
+        else:
+            self.path = "/subscriptions/{munchkinId}/programmembers" + ("/delete" if delete else "")
+            self.list_key = "programs"
+            if route.priority:
+                header["priority"] = route.priority
+        head = orjson.dumps(header)[:-1]
+        self.prefix = head + (b"," if header else b"") + f'"{self.list_key}":['.encode()
+        self.suffix = b"]}"
+
+    def body(self, entries: list[_Entry]) -> bytes:
+        """The request body, joined from each record's JSON encoded once."""
+        if not self.members:
+            return self.prefix + b",".join(e.data for e in entries) + self.suffix
+        groups: dict[tuple, list[bytes]] = {}
+        for entry in entries:
+            groups.setdefault(t.cast("tuple", entry.group), []).append(entry.data)
+        parts = []
+        for (program_id, status), members in groups.items():
+            head = (
+                {"programId": program_id}
+                if self.delete
+                else {
+                    "programId": program_id,
+                    "status": status,
+                }
+            )
+            parts.append(orjson.dumps(head)[:-1] + b',"members":[' + b",".join(members) + b"]}")
+        return self.prefix + b",".join(parts) + self.suffix
+
+
+class IngestionWriter:
+    """Sink-facing side of the Data Ingestion API for one stream."""
+
+    def __init__(
+        self,
+        ctx: WriteContext,
+        validator: RecordValidator | None,
+        catalog: ProgramCatalog,
+        key_fields: tuple[str, ...],
+    ) -> None:
+        self.ctx = ctx
+        self.route = ctx.route
+        self.validator = validator
+        self.catalog = catalog
+        self._key_fields = key_fields
+        self._members = ctx.route.method == INGEST_PROGRAM_MEMBERS
+        self._sync = IngestionEndpoint(ctx)
+        self._delete = IngestionEndpoint(ctx, delete=True) if self._members else None
+        self._open: dict[bool, _Batch] = {}
+        opts = ctx.options
+        self._max_bytes = opts.ingestion_max_bytes
+        self._max_objects = opts.ingestion_max_objects
+        parallel = max(1, opts.ingestion_parallel_requests)
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="ingest")
+        self._slots = threading.BoundedSemaphore(parallel * 2)
+        self._futures: list = []
+
+    def add(self, record: dict, seq: int, line_no: int) -> None:
+        """Validate, encode once and pack one record; raises RecordRejected."""
+        deleted = self._members and bool(record.get("_sdc_deleted_at"))
+        if self._members:
+            program_id, status = program_and_status(
+                self.route, record, self.catalog, need_status=not deleted
+            )
+            lead_id = lead_id_of(record)
+            obj: dict = {"leadId": lead_id}
+            group: tuple | None = (program_id, status)
+            key: t.Any = (program_id, lead_id)
+        else:
+            obj = t.cast("RecordValidator", self.validator).to_object(record)
+            group = None
+            key = tuple(obj.get(name) for name in self._key_fields) if self._key_fields else seq
+        data = orjson.dumps(obj, default=_json_default)
+        endpoint = self._delete if deleted else self._sync
+        limit = self._max_bytes - len(endpoint.prefix) - len(endpoint.suffix)
+        if len(data) + MEMBER_GROUP_OVERHEAD > limit:
+            raise RecordRejected(
+                "record_too_large",
+                f"the record is {len(data)} bytes as JSON; a Data Ingestion request is at "
+                f"most {self._max_bytes} bytes",
+            )
+        batch = self._open.get(deleted)
+        extra = len(data) + 1
+        new_group = group is not None and group not in (batch.groups if batch else {})
+        if new_group:
+            extra += MEMBER_GROUP_OVERHEAD + len(str(group[1] or ""))
+        if (
+            batch is not None
+            and (len(batch.entries) + 1 > self._max_objects or batch.size + extra > limit)
+            and key not in batch.entries
+        ):
+            self._submit(deleted, batch)
+            batch = None
+        if batch is None:
+            batch = _Batch(self.ctx.checkpoints.open_unit(seq), len(endpoint.prefix))
+            self._open[deleted] = batch
+            new_group = group is not None
+            if new_group:
+                extra = len(data) + 1 + MEMBER_GROUP_OVERHEAD + len(str(group[1] or ""))
+        old = batch.entries.pop(key, None)
+        if old is not None:
+            batch.size -= len(old.data) + 1
+            self.ctx.summary.add("superseded")
+        if group is not None:
+            batch.groups[group] = batch.groups.get(group, 0) + 1
+            if old is not None and old.group is not None:
+                batch.groups[old.group] -= 1
+        batch.entries[key] = _Entry(data, group, line_no, record)
+        batch.size += extra
+
+    def flush(self) -> None:
+        """Send every open batch."""
+        for deleted, batch in list(self._open.items()):
+            self._submit(deleted, batch)
+
+    def oldest_open_age(self) -> float:
+        """Age of the oldest buffered record."""
+        now = time.monotonic()
+        return max((now - b.opened_at for b in self._open.values() if b.entries), default=0.0)
+
+    def close(self) -> None:
+        """Send what is left and wait for every request."""
+        try:
+            self.flush()
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+        self._raise_fatal()
+
+    def _raise_fatal(self) -> None:
+        from target_marketo_ingest.errors import TargetError  # noqa: PLC0415
+
+        error = self.ctx.fatal.error
+        if error is not None:
+            raise error if isinstance(error, TargetError) else TargetError(str(error))
+
+    def _submit(self, deleted: bool, batch: _Batch) -> None:
+        self._open.pop(deleted, None)
+        if not batch.entries:
+            self.ctx.checkpoints.close_unit(batch.unit)
+            return
+        endpoint = self._delete if deleted else self._sync
+        entries = list(batch.entries.values())
+        if self.ctx.options.dry_run:
+            body = endpoint.body(entries)
+            self.ctx.summary.add("requests")
+            self.ctx.summary.add("dry_run", len(entries))
+            self.ctx.logger.info(
+                "Stream '%s': dry run: built %s request (%d objects, %d bytes); not sent",
+                self.ctx.stream,
+                endpoint.path,
+                len(entries),
+                len(body),
+            )
+            self.ctx.checkpoints.close_unit(batch.unit)
+            return
+        self._raise_fatal()
+        while not self._slots.acquire(timeout=0.5):  # backpressure: input pauses
+            self._raise_fatal()
+        self._futures = [f for f in self._futures if not f.done()]
+        future = self._pool.submit(self._run, endpoint, entries, batch.unit)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+
+    def _run(self, endpoint: IngestionEndpoint, entries: list[_Entry], unit: int) -> None:
+        try:
+            self._send(endpoint, entries)
+            self.ctx.checkpoints.close_unit(unit)
+        except BaseException as exc:
+            self.ctx.fatal.set(exc)
+
+    def _send(self, endpoint: IngestionEndpoint, entries: list[_Entry]) -> None:
+        from marketo_common import IngestionAPIError  # noqa: PLC0415
+
+        ctx = self.ctx
+        body = endpoint.body(entries)
+        correlation_id = str(uuid.uuid4())
+        ctx.summary.add("requests")
+        ctx.api_call()
+        try:
+            request_id = ctx.client.ingest(endpoint.path, body, correlation_id=correlation_id)
+        except IngestionAPIError as exc:
+            status = exc.http_status or 0
+            if status not in SPLIT_STATUSES:
+                raise
+            ctx.logger.info(
+                "Stream '%s': %s refused %d objects (HTTP %s, %s: %s, X-Correlation-Id %s); %s",
+                ctx.stream,
+                endpoint.path,
+                len(entries),
+                status,
+                exc.code,
+                exc.message,
+                correlation_id,
+                "splitting"
+                if len(entries) > 1 and exc.code not in WHOLE_REQUEST_CODES
+                else "rejecting its records",
+            )
+            if len(entries) == 1 or exc.code in WHOLE_REQUEST_CODES:
+                for entry in entries:
+                    ctx.reject(
+                        line=entry.line,
+                        reason="record_too_large" if status == 413 else "marketo_invalid",  # noqa: PLR2004
+                        message=exc.message,
+                        record=entry.record,
+                        code=exc.code or str(status),
+                    )
+                return
+            middle = len(entries) // 2
+            self._send(endpoint, entries[:middle])
+            self._send(endpoint, entries[middle:])
+            return
+        ctx.summary.add("accepted", len(entries))
+        ctx.logger.info(
+            "Stream '%s': %s accepted %d objects (%d bytes), X-Correlation-Id %s, X-Request-Id %s",
+            ctx.stream,
+            endpoint.path,
+            len(entries),
+            len(body),
+            correlation_id,
+            request_id,
+        )

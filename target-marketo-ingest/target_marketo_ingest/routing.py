@@ -1,0 +1,196 @@
+"""Which write method a stream goes to, from the `streams` setting or the stream's name."""
+
+from __future__ import annotations
+
+import fnmatch
+import typing as t
+from dataclasses import dataclass, field, fields, replace
+
+from target_marketo_ingest.errors import SettingError
+
+BULK_LEADS = "bulk_leads"
+BULK_PROGRAM_MEMBERS = "bulk_program_members"
+INGEST_PERSONS = "ingest_persons"
+INGEST_COMPANIES = "ingest_companies"
+INGEST_CUSTOM_OBJECT = "ingest_custom_object"
+INGEST_PROGRAM_MEMBERS = "ingest_program_members"
+REST_PROGRAM_MEMBERS = "rest_program_members"
+
+METHODS = (
+    BULK_LEADS,
+    BULK_PROGRAM_MEMBERS,
+    INGEST_PERSONS,
+    INGEST_COMPANIES,
+    INGEST_CUSTOM_OBJECT,
+    INGEST_PROGRAM_MEMBERS,
+    REST_PROGRAM_MEMBERS,
+)
+PROGRAM_MEMBER_METHODS = (BULK_PROGRAM_MEMBERS, INGEST_PROGRAM_MEMBERS, REST_PROGRAM_MEMBERS)
+
+# A plain pipeline (tap-marketo-members, tap-postgres tables named after Marketo objects)
+# works without a mapping: these names pick a method on their own.
+DEFAULT_METHODS: dict[str, str] = {
+    "leads": BULK_LEADS,
+    "lead": BULK_LEADS,
+    "persons": BULK_LEADS,
+    "person": BULK_LEADS,
+    "program_members": BULK_PROGRAM_MEMBERS,
+    "programmembers": BULK_PROGRAM_MEMBERS,
+    "program_member": BULK_PROGRAM_MEMBERS,
+    "members": BULK_PROGRAM_MEMBERS,
+    "companies": INGEST_COMPANIES,
+    "company": INGEST_COMPANIES,
+}
+
+PRIORITIES = ("normal", "high")
+ACTIONS = ("createOnly", "updateOnly", "createOrUpdate")
+DEDUPE_BY = ("dedupeFields", "idField")
+
+
+@dataclass(frozen=True)
+class StreamRoute:
+    """How one stream is written; every field has the default a plain pipeline needs."""
+
+    stream: str
+    method: str
+    lookup_field: str = "email"
+    list_id: int | None = None
+    partition_name: str | None = None
+    program_id: int | None = None
+    status: str | None = None
+    program_id_field: str = "programId"
+    status_field: str = "statusName"
+    dedupe_fields: tuple[str, ...] = ()
+    dedupe_by: str | None = None
+    action: str | None = None
+    priority: str | None = None
+    custom_object_name: str | None = None
+    field_map: dict[str, str] = field(default_factory=dict)
+    setting_key: str | None = None
+
+    @property
+    def is_program_members(self) -> bool:
+        """True for the methods that write program membership."""
+        return self.method in PROGRAM_MEMBER_METHODS
+
+    def setting(self, name: str) -> str:
+        """The setting path used in error messages, e.g. `streams.leads.lookup_field`."""
+        return f"streams.{self.setting_key or self.stream}.{name}"
+
+
+_ROUTE_KEYS = {f.name for f in fields(StreamRoute)} - {"stream", "setting_key"}
+
+
+def _as_int(value: t.Any, path: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise SettingError(f"{path}: expected an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingError(f"{path}: expected an integer, got {value!r}") from None
+
+
+def _as_str(value: t.Any, path: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise SettingError(f"{path}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(value: t.Any, path: str, choices: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    if value not in choices:
+        raise SettingError(f"{path}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
+    """Validate one `streams` entry; errors name the exact setting."""
+    base = f"streams.{key}"
+    if not isinstance(raw, dict):
+        raise SettingError(f"{base}: expected an object with at least 'method', got {raw!r}")
+    unknown = sorted(set(raw) - _ROUTE_KEYS)
+    if unknown:
+        raise SettingError(
+            f"{base}.{unknown[0]}: unknown option (known: {', '.join(sorted(_ROUTE_KEYS))})"
+        )
+    method = raw.get("method") or DEFAULT_METHODS.get(stream.lower())
+    if method is None:
+        raise SettingError(f"{base}.method: required (one of {', '.join(METHODS)})")
+    _choice(method, f"{base}.method", METHODS)
+    dedupe_fields = raw.get("dedupe_fields") or ()
+    if isinstance(dedupe_fields, str):
+        dedupe_fields = (dedupe_fields,)
+    if not isinstance(dedupe_fields, (list, tuple)) or not all(
+        isinstance(f, str) and f for f in dedupe_fields
+    ):
+        raise SettingError(f"{base}.dedupe_fields: expected a list of field names")
+    if len(dedupe_fields) > 2 and method == INGEST_PERSONS:  # noqa: PLR2004
+        raise SettingError(f"{base}.dedupe_fields: persons take at most 2 dedupe fields")
+    field_map = raw.get("field_map") or {}
+    if not isinstance(field_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in field_map.items()
+    ):
+        raise SettingError(f"{base}.field_map: expected an object of input name -> Marketo name")
+    route = StreamRoute(
+        stream=stream,
+        method=method,
+        lookup_field=_as_str(raw.get("lookup_field"), f"{base}.lookup_field") or "email",
+        list_id=_as_int(raw.get("list_id"), f"{base}.list_id"),
+        partition_name=_as_str(raw.get("partition_name"), f"{base}.partition_name"),
+        program_id=_as_int(raw.get("program_id"), f"{base}.program_id"),
+        status=_as_str(raw.get("status"), f"{base}.status"),
+        program_id_field=_as_str(raw.get("program_id_field"), f"{base}.program_id_field")
+        or "programId",
+        status_field=_as_str(raw.get("status_field"), f"{base}.status_field") or "statusName",
+        dedupe_fields=tuple(dedupe_fields),
+        dedupe_by=_choice(raw.get("dedupe_by"), f"{base}.dedupe_by", DEDUPE_BY),
+        action=_choice(raw.get("action"), f"{base}.action", ACTIONS),
+        priority=_choice(raw.get("priority"), f"{base}.priority", PRIORITIES),
+        custom_object_name=_as_str(raw.get("custom_object_name"), f"{base}.custom_object_name"),
+        field_map=dict(field_map),
+        setting_key=key,
+    )
+    if method == INGEST_CUSTOM_OBJECT and not route.custom_object_name:
+        raise SettingError(f"{base}.custom_object_name: required for method {method}")
+    if (
+        route.status is not None
+        and route.status.lower() == "not in program"
+        and method == INGEST_PROGRAM_MEMBERS
+    ):
+        raise SettingError(
+            f"{base}.status: 'Not in Program' cannot be synced; send deletes instead"
+        )
+    return route
+
+
+def validate_streams_setting(streams: t.Any) -> None:
+    """Check every entry of `streams` up front so a bad setting fails before any input."""
+    if streams is None:
+        return
+    if not isinstance(streams, dict):
+        raise SettingError("streams: expected an object of stream name or glob -> options")
+    for key, raw in streams.items():
+        parse_route(key if not _is_glob(key) else "*", key, raw)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def resolve_route(stream: str, streams: dict | None) -> StreamRoute | None:
+    """Exact name first, then globs in the order given, then defaults by stream name."""
+    streams = streams or {}
+    if stream in streams:
+        return parse_route(stream, stream, streams[stream])
+    for key, raw in streams.items():
+        if _is_glob(key) and fnmatch.fnmatchcase(stream, key):
+            return parse_route(stream, key, raw)
+    method = DEFAULT_METHODS.get(stream.lower())
+    if method is None:
+        return None
+    return replace(StreamRoute(stream=stream, method=method), setting_key=stream)

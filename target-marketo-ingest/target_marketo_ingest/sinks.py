@@ -1,0 +1,186 @@
+"""One sink per stream: validates each record and hands it to its write method.
+
+The SDK's per-record pipeline (jsonschema validation, timestamp parsing, draining every
+10,000 rows) is bypassed on purpose: validation is precompiled per field, and records leave
+through the write method's own files and requests, whose outcomes drive STATE.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk.sinks import Sink
+
+from target_marketo_ingest.bulk_leads import BulkLeadsWriter
+from target_marketo_ingest.bulk_program_members import BulkProgramMembersWriter
+from target_marketo_ingest.errors import InputError
+from target_marketo_ingest.ingestion import IngestionWriter
+from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
+from target_marketo_ingest.routing import (
+    BULK_LEADS,
+    BULK_PROGRAM_MEMBERS,
+    INGEST_COMPANIES,
+    INGEST_CUSTOM_OBJECT,
+    INGEST_PERSONS,
+    INGEST_PROGRAM_MEMBERS,
+    REST_PROGRAM_MEMBERS,
+)
+from target_marketo_ingest.validation import RecordRejected, build_validator
+
+if t.TYPE_CHECKING:
+    from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.target import TargetMarketoIngest
+    from target_marketo_ingest.validation import FieldSpec
+
+# Program member fields that say which program and status, or identify the member: never
+# columns of an import file or member data update.
+MEMBER_CONTROL_FIELDS = frozenset({"programId", "statusName", "status", "leadId", "program"})
+
+
+class MarketoSink(Sink):
+    """Routes one stream's records to its write method."""
+
+    def __init__(
+        self,
+        target: TargetMarketoIngest,
+        stream_name: str,
+        schema: dict,
+        key_properties: t.Sequence[str] | None,
+    ) -> None:
+        self._target = target
+        super().__init__(target, stream_name, schema, key_properties)
+        self.ctx: WriteContext = target.new_context(stream_name)
+        self.route = self.ctx.route
+        self.writer = self._build_writer()
+        self._add = self.writer.add
+        self.summary = self.ctx.summary
+
+    def get_validator(self) -> None:
+        """Records are checked per field by our own validator (see validation.py)."""
+        return
+
+    def accept(self, record: dict, seq: int, line_no: int) -> None:
+        """One record in: buffered for its write method, or rejected with its reason."""
+        self.summary.received += 1
+        try:
+            self._add(record, seq, line_no)
+        except RecordRejected as exc:
+            self.ctx.reject(
+                line=line_no,
+                reason=exc.reason,
+                message=exc.message,
+                record=record,
+                field=exc.field,
+            )
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """SDK entry point; the target calls `accept` directly with the line number."""
+        _ = context
+        self.accept(record, self._target.next_seq(), self._target.current_line)
+
+    def process_batch(self, context: dict) -> None:
+        """Nothing to drain: write methods send as files and batches fill."""
+        _ = context
+
+    # -------------------------------------------------------------- building
+
+    def _build_writer(self) -> t.Any:  # noqa: PLR0911
+        route = self.route
+        target = self._target
+        catalog = target.program_catalog
+        method = route.method
+        if method == BULK_LEADS:
+            validator = self._make_validator(
+                target.describe("leads"), required=[route.lookup_field], csv=True
+            )
+            return BulkLeadsWriter(self.ctx, validator)
+        if method == BULK_PROGRAM_MEMBERS:
+            validator = self._make_validator(
+                self._member_describe(), required=["email"], csv=True, member=True
+            )
+            deletes = RestProgramMembersWriter(self.ctx, None, catalog)
+            return BulkProgramMembersWriter(self.ctx, validator, catalog, deletes)
+        if method == REST_PROGRAM_MEMBERS:
+            describe = self._member_describe()
+            pm_fields = target.describe("program_members")
+            send_only = None
+            if pm_fields is not None:
+                send_only = {
+                    name
+                    for name, spec in pm_fields.items()
+                    if spec.updateable and name not in MEMBER_CONTROL_FIELDS
+                }
+            self._require_field("leadId")
+            validator = self._make_validator(
+                describe, required=[], csv=False, member=True, send_only=send_only
+            )
+            return RestProgramMembersWriter(self.ctx, validator, catalog)
+        if method == INGEST_PROGRAM_MEMBERS:
+            self._require_field("leadId")
+            return IngestionWriter(self.ctx, None, catalog, ())
+        if method == INGEST_PERSONS:
+            keys = route.dedupe_fields or ("email",)
+            validator = self._make_validator(
+                target.describe("leads"), required=list(keys), csv=False
+            )
+            return IngestionWriter(self.ctx, validator, catalog, keys)
+        if method == INGEST_COMPANIES:
+            keys = ("id",) if route.dedupe_by == "idField" else ("externalCompanyId",)
+            validator = self._make_validator(
+                target.describe("companies"), required=list(keys), csv=False
+            )
+            return IngestionWriter(self.ctx, validator, catalog, keys)
+        if method == INGEST_CUSTOM_OBJECT:
+            keys = route.dedupe_fields
+            validator = self._make_validator(
+                target.describe(f"customobjects/{route.custom_object_name}"),
+                required=list(keys),
+                csv=False,
+            )
+            return IngestionWriter(self.ctx, validator, catalog, keys)
+        msg = f"no write method {method!r}"  # routing validated it already
+        raise InputError(msg, stream=self.stream_name)
+
+    def _member_describe(self) -> dict[str, FieldSpec] | None:
+        leads = self._target.describe("leads")
+        members = self._target.describe("program_members")
+        if leads is None or members is None:
+            return None
+        merged = dict(members)
+        merged.update(leads)
+        return merged
+
+    def _require_field(self, name: str) -> None:
+        sources = {self.route.field_map.get(k, k) for k in self.schema.get("properties", {})}
+        if name not in sources:
+            raise InputError(
+                f"the schema has no field '{name}', which {self.route.method} needs",
+                stream=self.stream_name,
+                field=name,
+            )
+
+    def _make_validator(
+        self,
+        describe: dict[str, FieldSpec] | None,
+        *,
+        required: list[str],
+        csv: bool,
+        member: bool = False,
+        send_only: set[str] | None = None,
+    ) -> t.Any:
+        route = self.route
+        control = {route.program_id_field, route.status_field} if member else set()
+        if member:
+            control |= MEMBER_CONTROL_FIELDS - set(required) - (send_only or set())
+        return build_validator(
+            stream=self.stream_name,
+            schema=self.schema,
+            describe=describe,
+            field_map=route.field_map,
+            control=control,
+            required=required,
+            unknown_fields=self.ctx.options.unknown_fields,
+            csv=csv,
+            send_only=send_only,
+            logger=self.logger,
+        )

@@ -53,8 +53,8 @@ class TokenManager:
         """A token valid for at least the refresh margin; fetched only when needed."""
         with self._lock:
             if self._token is None or self._clock() >= self._refresh_at:
-                self._token = None
-                self._token, self._refresh_at = self._fetch()
+                previous, self._token = self._token, None
+                self._token, self._refresh_at = self._fetch(previous)
             return self._token
 
     def invalidate(self, token: str | None = None) -> None:
@@ -63,7 +63,7 @@ class TokenManager:
             if token is None or token == self._token:
                 self._token = None
 
-    def _fetch(self) -> tuple[str, float]:
+    def _fetch(self, previous: str | None) -> tuple[str, float]:
         # The secret travels in the form body only; a query string ends up in access logs.
         form = {
             "grant_type": "client_credentials",
@@ -98,7 +98,10 @@ class TokenManager:
                 **context,
             )
         expires_in = float(body.get("expires_in") or 0)
-        margin = min(self._refresh_margin, expires_in / 4)
+        # Marketo hands back the same token, with its remaining life, until it expires. Asking
+        # again inside the margin would only repeat that, so the old token is then used to the
+        # end; a call that meets the expiry gets 602 and one refresh.
+        margin = 0.0 if token == previous else min(self._refresh_margin, expires_in / 4)
         logger.debug("Fetched a Marketo access token valid for %.0f s", expires_in)
         return token, self._clock() + expires_in - margin
 

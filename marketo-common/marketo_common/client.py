@@ -100,6 +100,8 @@ class MarketoClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict:
         """GET a REST or bulk JSON endpoint; returns the whole envelope."""
         url = self.settings.base_url + path
+        # Marketo takes several values as one comma-separated parameter, never repeated keys.
+        params = {k: _joined(v) for k, v in params.items()} if params else params
         if params and len(requests.Request("GET", url, params=params).prepare().url) > MAX_GET_URL:
             # Marketo's documented workaround for 414: POST the query as a form body.
             return self._retry(
@@ -381,6 +383,12 @@ def _reason(exc: MarketoError) -> str:
     if exc.http_status:
         return f"HTTP {exc.http_status}"
     return exc.message
+
+
+def _joined(value: Any) -> Any:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(str(v) for v in value)
+    return value
 
 
 def _rewind(files: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
+
+logger = logging.getLogger("marketo_common")
 
 
 class RateLimiter:
@@ -47,6 +50,7 @@ class RateLimiter:
         self._slots.acquire()
         try:
             while (wait := self._try_start()) > 0:
+                logger.debug("Waiting %.1f s to stay within %r", wait, self)
                 self._sleep(wait)
         except BaseException:
             self._slots.release()

@@ -197,3 +197,27 @@ def test_ingestion_token_code_in_body_refreshes_once(client, tokens, requests_mo
     )
     assert client.ingest("/subscriptions/123-ABC-456/persons", b"{}") == "ok"
     assert (tokens.call_count, api.call_count) == (2, 2)
+
+
+def test_same_token_handed_back_is_used_to_its_end(settings, requests_mock):
+    # Marketo returns the cached token with its remaining life until it expires.
+    matcher = requests_mock.post(
+        TOKEN_URL,
+        [
+            {"json": {"access_token": "A", "expires_in": 3600}},
+            {"json": {"access_token": "A", "expires_in": 50}},
+            {"json": {"access_token": "B", "expires_in": 3600}},
+        ],
+    )
+    clock = FakeClock()
+    manager = TokenManager(settings, clock=clock, refresh_margin=60)
+    assert manager.get_token() == "A"
+    clock.now += 3550  # 50 s left: inside the margin, ask again
+    assert manager.get_token() == "A"
+    for _ in range(4):  # the same token again: no more asking until it really expires
+        clock.now += 12
+        assert manager.get_token() == "A"
+    assert matcher.call_count == 2
+    clock.now += 3
+    assert manager.get_token() == "B"
+    assert matcher.call_count == 3

@@ -102,22 +102,39 @@ def test_user_agent_timeouts_and_pool(settings, tokens, requests_mock, monkeypat
     original = requests.Session.request
 
     def spy(self, method, url, **kwargs):
-        seen.append(kwargs.get("timeout"))
+        seen.append((method, url.split("?")[0].rsplit("/", 1)[-1], kwargs.get("timeout")))
         return original(self, method, url, **kwargs)
 
     monkeypatch.setattr(requests.Session, "request", spy)
     api = requests_mock.get(BASE + "/rest/v1/programs.json", json=envelope())
+    requests_mock.post(BASE + "/bulk/v1/leads.json", json=envelope())
+    requests_mock.get(
+        BASE + "/bulk/v1/x/file.json", text="a\n", headers={"Content-Type": "text/csv"}
+    )
+    requests_mock.post(INGEST + PERSONS, status_code=202)
     settings = replace(settings, request_timeout=(3.0, 33.0), max_concurrent_calls=7)
     client = MarketoClient(settings, user_agent="tap-marketo-members/0.1.0")
     client.get("/rest/v1/programs.json")
-    assert seen == [(3.0, 33.0), (3.0, 33.0)]  # the token call and the API call
+    client.post("/bulk/v1/leads.json", data={"format": "csv"})
+    client.download("/bulk/v1/x/file.json").close()
+    client.ingest(PERSONS, b"{}")
+    assert [s[1] for s in seen] == ["token", "programs.json", "leads.json", "file.json", "persons"]
+    assert {s[2] for s in seen} == {(3.0, 33.0)}
     agent = api.last_request.headers["User-Agent"]
     assert "tap-marketo-members/0.1.0" in agent
     assert f"marketo-common/{__version__}" in agent
     assert __version__ != "0+unknown"
+    for request in requests_mock.request_history[1:]:
+        assert request.headers["User-Agent"] == agent
     adapter = client.session.get_adapter("https://123-ABC-456.mktorest.com")
     assert adapter._pool_maxsize == 7
     assert client.limiter.max_concurrent == 7
+
+
+def test_list_params_sent_comma_separated(client, requests_mock):
+    api = requests_mock.get(BASE + "/rest/v1/leads.json", json=envelope())
+    client.get("/rest/v1/leads.json", {"filterType": "id", "filterValues": [1, 2, 3]})
+    assert api.last_request.qs["filtervalues"] == ["1,2,3"]
 
 
 def test_limiter_shared_and_calls_counted(settings, tokens, requests_mock):

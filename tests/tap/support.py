@@ -1,0 +1,119 @@
+"""Run the tap in-process (fast) or as a process (signals), and read its Singer output."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tap_marketo_members.tap import TapMarketoMembers
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+LOGGERS = ("tap-marketo-members", "tap_marketo_members", "marketo_common")
+
+
+@dataclass
+class TapRun:
+    messages: list[dict]
+    logs: str
+    stdout: str = ""
+    records: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    states: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for message in self.messages:
+            if message["type"] == "RECORD":
+                self.records[message["stream"]].append(message["record"])
+            elif message["type"] == "STATE":
+                self.states.append(message["value"])
+
+    @property
+    def state(self) -> dict:
+        return self.states[-1] if self.states else {}
+
+    def members(self) -> list[dict]:
+        return self.records["program_members"]
+
+
+def config_for(sandbox: Any, **extra: Any) -> dict:
+    """Tap config for a sandbox: the time-scaled clock lets polls be ~60/time_scale seconds."""
+    config = dict(sandbox.config)
+    config.update(
+        poll_interval_seconds=max(60.0 / sandbox.time_scale, 0.05),
+        max_retries=3,
+        max_retry_seconds=5,
+    )
+    config.update(extra)
+    return config
+
+
+def run_tap(config: dict, *, state: dict | None = None, catalog: dict | None = None) -> TapRun:
+    """Sync all selected streams in this process; stdout and logs captured."""
+    logs = io.StringIO()
+    handler = logging.StreamHandler(logs)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in LOGGERS]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(out):
+            tap = TapMarketoMembers(config=config, state=state, catalog=catalog)
+            tap.sync_all()
+            out.flush()
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    out.seek(0)
+    text = out.read()
+    return TapRun(parse_lines(text), logs.getvalue(), text)
+
+
+def parse_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
+
+
+def start_tap_process(
+    config: dict, tmp_path: Path, *, state: dict | None = None
+) -> tuple[subprocess.Popen, Path, Path]:
+    """The tap as a separate process (for signals); stdout and stderr go to files."""
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    args = [sys.executable, "-m", "tap_marketo_members.tap", "--config", str(config_path)]
+    if state is not None:
+        state_path = tmp_path / "state.json"
+        state_path.write_text(json.dumps(state))
+        args += ["--state", str(state_path)]
+    out_path, err_path = tmp_path / "stdout.jsonl", tmp_path / "stderr.log"
+    proc = subprocess.Popen(
+        args,
+        stdout=out_path.open("wb"),
+        stderr=err_path.open("wb"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    return proc, out_path, err_path
+
+
+def catalog_for(config: dict, select: dict[str, list[str] | None]) -> dict:
+    """A catalog selecting only the named streams (and, when a list is given, only those fields)."""
+    tap = TapMarketoMembers(config=config)
+    catalog = json.loads(tap.catalog_json_text)
+    for entry in catalog["streams"]:
+        wanted = entry["tap_stream_id"] in select
+        fields = select.get(entry["tap_stream_id"])
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = wanted
+            elif fields is not None and meta["metadata"].get("inclusion") != "automatic":
+                meta["metadata"]["selected"] = meta["breadcrumb"][-1] in fields
+    return catalog

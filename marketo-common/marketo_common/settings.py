@@ -79,13 +79,18 @@ def _url(config: Mapping[str, Any], name: str, *, required: bool = False) -> str
     if not isinstance(value, str):
         raise ConfigError(name, f"a URL string, got {type(value).__name__}")
     url = value.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(name, f"an https:// URL with a host, got {value!r}")
-    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
-        raise ConfigError(name, f"https:// (plain http:// only for localhost), got {value!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise ConfigError(name, "a well-formed URL like https://123-ABC-456.mktorest.com") from None
+    # Checked first and never echoed: credentials or a query may hold a secret.
+    if parts.query or parts.fragment or "@" in parts.netloc:
         raise ConfigError(name, "a URL without query, fragment or credentials")
+    if parts.scheme not in {"http", "https"} or not hostname:
+        raise ConfigError(name, f"an https:// URL with a host, got {value!r}")
+    if parts.scheme == "http" and hostname not in LOCAL_HOSTS:
+        raise ConfigError(name, f"https:// (plain http:// only for localhost), got {value!r}")
     for suffix in _API_SUFFIXES:
         if url.lower().endswith(suffix):
             url = url[: -len(suffix)].rstrip("/")

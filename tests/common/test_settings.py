@@ -121,3 +121,19 @@ def test_timeouts_and_numbers_parsed():
 
 def test_unknown_keys_belong_to_the_connector():
     assert make(start_date="2024-01-01", streams={}).client_id == "cid"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://user:{SECRET}@example.com",
+        f"https://123-ABC-456.mktorest.com/rest?access_token={SECRET}",
+        f"ftp://u:{SECRET}@x",
+        "http://[::1",
+    ],
+)
+def test_url_with_credentials_or_query_refused_without_echo(url):
+    with pytest.raises(ConfigError) as info:
+        make(base_url=url)
+    assert "base_url" in str(info.value)
+    assert SECRET not in str(info.value)

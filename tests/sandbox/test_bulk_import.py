@@ -1,0 +1,223 @@
+"""Bulk Lead Import and Bulk Program Member Import in the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from marketo_sandbox.server import SandboxServer
+from test_bulk_support import Api, parse
+
+FAST = 3600.0
+LEADS = "/bulk/v1/leads.json"
+PM_IMPORT = "/bulk/v1/program/members/import"
+
+
+@pytest.fixture(scope="module")
+def fast_sandbox(tmp_path_factory):
+    db = tmp_path_factory.mktemp("bulk-import") / "sandbox.db"
+    with SandboxServer(db_path=db, seed="demo", time_scale=FAST) as sb:
+        yield sb
+
+
+@pytest.fixture
+def api(fast_sandbox):
+    return Api(fast_sandbox)
+
+
+def import_leads(api: Api, text: str, **params) -> dict:
+    """Submit with parameters in the query string; return the final status."""
+    params.setdefault("format", "csv")
+    batch = api.ok("post", LEADS, params=params, files={"file": ("leads.csv", text)})[0]
+    assert batch["status"] == "Queued"
+    return api.wait_import(f"/bulk/v1/leads/batch/{batch['batchId']}.json")
+
+
+def leads_by_email(sb) -> dict[str, dict]:
+    return {(lead["email"] or "").lower(): lead for lead in sb.admin.dump("leads")}
+
+
+def test_lead_import_create_or_update_failures_and_warnings(api, fast_sandbox):
+    existing = fast_sandbox.admin.dump("leads")[0]
+    text = (
+        "email,firstName,numberOfEmployees,shoeSize\n"
+        "new.one@example.com,First,5,\n"
+        f"{existing['email']},Renamed,7,\n"
+        ",NoEmail,3,\n"
+        "bad.number@example.com,Bob,lots,\n"
+        "new.one@example.com,Last,6,44\n"
+    )
+    job = import_leads(api, text)
+    assert job["status"] == "Complete"
+    assert (job["numOfLeadsProcessed"], job["numOfRowsFailed"], job["numOfRowsWithWarning"]) == (
+        3,
+        2,
+        1,
+    )
+    assert "2 failed" in job["message"]
+    leads = leads_by_email(fast_sandbox)
+    assert leads["new.one@example.com"]["firstName"] == "Last"  # duplicate in file: last wins
+    assert leads["new.one@example.com"]["numberOfEmployees"] == 6
+    assert leads[existing["email"].lower()]["firstName"] == "Renamed"
+    assert leads[existing["email"].lower()]["id"] == existing["id"]
+    assert "bad.number@example.com" not in leads
+    batch = job["batchId"]
+    failures = parse(api.get(f"/bulk/v1/leads/batch/{batch}/failures.json").content)
+    assert failures[0] == [
+        "email",
+        "firstName",
+        "numberOfEmployees",
+        "shoeSize",
+        "Import Failure Reason",
+    ]
+    assert [row[:4] for row in failures[1:]] == [
+        ["", "NoEmail", "3", ""],
+        ["bad.number@example.com", "Bob", "lots", ""],
+    ]
+    assert "lookup field 'email'" in failures[1][4]
+    assert "numberOfEmployees" in failures[2][4]
+    warnings = parse(api.get(f"/bulk/v1/leads/batch/{batch}/warnings.json").content)
+    assert warnings[0][-1] == "Import Warning Reason"
+    assert warnings[1][:4] == ["new.one@example.com", "Last", "6", "44"]
+    assert "shoeSize" in warnings[1][4]
+
+
+def test_lead_import_params_as_form_fields_and_token_as_form_field(api, fast_sandbox):
+    text = "email;firstName\nform.field@example.com;Formy\n"
+    reply = api.http.post(
+        api.base + LEADS,
+        data={"format": "ssv", "lookupField": "email", "access_token": api.token},
+        files={"file": ("leads.ssv", text)},
+        timeout=30,
+    )
+    batch = reply.json()["result"][0]["batchId"]
+    job = api.wait_import(f"/bulk/v1/leads/batch/{batch}.json")
+    assert job["numOfLeadsProcessed"] == 1
+    assert leads_by_email(fast_sandbox)["form.field@example.com"]["firstName"] == "Formy"
+    calls = [c for c in fast_sandbox.admin.dump("calls") if c["path"] == LEADS]
+    assert all(api.token not in (c["query"] or "") for c in calls)
+
+
+def test_lead_import_lookup_by_id_and_tsv(api, fast_sandbox):
+    lead = fast_sandbox.admin.dump("leads")[5]
+    text = f"id\tcity\n{lead['id']}\tReykjavík\n999999999\tNowhere\n"
+    job = import_leads(api, text, format="tsv", lookupField="id")
+    assert (job["numOfLeadsProcessed"], job["numOfRowsFailed"]) == (1, 1)
+    assert leads_by_email(fast_sandbox)[lead["email"].lower()]["city"] == "Reykjavík"
+    failures = parse(api.get(f"/bulk/v1/leads/batch/{job['batchId']}/failures.json").content, "TSV")
+    assert failures[1][:2] == ["999999999", "Nowhere"]
+
+
+def test_lead_import_refusals(api):
+    assert api.error("post", LEADS, files={"file": ("x.csv", "email\na@b.co\n")})[0] == "1003"
+    bad_lookup = {"format": "csv", "lookupField": "shoeSize"}
+    files_ = {"file": ("x.csv", "email\na@b.co\n")}
+    assert api.error("post", LEADS, params=bad_lookup, files=files_)[0] == "1003"
+    assert api.error("post", LEADS, params={"format": "csv"}, data={"x": "1"})[0] in {"1003", "612"}
+    assert api.error("post", LEADS, params={"format": "csv"}, json={"a": 1})[0] == "612"
+    missing = api.error("get", "/bulk/v1/leads/batch/987654.json")
+    assert missing[0] == "1003"
+
+
+def test_import_file_over_10_mb_refused(api):
+    body = "email,firstName\n" + "x" * (10 * 1024 * 1024)
+    reply = api.post(LEADS, params={"format": "csv"}, files={"file": ("big.csv", body)})
+    assert reply.status_code == 413
+    assert reply.json()["success"] is False
+
+
+def test_import_without_lookup_column_fails_the_job(api):
+    job = import_leads(api, "firstName\nNobody\n")
+    assert job["status"] == "Failed"
+    assert "email" in job["message"]
+
+
+def pm_import(api: Api, program_id: int, text: str, status: str, fmt: str = "csv") -> dict:
+    params = {"format": fmt, "programMemberStatus": status}
+    path = f"/bulk/v1/program/{program_id}/members/import.json"
+    batch = api.ok("post", path, params=params, files={"file": ("m.csv", text)})[0]
+    return api.wait_import(f"{PM_IMPORT}/{batch['batchId']}/status.json")
+
+
+def test_program_member_import(api, fast_sandbox):
+    member = fast_sandbox.admin.dump("program_members", 1002)[0]
+    lead = next(x for x in fast_sandbox.admin.dump("leads") if x["id"] == member["leadId"])
+    pm_fields = api.ok("get", "/rest/v1/programs/members/describe.json")[0]["fields"]
+    typed = "sessionsAttended"
+    assert any(f["name"] == typed and f["dataType"] == "integer" for f in pm_fields)
+    text = (
+        f"email,firstName,registrationCode,{typed},favouriteColour\n"
+        f"pm.new@example.com,Newbie,REG-1,3,blue\n"
+        f"{lead['email']},,REG-2,,\n"
+        f",Nobody,REG-3,,\n"
+        f"pm.bad@example.com,Bad,REG-4,not-a-number,\n"
+    )
+    job = pm_import(api, 1002, text, "influenced")
+    assert job["status"] == "Complete"
+    assert (job["numOfLeadsProcessed"], job["numOfRowsFailed"]) == (2, 2)
+    assert job["numOfRowsWithWarning"] == 1
+    members = {m["leadId"]: m for m in fast_sandbox.admin.dump("program_members", 1002)}
+    new_lead = leads_by_email(fast_sandbox)["pm.new@example.com"]
+    assert new_lead["firstName"] == "Newbie"
+    assert members[new_lead["id"]]["statusName"] == "Influenced"
+    assert members[new_lead["id"]]["registrationCode"] == "REG-1"
+    assert members[new_lead["id"]][typed] == 3
+    assert members[lead["id"]]["registrationCode"] == "REG-2"
+    assert members[lead["id"]]["statusName"] == "Influenced"
+    assert "pm.bad@example.com" not in leads_by_email(fast_sandbox)
+    failures = parse(api.get(f"{PM_IMPORT}/{job['batchId']}/failures.json").content)
+    assert failures[0][-1] == "Import Failure Reason"
+    assert [row[0] for row in failures[1:]] == ["", "pm.bad@example.com"]
+    assert "email" in failures[1][-1]
+    assert typed in failures[2][-1]
+    warnings = parse(api.get(f"{PM_IMPORT}/{job['batchId']}/warnings.json").content)
+    assert warnings[1][0] == "pm.new@example.com"
+    assert "favouriteColour" in warnings[1][-1]
+    # Importing again with an earlier status: imported, with a warning that nothing moved.
+    again = pm_import(api, 1002, "email\npm.new@example.com\n", "Member")
+    assert (again["numOfLeadsProcessed"], again["numOfRowsWithWarning"]) == (1, 1)
+    members = {m["leadId"]: m for m in fast_sandbox.admin.dump("program_members", 1002)}
+    assert members[new_lead["id"]]["statusName"] == "Influenced"
+
+
+def test_program_member_import_refuses_unknown_status_and_program(api):
+    files_ = {"file": ("m.csv", "email\na@example.com\n")}
+    for status in ("Not in Program", "Bogus Status"):
+        params = {"format": "csv", "programMemberStatus": status}
+        path = "/bulk/v1/program/1001/members/import.json"
+        code, message = api.error("post", path, params=params, files=files_)
+        assert code == "1003"
+        assert status in message
+    params = {"format": "csv", "programMemberStatus": "Member"}
+    code, _ = api.error(
+        "post", "/bulk/v1/program/424242/members/import.json", params=params, files=files_
+    )
+    assert code == "1013"
+
+
+def test_batch_ids_expire_after_7_days(sandbox_factory):
+    sb = sandbox_factory(seed="demo", time_scale=FAST)
+    api = Api(sb)
+    job = import_leads(api, "email\nseven.days@example.com\n")
+    path = f"/bulk/v1/leads/batch/{job['batchId']}.json"
+    sb.admin.advance(6 * 86400)
+    assert api.ok("get", path)[0]["status"] == "Complete"
+    sb.admin.advance(86400 + 60)
+    code, message = api.error("get", path)
+    assert code == "1003"
+    assert "expired" in message
+
+
+def test_import_queue_limits_2_importing_10_in_queue(sandbox_factory):
+    sb = sandbox_factory(seed="demo", time_scale=FAST, options={"job_fixed_seconds": 10**7})
+    api = Api(sb)
+    text = "email\nqueue@example.com\n"
+    for _ in range(10):
+        api.ok("post", LEADS, params={"format": "csv"}, files={"file": ("q.csv", text)})
+    assert api.error("post", LEADS, params={"format": "csv"}, files={"file": ("q.csv", text)}) == (
+        "1016",
+        "Too many imports",
+    )
+    pm = {"format": "csv", "programMemberStatus": "Registered"}
+    path = "/bulk/v1/program/1001/members/import.json"
+    assert api.error("post", path, params=pm, files={"file": ("q.csv", text)})[0] == "1016"
+    states = [j["status"] for j in sb.admin.dump("import_jobs")]
+    assert (states.count("Importing"), states.count("Queued")) == (2, 8)

@@ -42,6 +42,7 @@ class RunResult:
     peak_rss_mb: float
     stdout_bytes: int = 0
     first_member_record_s: float | None = None  # from process start
+    stdin_consumed_s: float | None = None  # the process began reading stdin, from its start
     eof_s: float | None = None  # stdout closed, from process start
     stderr_tail: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -52,6 +53,11 @@ class RunResult:
         if self.first_member_record_s is None or self.eof_s is None:
             return None
         return self.eof_s - self.first_member_record_s
+
+    @property
+    def input_phase_s(self) -> float:
+        """Seconds from the first read of stdin to exit: the work that grows with input."""
+        return self.wall_s - (self.stdin_consumed_s or 0.0)
 
 
 class ConnectorFailedError(RuntimeError):
@@ -74,6 +80,30 @@ def _pump(src: IO[bytes], dst: IO[bytes] | None, t0: float, out: dict[str, Any])
     out["bytes"] = total
 
 
+def _feed(src: Path, dst: IO[bytes], t0: float, out: dict[str, Any]) -> None:
+    """Write a file into the child's stdin pipe; note when the child starts draining it.
+
+    The pipe holds 64 KiB: the second 64 KiB write can only complete once the child has read
+    the first, so its completion marks the start of input processing (after start-up).
+    """
+    fd = dst.fileno()
+    try:
+        with src.open("rb") as f:
+            n = 0
+            while chunk := f.read(_CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+                n += 1
+                if n == 2:
+                    out["consumed"] = time.perf_counter() - t0
+    except BrokenPipeError:
+        out["broken_pipe"] = True
+    finally:
+        out.setdefault("consumed", time.perf_counter() - t0)
+        dst.close()
+
+
 def run_connector(
     cmd: list[str],
     *,
@@ -90,14 +120,26 @@ def run_connector(
     Peak RSS is the kernel's own high-water mark for the process (`wait4` ru_maxrss), not a
     sampled value, so short spikes are not missed.
     """
-    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
     dst = open(stdout_path, "wb") if stdout_path else None  # noqa: SIM115
     errf = open(stderr_path, "wb")  # noqa: SIM115
     info: dict[str, Any] = {}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=errf, env=env)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE if stdin_path else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=errf,
+        env=env,
+    )
     pump = threading.Thread(target=_pump, args=(proc.stdout, dst, t0, info), daemon=True)
     pump.start()
+    feeder_info: dict[str, Any] = {}
+    feeder = None
+    if stdin_path:
+        feeder = threading.Thread(
+            target=_feed, args=(stdin_path, proc.stdin, t0, feeder_info), daemon=True
+        )
+        feeder.start()
     deadline = t0 + timeout_s
     status = None
     usage = None
@@ -113,11 +155,11 @@ def run_connector(
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     pump.join(timeout=30)
+    if feeder is not None:
+        feeder.join(timeout=30)
     for f in (dst, errf):
         if f is not None:
             f.close()
-    if stdin_path:
-        stdin.close()  # type: ignore[union-attr]
     proc.stdout.close()  # type: ignore[union-attr]
     tail = Path(stderr_path).read_bytes()[-4000:].decode("utf-8", "replace")
     return RunResult(
@@ -128,6 +170,7 @@ def run_connector(
         stdout_bytes=info.get("bytes", 0),
         first_member_record_s=info.get("first"),
         eof_s=info.get("eof"),
+        stdin_consumed_s=feeder_info.get("consumed"),
         stderr_tail=tail,
     )
 

@@ -49,9 +49,12 @@ def lead_id_of(record: dict) -> int:
     if value is None or value == "" or isinstance(value, bool):
         raise RecordRejected("missing_key_field", "required field 'leadId' is empty", "leadId")
     try:
-        return int(value)
+        lead_id = int(value)
     except (TypeError, ValueError):
-        raise RecordRejected("type", f"leadId {value!r} is not an integer", "leadId") from None
+        lead_id = 0
+    if lead_id <= 0:
+        raise RecordRejected("type", f"leadId {value!r} is not a positive integer", "leadId")
+    return lead_id
 
 
 class RestProgramMembersWriter:

@@ -1,0 +1,144 @@
+"""Program members through bulk import, REST and Data Ingestion against the sandbox."""
+
+from __future__ import annotations
+
+from target_helpers import record, run_target, schema, state, target_config, wait_for
+
+MEMBER_SCHEMA = {
+    "properties": {
+        "leadId": {"type": ["integer", "null"]},
+        "programId": {"type": ["integer", "null"]},
+        "statusName": {"type": ["string", "null"]},
+        "email": {"type": ["string", "null"]},
+        "firstName": {"type": ["string", "null"]},
+        "registrationCode": {"type": ["string", "null"]},
+        "sessionsAttended": {"type": ["integer", "null"]},
+        "membershipDate": {"type": ["string", "null"], "format": "date-time"},
+        "_sdc_deleted_at": {"type": ["string", "null"]},
+    }
+}
+
+
+def _members(sandbox, program_id):
+    return {m["leadId"]: m for m in sandbox.admin.dump("program_members", program_id=program_id)}
+
+
+def test_bulk_program_members_one_file_per_program_and_status(fast_sandbox, tmp_path):
+    plan = [(1001, "Registered"), (1001, "Attended"), (1003, "Waitlisted"), (1003, "Registered")]
+    messages = [schema("program_members", MEMBER_SCHEMA, ["leadId", "programId"])]
+    for n, (program_id, status) in enumerate(plan * 5):
+        messages.append(
+            record(
+                "program_members",
+                {
+                    "programId": program_id,
+                    "statusName": status,
+                    "email": f"pm{n}@example.com",
+                    "firstName": f"Member {n}",
+                    "registrationCode": f'R-{n}, "q"',
+                    "sessionsAttended": n,
+                    "membershipDate": "2026-01-01T00:00:00Z",  # read-only: not sent
+                },
+            )
+        )
+    messages.append(
+        record("program_members", {"programId": 1001, "statusName": "Sleeping", "email": "a@b.c"})
+    )
+    messages.append(
+        record("program_members", {"programId": 4242, "statusName": "Member", "email": "a@b.c"})
+    )
+    messages.append(state({"done": True}))
+    run = run_target(target_config(fast_sandbox, tmp_path), messages)
+
+    summary = run.summary("program_members")
+    assert summary["received"] == 22
+    assert summary["imported"] == 20
+    assert summary["rejected_by_reason"] == {"unknown_status": 1, "unknown_program": 1}
+    assert summary["files"] == 4
+    jobs = fast_sandbox.admin.dump("import_jobs")
+    assert sorted((j["params"]["programId"], j["params"]["programMemberStatus"]) for j in jobs) == (
+        sorted(plan)
+    )
+    leads = {lead["email"]: lead["id"] for lead in fast_sandbox.admin.dump("leads")}
+    for n, (program_id, status) in enumerate(plan * 5):
+        member = _members(fast_sandbox, program_id)[leads[f"pm{n}@example.com"]]
+        assert member["statusName"] == status
+        assert member["registrationCode"] == f'R-{n}, "q"'
+        assert member["sessionsAttended"] == n
+    assert run.states == [{"done": True}]
+
+
+def test_rest_program_members_status_skip_and_delete(fast_sandbox, tmp_path):
+    before = _members(fast_sandbox, 1002)
+    present = sorted(before)[:3]
+    absent = next(i for i in range(1, 2000) if i not in before)
+    config = target_config(
+        fast_sandbox,
+        tmp_path,
+        streams={"members_rest": {"method": "rest_program_members", "program_id": 1002}},
+    )
+    messages = [
+        schema("members_rest", MEMBER_SCHEMA),
+        record("members_rest", {"leadId": absent, "statusName": "Engaged"}),
+        record("members_rest", {"leadId": present[0], "statusName": "Member"}),  # past it: 1037
+        record("members_rest", {"leadId": present[1], "_sdc_deleted_at": "2026-01-01T00:00:00Z"}),
+        record("members_rest", {"leadId": 987654321, "statusName": "Engaged"}),  # no such lead
+        record("members_rest", {"leadId": present[2], "statusName": "Bogus"}),
+    ]
+    run = run_target(config, messages)
+    summary = run.summary("members_rest")
+    after = _members(fast_sandbox, 1002)
+    assert after[absent]["statusName"] == "Engaged"
+    assert present[1] not in after
+    assert summary["received"] == 5
+    assert summary["rejected_by_reason"].get("unknown_status") == 1
+    assert summary["imported"] + summary["skipped"] + summary["rejected"] == 5
+    rejected_lines = {r["line"] for r in run.rejects}
+    assert 6 in rejected_lines  # Bogus status, line 6
+    if before[present[0]]["statusName"] != "Member":
+        assert summary["skipped"] >= 1
+
+
+def test_ingest_program_members_sync_and_delete(fast_sandbox, tmp_path):
+    before = _members(fast_sandbox, 1003)
+    leads = sorted(lead["id"] for lead in fast_sandbox.admin.dump("leads"))
+    new = [i for i in leads if i not in before][:30]
+    gone = sorted(before)[:2]
+    config = target_config(
+        fast_sandbox,
+        tmp_path,
+        streams={
+            "pm_ingest": {
+                "method": "ingest_program_members",
+                "program_id": 1003,
+                "status": "Registered",
+            }
+        },
+    )
+    messages = [schema("pm_ingest", MEMBER_SCHEMA)]
+    messages += [record("pm_ingest", {"leadId": lead_id}) for lead_id in new[:15]]
+    messages.append(record("pm_ingest", {"leadId": -5}))
+    messages += [record("pm_ingest", {"leadId": lead_id}) for lead_id in new[15:]]
+    messages += [
+        record("pm_ingest", {"leadId": lead_id, "_sdc_deleted_at": "2026-01-01T00:00:00Z"})
+        for lead_id in gone
+    ]
+    messages.append(state({"pm": 1}))
+    run = run_target(config, messages)
+
+    summary = run.summary("pm_ingest")
+    assert summary["accepted"] == len(new) + len(gone)
+    assert summary["rejected"] == 1
+    (reject,) = run.rejects
+    assert reject["line"] == 17
+    assert reject["field"] == "leadId"
+    assert summary["requests"] == 2  # one sync, one delete: members packed into one body
+
+    def applied():
+        members = _members(fast_sandbox, 1003)
+        return all(members.get(i, {}).get("statusName") == "Registered" for i in new) and all(
+            i not in members for i in gone
+        )
+
+    assert wait_for(applied)
+    assert run.states == [{"pm": 1}]

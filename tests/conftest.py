@@ -39,3 +39,51 @@ def sandbox_factory(
 def sandbox(sandbox_factory: Callable[..., SandboxServer]) -> SandboxServer:
     """A fresh demo-seeded sandbox (time_scale=60) for one test."""
     return sandbox_factory(seed="demo", time_scale=60.0)
+
+
+class SandboxRest:
+    """A bare REST caller for sandbox tests: fetches a token, sends it as a Bearer header, and
+    returns raw `requests` responses so tests can assert on statuses and envelopes."""
+
+    def __init__(self, server: SandboxServer) -> None:
+        import requests  # noqa: PLC0415 - test helper only
+
+        self.server = server
+        self.http = requests.Session()
+        self._token: str | None = None
+
+    def token(self, client_id: str | None = None, client_secret: str | None = None) -> str:
+        reply = self.http.get(
+            f"{self.server.base_url}/identity/oauth/token",
+            params={
+                "grant_type": "client_credentials",
+                "client_id": client_id or self.server.client_id,
+                "client_secret": client_secret or self.server.client_secret,
+            },
+            timeout=30,
+        )
+        reply.raise_for_status()
+        return reply.json()["access_token"]
+
+    def _headers(self, kwargs: dict[str, Any]) -> dict[str, str]:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if kwargs.pop("auth", True):
+            self._token = self._token or self.token()
+            headers.setdefault("Authorization", f"Bearer {self._token}")
+        return headers
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        headers = self._headers(kwargs)
+        kwargs.setdefault("timeout", 30)
+        return self.http.get(self.server.base_url + path, headers=headers, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        headers = self._headers(kwargs)
+        kwargs.setdefault("timeout", 30)
+        return self.http.post(self.server.base_url + path, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def sandbox_rest() -> Callable[[SandboxServer], SandboxRest]:
+    """`sandbox_rest(server)` → a `SandboxRest` caller bound to that sandbox."""
+    return SandboxRest

@@ -254,9 +254,11 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            # Limits before faults: a `slow` call holds its concurrency slot, as a slow
+            # Marketo call does.
             Middleware(RequestLogMiddleware, store=store, options=options),
-            Middleware(FaultMiddleware, faults=faults),
             Middleware(RestLimitsMiddleware, limits=limits),
+            Middleware(FaultMiddleware, faults=faults),
             Middleware(UriLengthMiddleware),
         ],
         exception_handlers={

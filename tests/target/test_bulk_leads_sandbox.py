@@ -70,8 +70,7 @@ def test_reconciliation_imported_plus_rejected_equals_received(fast_sandbox, tmp
 
 def test_duplicates_in_a_batch_last_wins_and_count_as_superseded(fast_sandbox, tmp_path):
     messages = [schema("leads", LEAD_SCHEMA, ["email"])]
-    for i in range(5):
-        messages.append(record("leads", _lead(1, firstName=f"version {i}")))
+    messages += [record("leads", _lead(1, firstName=f"version {i}")) for i in range(5)]
     messages.append(record("leads", _lead(2)))
     run = run_target(target_config(fast_sandbox, tmp_path), messages)
     summary = run.summary("leads")

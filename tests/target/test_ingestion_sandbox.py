@@ -38,6 +38,10 @@ def test_persons_split_on_400_rejects_only_the_bad_record(shared_sandbox, tmp_pa
     assert run.states == [{"people": n}]
 
 
+def _purchase(vin: str, make: str, price: float) -> dict:
+    return {"vin": vin, "email": "lead1@example.com", "make": make, "year": 2003, "price": price}
+
+
 def test_companies_and_custom_objects(shared_sandbox, tmp_path):
     config = target_config(
         shared_sandbox,

@@ -7,6 +7,7 @@
 - `POST /_sandbox/members/touch` {programId, leadIds, fields?}: change members, bump updatedAt.
 - `GET|POST /_sandbox/now`: sandbox time; POST {advanceSeconds} moves it forward.
 - `POST /_sandbox/tokens/expire`: every issued token expires now.
+- `GET  /_sandbox/limits`: REST calls counted today and calls in flight.
 - `POST /_sandbox/reset` {seed?, members?}: empty the db and seed it again.
 """
 
@@ -139,6 +140,12 @@ async def now(request: Request) -> Response:
     return JSONResponse({"now": clock.now_iso(), "timeScale": clock.time_scale})
 
 
+async def limits(request: Request) -> Response:
+    """`GET /_sandbox/limits`: REST calls counted today and calls in flight."""
+    counters = request.app.state.limits
+    return JSONResponse({"dailyUsed": counters.daily_used(), "inFlight": counters.in_flight})
+
+
 async def expire_tokens(request: Request) -> Response:
     """`POST /_sandbox/tokens/expire`."""
     count = await run_in_threadpool(request.app.state.identity.expire_all)
@@ -174,6 +181,7 @@ ROUTES = [
     Route("/_sandbox/members/touch", touch, methods=["POST"]),
     Route("/_sandbox/now", now, methods=["GET", "POST"]),
     Route("/_sandbox/tokens/expire", expire_tokens, methods=["POST"]),
+    Route("/_sandbox/limits", limits, methods=["GET"]),
     Route("/_sandbox/reset", reset, methods=["POST"]),
 ]
 
@@ -251,6 +259,10 @@ class AdminClient:
     def advance(self, seconds: float) -> str:
         """Move sandbox time forward; returns the new time."""
         return self._call("POST", "/_sandbox/now", {"advanceSeconds": seconds})["now"]
+
+    def limits(self) -> dict[str, int]:
+        """REST calls counted today (`dailyUsed`) and in flight (`inFlight`)."""
+        return self._call("GET", "/_sandbox/limits")
 
     def expire_tokens(self) -> int:
         """Expire every issued token now."""

@@ -37,7 +37,8 @@ class SandboxServer:
     """A sandbox process (`python -m marketo_sandbox.cli serve`), so tests can kill it.
 
     `db_path=None` uses a temporary file removed by `stop()`. `restart()` keeps the db and the
-    port. Extra API users: `api_users=[(client_id, client_secret), ...]`.
+    port. Extra API users: `api_users=[(client_id, client_secret), ...]`; faults armed at
+    start-up: `faults=[(path_glob, kind, count), ...]`.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class SandboxServer:
         api_users: list[tuple[str, str]] | None = None,
         port: int | None = None,
         start_timeout: float = 60.0,
+        faults: list[tuple[str, str, int]] | None = None,
     ) -> None:
         self._tmpdir = None if db_path else tempfile.mkdtemp(prefix="marketo-sandbox-")
         self.db_path = Path(db_path) if db_path else Path(self._tmpdir) / "sandbox.db"
@@ -69,6 +71,7 @@ class SandboxServer:
         self.api_users = api_users or []
         self.port = port or free_port()
         self.start_timeout = start_timeout
+        self.faults = faults or []
         self.log_path = self.db_path.with_suffix(".log")
         self.process: subprocess.Popen | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -101,6 +104,8 @@ class SandboxServer:
             cmd.append("--strict")
         if self.options:
             cmd += ["--options", json.dumps(self.options)]
+        for path_glob, kind, count in self.faults:
+            cmd += ["--fault", f"{path_glob}:{kind}:{count}"]
         for cid, secret in self.api_users:
             cmd += ["--api-user", f"{cid}:{secret}"]
         return cmd

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from marketo_common import MarketoAPIError, MarketoClient
 
-from tap_marketo_members.windows import REST_MAX_SPAN, Window, iso, plan_windows
+from tap_marketo_members.windows import REST_MAX_SPAN, Window, iso, parse_iso, plan_windows
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -91,9 +91,10 @@ class ProgramMemberQuery:
             return
         if first is None:
             return
-        yield _clean(first, program_id)
+        fields = self.member_fields
+        yield _clean(first, program_id, fields)
         for member in pages:
-            yield _clean(member, program_id)
+            yield _clean(member, program_id, fields)
 
     def _with_leads(self, members: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         if not self.lead_fields:
@@ -112,16 +113,19 @@ class ProgramMemberQuery:
         for member in members:
             lead = leads.get(member["leadId"], {})
             for name in self.lead_fields:
-                member.setdefault(name, lead.get(name))
+                member[name] = lead.get(name) if lead.get(name) != "" else None
             yield member
 
 
-def _clean(member: Mapping[str, Any], program_id: int) -> dict[str, Any]:
-    record = {k: v for k, v in member.items() if k != "seq"}
-    record.setdefault("programId", program_id)
+def _clean(member: Mapping[str, Any], program_id: int, fields: Sequence[str]) -> dict[str, Any]:
+    """Same shape as a bulk row: every requested field, empty text as None (bulk writes null)."""
+    record = {name: member.get(name) for name in fields}
+    for name, value in record.items():
+        if value == "":
+            record[name] = None
+    if record.get("programId") is None:
+        record["programId"] = program_id
     stamp = record.get("updatedAt")
     if isinstance(stamp, str) and not stamp.endswith("Z"):
-        from tap_marketo_members.windows import parse_iso  # noqa: PLC0415
-
         record["updatedAt"] = iso(parse_iso(stamp))
     return record

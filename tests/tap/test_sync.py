@@ -32,13 +32,13 @@ def assert_same_members(emitted, expected):
             assert type(got[name]) is type(value), (key(row), name, got[name], value)
 
 
-def test_full_sync_equals_sandbox_dump(sandbox):
-    config = config_for(sandbox, lead_fields=["email", "firstName", "lastName", "company"])
+def test_full_sync_equals_sandbox_dump(sb):
+    config = config_for(sb, lead_fields=["email", "firstName", "lastName", "company"])
     run = run_tap(config)
-    expected = sandbox.admin.dump("program_members")
+    expected = sb.admin.dump("program_members")
     assert len(expected) > 1000
     assert_same_members(run.members(), expected)
-    leads = {lead["id"]: lead for lead in sandbox.admin.dump("leads")}
+    leads = {lead["id"]: lead for lead in sb.admin.dump("leads")}
     for member in run.members():
         lead = leads[member["leadId"]]
         for name in ("email", "firstName", "lastName", "company"):
@@ -53,7 +53,7 @@ def test_full_sync_equals_sandbox_dump(sandbox):
     assert "fast path" in run.logs
 
 
-def test_hard_values_survive(sandbox):
+def test_hard_values_survive(sb):
     """null, quotes, commas, CR/LF, U+2028, unicode and NUL in values."""
     hard = {
         "myCustomField": 'He said "hi", then\r\nleft; \u2028 caf\u00e9 \u4e2d\u6587 \U0001f600',
@@ -61,10 +61,8 @@ def test_hard_values_survive(sandbox):
         "registrationCode": "with\x00nul",
         "webinarUrl": None,
     }
-    sandbox.admin.touch_members(1002, [5, 6], **hard)
-    run = run_tap(
-        config_for(sandbox, program_ids=[1002]), catalog=catalog_for(sandbox.config, MEMBERS_ONLY)
-    )
+    sb.admin.touch_members(1002, [5, 6], **hard)
+    run = run_tap(config_for(sb, program_ids=[1002]), catalog=catalog_for(sb.config, MEMBERS_ONLY))
     rows = {r["leadId"]: r for r in run.members() if r["leadId"] in (5, 6)}
     assert rows, "touched members missing"
     for row in rows.values():
@@ -75,18 +73,18 @@ def test_hard_values_survive(sandbox):
     assert "NUL" in run.logs
 
 
-def test_incremental_second_run_only_changed(sandbox):
-    config = config_for(sandbox)
+def test_incremental_second_run_only_changed(sb):
+    config = config_for(sb)
     catalog = catalog_for(config, MEMBERS_ONLY)
     first = run_tap(config, catalog=catalog)
-    assert len(first.members()) == len(sandbox.admin.dump("program_members"))
-    sandbox.admin.touch_members(1001, [1, 2, 3], statusName="Attended")
-    sandbox.admin.touch_members(1003, [10])
+    assert len(first.members()) == len(sb.admin.dump("program_members"))
+    sb.admin.touch_members(1001, [1, 2, 3], statusName="Attended")
+    sb.admin.touch_members(1003, [10])
     second = run_tap(config, state=first.state, catalog=catalog)
     got = sorted(key(r) for r in second.members())
     expected = sorted(
         key(r)
-        for r in sandbox.admin.dump("program_members")
+        for r in sb.admin.dump("program_members")
         if (r["programId"], r["leadId"]) in {(1001, 1), (1001, 2), (1001, 3), (1003, 10)}
     )
     assert got == expected
@@ -104,11 +102,11 @@ def test_incremental_second_run_only_changed(sandbox):
     assert third.members() == []
 
 
-def test_member_on_window_boundary_appears_once(sandbox):
-    dump = sandbox.admin.dump("program_members")
+def test_member_on_window_boundary_appears_once(sb):
+    dump = sb.admin.dump("program_members")
     edge = max(r["updatedAt"] for r in dump if r["programId"] == 1001)
     start = iso(parse_iso(edge) - dt.timedelta(days=2))
-    config = config_for(sandbox, start_date=start, window_days=1, program_ids=[1001])
+    config = config_for(sb, start_date=start, window_days=1, program_ids=[1001])
     run = run_tap(config, catalog=catalog_for(config, MEMBERS_ONLY))
     assert "updatedAt " + start in run.logs  # windowed jobs ran
     expected = [r for r in dump if r["programId"] == 1001 and r["updatedAt"] >= start]
@@ -118,8 +116,8 @@ def test_member_on_window_boundary_appears_once(sandbox):
     assert max(counts.values()) == 1
 
 
-def test_discovery_types_a_new_custom_field(sandbox):
-    client = MarketoClient(MarketoSettings.from_config(sandbox.config), user_agent="test")
+def test_discovery_types_a_new_custom_field(sb):
+    client = MarketoClient(MarketoSettings.from_config(sb.config), user_agent="test")
     client.post(
         "/rest/v1/programs/members/schema/fields.json",
         json={
@@ -130,38 +128,38 @@ def test_discovery_types_a_new_custom_field(sandbox):
         "/rest/v1/programs/members/schema/fields.json",
         json={"input": [{"displayName": "Promo", "name": "promoCode", "dataType": "string"}]},
     )
-    tap = TapMarketoMembers(config=config_for(sandbox))
+    tap = TapMarketoMembers(config=config_for(sb))
     props = tap.streams["program_members"].schema["properties"]
     assert props["seatsBooked"]["type"] == ["integer", "null"]
     assert props["promoCode"]["type"][0] == "string"
     fields = {
         f["name"]
         for f in run_tap(
-            config_for(sandbox),
-            catalog=catalog_for(sandbox.config, {"program_member_fields": None}),
+            config_for(sb),
+            catalog=catalog_for(sb.config, {"program_member_fields": None}),
         ).records["program_member_fields"]
     }
     assert {"seatsBooked", "promoCode"} <= fields
 
 
-def test_lead_fields_star_and_selection(sandbox):
-    config = config_for(sandbox, lead_fields=["*"], program_ids=[1004])
+def test_lead_fields_star_and_selection(sb):
+    config = config_for(sb, lead_fields=["*"], program_ids=[1004])
     tap = TapMarketoMembers(config=config)
     props = tap.streams["program_members"].schema["properties"]
-    lead_names = {f["name"] for f in sandbox.admin.dump("fields") if f["object"] == "lead"}
+    lead_names = {f["name"] for f in sb.admin.dump("fields") if f["object"] == "lead"}
     assert lead_names - {"id", "updatedAt", "createdAt"} <= set(props)
     # deselected properties are not even exported
     catalog = catalog_for(config, {"program_members": ["statusName", "email"]})
     run = run_tap(config, catalog=catalog)
     assert run.members()
     assert set(run.members()[0]) == {"programId", "leadId", "updatedAt", "statusName", "email"}
-    jobs = sandbox.admin.dump("export_jobs")
+    jobs = sb.admin.dump("export_jobs")
     assert set(jobs[-1]["fields"]) == {"programId", "leadId", "updatedAt", "statusName", "email"}
 
 
-def test_stream_maps_use_the_sdk_path(sandbox):
+def test_stream_maps_use_the_sdk_path(sb):
     config = config_for(
-        sandbox,
+        sb,
         program_ids=[1003],
         stream_maps={
             "program_members": {"status_upper": "statusName.upper()", "attendeeNotes": None}
@@ -174,10 +172,10 @@ def test_stream_maps_use_the_sdk_path(sandbox):
     assert "records go through the SDK" in run.logs
 
 
-def test_field_schema_streams(sandbox):
+def test_field_schema_streams(sb):
     run = run_tap(
-        config_for(sandbox),
-        catalog=catalog_for(sandbox.config, {"program_member_fields": None, "lead_fields": None}),
+        config_for(sb),
+        catalog=catalog_for(sb.config, {"program_member_fields": None, "lead_fields": None}),
     )
     pm = {f["name"]: f for f in run.records["program_member_fields"]}
     assert pm["statusName"]["dataType"] == "string"
@@ -185,5 +183,5 @@ def test_field_schema_streams(sandbox):
     assert {"email", "firstName"} <= {f["name"] for f in run.records["lead_fields"]}
 
 
-def test_sandbox_reachable(sandbox):
-    assert requests.get(sandbox.base_url + "/_sandbox/now", timeout=5).ok
+def test_sandbox_reachable(sb):
+    assert requests.get(sb.base_url + "/_sandbox/now", timeout=5).ok

@@ -157,10 +157,16 @@ def api_error(
 def ingestion_error(
     code: str | None, message: str, *, http_status: int, **context: Any
 ) -> IngestionAPIError:
-    """Classify a Data Ingestion failure: 429, 5xx and their codes retry, the rest is fatal."""
+    """Classify a Data Ingestion failure: 429, 5xx and their codes retry, the rest is fatal.
+
+    A daily object quota (4290801 "... quota ...") also answers 429, but retrying cannot help
+    before the day ends: like 1029's quota flavour it is told apart by its message.
+    """
     retryable = (code is not None and str(code) in RETRYABLE_CODES) or _retryable_status(
         http_status
     )
+    if "quota" in message.lower():
+        retryable = False
     return IngestionAPIError(
         message, code=code, http_status=http_status, retryable=retryable, **context
     )

@@ -73,6 +73,19 @@ def test_ingest_429_and_5xx_retried(client, requests_mock, sleeps, status, code)
     assert api.call_count == 2
 
 
+def test_ingest_daily_quota_not_retried(client, requests_mock, sleeps):
+    api = requests_mock.post(
+        INGEST + PERSONS,
+        status_code=429,
+        json={"error_code": "4290801", "message": "Daily object quota exceeded"},
+    )
+    with pytest.raises(IngestionAPIError) as info:
+        client.ingest(PERSONS, b"{}")
+    assert api.call_count == 1
+    assert info.value.retryable is False
+    assert info.value.error_code == "4290801"
+
+
 def test_ingest_401_refreshes_token_once(client, requests_mock, tokens, sleeps):
     api = requests_mock.post(
         INGEST + PERSONS,

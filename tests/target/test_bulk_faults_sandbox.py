@@ -6,6 +6,7 @@ import threading
 
 from target_helpers import LEAD_SCHEMA, record, run_target, schema, state, target_config
 from target_marketo_ingest import bulk_import
+from target_marketo_ingest.target import TargetMarketoIngest
 
 
 def _leads(prefix: str, n: int, start: int = 0) -> list[dict]:
@@ -90,8 +91,6 @@ def test_state_only_after_every_earlier_record_has_an_outcome(fast_sandbox, tmp_
     messages += _leads("st", 30, start=30)
     messages.append(state({"after": 60}))
     messages += _leads("st", 5, start=60)
-
-    from target_marketo_ingest.target import TargetMarketoIngest
 
     original = TargetMarketoIngest._emit_state
 

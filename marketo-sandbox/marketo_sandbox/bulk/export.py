@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import operator
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,7 +134,8 @@ def _write_file(
     members = store.iter_program_members(
         program_ids, fields, updated_from=updated_from, updated_to=updated_to
     )
-    rows = ([member.get(f) for f in fields] for member in members)
+    pick = operator.itemgetter(*fields)
+    rows = (pick(m) for m in members) if len(fields) > 1 else ((pick(m),) for m in members)
     path = out_dir / f"{job['id']}.{job['format'].lower()}"
     written = files.write_delimited(path, job["format"], headers, rows, should_stop=should_stop)
     if should_stop():

@@ -48,19 +48,33 @@ def format_value(value: Any) -> str:
 
 
 class _HashingWriter:
-    """File-like sink for csv.writer that hashes and counts the encoded bytes as they pass."""
+    """File-like sink for csv.writer: gathers rows, then encodes, hashes and writes them in batches.
+
+    Batching keeps the per-row cost to a list append; the file is still written as it goes.
+    """
+
+    BATCH = 2000
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
+        self._parts: list[str] = []
         self.sha256 = hashlib.sha256()
         self.size = 0
 
     def write(self, text: str) -> int:
-        data = text.encode("utf-8")
+        self._parts.append(text)
+        if len(self._parts) >= self.BATCH:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        data = "".join(self._parts).encode("utf-8")
+        self._parts.clear()
         self.sha256.update(data)
         self.size += len(data)
         self._raw.write(data)
-        return len(text)
 
 
 @dataclass
@@ -93,10 +107,15 @@ def write_delimited(
         writer = csv.writer(sink, delimiter=DELIMITERS[fmt], lineterminator="\n")
         writer.writerow(header)
         for row in rows:
-            writer.writerow([format_value(v) for v in row])
+            # Non-empty strings and ints are written as they are; the rest goes through
+            # format_value (null, true/false, dates).
+            writer.writerow(
+                [v if (type(v) is str and v) or type(v) is int else format_value(v) for v in row]
+            )
             count += 1
             if should_stop is not None and count % 1000 == 0 and should_stop():
                 break
+        sink.flush()
         raw.flush()
         os.fsync(raw.fileno())
     tmp.replace(path)

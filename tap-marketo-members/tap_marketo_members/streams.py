@@ -45,7 +45,41 @@ class ProgramsStream(MarketoStream):
         th.Property("type", th.StringType),
         th.Property("channel", th.StringType),
         th.Property("status", th.StringType),
-        th.Property("statuses", th.ArrayType(th.StringType), description="Progression statuses"),
+        th.Property(
+            "progressionStatuses",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property("name", th.StringType),
+                    th.Property("step", th.IntegerType),
+                    th.Property("success", th.BooleanType),
+                    additional_properties=True,
+                )
+            ),
+            description="The channel's progression statuses (the values of statusName)",
+        ),
+        th.Property(
+            "tags",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property("tagType", th.StringType),
+                    th.Property("tagValue", th.StringType),
+                    additional_properties=True,
+                )
+            ),
+        ),
+        th.Property(
+            "costs",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property("startDate", th.StringType),
+                    th.Property("cost", th.NumberType),
+                    th.Property("note", th.StringType),
+                    additional_properties=True,
+                )
+            ),
+        ),
+        th.Property("sfdcId", th.StringType),
+        th.Property("sfdcName", th.StringType),
         th.Property("workspace", th.StringType),
         th.Property("url", th.StringType),
         th.Property(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marketo_common import ConfigError, MarketoClient, MarketoError, MarketoSettings
 from singer_sdk import Tap
@@ -23,6 +24,9 @@ from tap_marketo_members.streams import (
     ProgramMembersStream,
     ProgramsStream,
 )
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 MEMBER_DESCRIBE_PATH = "/rest/v1/programs/members/describe.json"
 LEAD_DESCRIBE_PATH = "/rest/v1/leads/describe2.json"
@@ -199,6 +203,16 @@ class TapMarketoMembers(Tap):
             ProgramMemberFieldsStream(self),
             LeadFieldsStream(self),
         ]
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        """SIGINT/SIGTERM: save state, then unwind so every unfinished export is cancelled."""
+        self.logger.warning(
+            "Received %s: cancelling this run's unfinished exports", signal.Signals(signum).name
+        )
+        try:
+            self.state_writer.write_state(self.state)
+        finally:
+            sys.exit(128 + signum)
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]

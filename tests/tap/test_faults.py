@@ -80,7 +80,7 @@ def test_export_quota_1029_stops_cleanly_with_state(sb):
 
 def test_daily_export_quota_setting_stops_before_marketo_does(sb):
     dump = sb.admin.dump("program_members")
-    start = sorted(r["updatedAt"] for r in dump)[0]
+    start = min(r["updatedAt"] for r in dump)
     config = config_for(sb, start_date=start, window_days=7, daily_export_quota_mb=0.3)
     catalog = catalog_for(config, MEMBERS_ONLY)
     first = run_tap(config, catalog=catalog)

@@ -32,7 +32,7 @@ QUOTA_RESET_HINT = "the quota resets at midnight US Central time"
 
 
 class ConfigError(ValueError):
-    """A bad setting: one line naming the setting and what is expected, never its value."""
+    """A bad setting: one line naming the setting and what is expected, never a secret."""
 
     def __init__(self, setting: str, expected: str) -> None:
         self.setting = setting
@@ -96,6 +96,9 @@ class MarketoConnectionError(MarketoError):
 
 class IngestionAPIError(MarketoError):
     """Data Ingestion call answered with a non-202 status and `{error_code, message}`."""
+
+    def __init__(self, error_code: str | None, message: str, **context: Any) -> None:
+        super().__init__(message, code=error_code, **context)
 
     @property
     def error_code(self) -> str | None:
@@ -167,9 +170,7 @@ def ingestion_error(
     )
     if "quota" in message.lower():
         retryable = False
-    return IngestionAPIError(
-        message, code=code, http_status=http_status, retryable=retryable, **context
-    )
+    return IngestionAPIError(code, message, http_status=http_status, retryable=retryable, **context)
 
 
 def _retryable_status(http_status: int | None) -> bool:

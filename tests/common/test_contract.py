@@ -67,6 +67,12 @@ def test_hierarchy():
         "/p",
     )
     assert error.http_status == 200
+    ingestion = IngestionAPIError("4000801", "Bad request", http_status=400)
+    assert (ingestion.error_code, ingestion.code, ingestion.message) == (
+        "4000801",
+        "4000801",
+        "Bad request",
+    )
 
 
 def test_client_signatures():

@@ -7,8 +7,9 @@ import types
 
 import backoff._sync
 import pytest
-from common_fakes import BASE, SECRET, TOKEN_PREFIX, TOKEN_URL
 from marketo_common import MarketoClient, MarketoSettings
+
+from common.common_fakes import BASE, SECRET, TOKEN_PREFIX, TOKEN_URL
 
 
 @pytest.fixture

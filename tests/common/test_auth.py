@@ -5,13 +5,14 @@ import urllib.parse
 
 import pytest
 import requests
-from common_fakes import BASE, SECRET, TOKEN_PREFIX, TOKEN_URL, envelope, failure
 from marketo_common import (
     MarketoAPIError,
     MarketoBearerAuth,
     MarketoIngestionAuth,
     TokenManager,
 )
+
+from common.common_fakes import BASE, SECRET, TOKEN_PREFIX, TOKEN_URL, envelope, failure
 
 DESCRIBE = BASE + "/rest/v1/leads/describe2.json"
 

@@ -5,7 +5,6 @@ from dataclasses import replace
 
 import pytest
 import requests
-from common_fakes import BASE, TOKEN_PREFIX, envelope
 from marketo_common import (
     ConfigError,
     IngestionAPIError,
@@ -15,6 +14,8 @@ from marketo_common import (
     RateLimiter,
     __version__,
 )
+
+from common.common_fakes import BASE, TOKEN_PREFIX, envelope
 
 INGEST = "https://mkto-ingestion-api.adobe.io"
 PERSONS = "/subscriptions/123-ABC-456/persons"

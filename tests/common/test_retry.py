@@ -7,7 +7,6 @@ from dataclasses import replace
 import backoff._common
 import pytest
 import requests
-from common_fakes import BASE, envelope, failure
 from marketo_common import (
     DailyQuotaExceededError,
     ExportQuotaExceededError,
@@ -19,6 +18,8 @@ from marketo_common import (
     TooManyJobsError,
 )
 from marketo_common.errors import parse_retry_after
+
+from common.common_fakes import BASE, envelope, failure
 
 PATH = "/bulk/v1/program/members/export/create.json"
 URL = BASE + PATH

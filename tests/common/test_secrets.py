@@ -4,8 +4,9 @@ import logging
 
 import pytest
 import requests
-from common_fakes import BASE, SECRET, TOKEN_PREFIX, envelope, failure
 from marketo_common import MarketoBearerAuth, MarketoError, MarketoIngestionAuth
+
+from common.common_fakes import BASE, SECRET, TOKEN_PREFIX, envelope, failure
 
 PATH = "/rest/v1/leads/describe2.json"
 INGEST = "https://mkto-ingestion-api.adobe.io/subscriptions/123-ABC-456/persons"

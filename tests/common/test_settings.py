@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from common_fakes import SECRET
 from marketo_common import ConfigError, MarketoSettings
+
+from common.common_fakes import SECRET
 
 GOOD = {"base_url": "https://123-abc-456.mktorest.com", "client_id": "cid", "client_secret": SECRET}
 

@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import singer_sdk.typing as th
-from common_fakes import BASE, TOKEN_PREFIX, envelope
 from marketo_common import MarketoBearerAuth, TokenManager
 from singer_sdk import Tap
 from singer_sdk.streams import RESTStream
+
+from common.common_fakes import BASE, TOKEN_PREFIX, envelope
 
 
 def make_tap(settings):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
+import sqlite3
 import time
 from datetime import timedelta
 from typing import Any
@@ -323,7 +325,8 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
     # A fresh generation needs no rollback journal: without WAL every page is written once
     # instead of twice (WAL, then checkpoint). SQLite refuses the switch while another
     # connection is open (a running server), and then WAL simply stays.
-    conn.execute("PRAGMA journal_mode = OFF")
+    with contextlib.suppress(sqlite3.OperationalError):
+        conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA cache_size = -262144")  # 256 MB while the bulk insert runs
     conn.execute("DROP INDEX IF EXISTS program_members_updated")  # rebuilt once, sorted
     try:
@@ -335,7 +338,8 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
     finally:
         conn.executescript(CORE_SCHEMA)
         conn.execute("PRAGMA cache_size = -2000")
-        conn.execute("PRAGMA journal_mode = WAL")
+        with contextlib.suppress(sqlite3.OperationalError):
+            conn.execute("PRAGMA journal_mode = WAL")
     done = int(store.get_meta("generated_members") or 0) + n
     store.set_meta("generated_members", str(done))
     log.info("generated %d members in %.1f s", n, time.perf_counter() - started)

@@ -104,13 +104,6 @@ def test_unknown_kind_refused(server: SandboxServer) -> None:
         server.admin.inject_fault(DESCRIBE, "meteor")
 
 
-def test_faults_armed_at_start_up(sandbox_factory, sandbox_rest) -> None:
-    sb = sandbox_factory(seed=None, faults=[(DESCRIBE, "http_502", 1)])
-    rest = sandbox_rest(sb)
-    assert rest.get(DESCRIBE).status_code == 502
-    assert rest.get(DESCRIBE).status_code == 200
-
-
 def test_job_kinds_are_taken_by_kind_only() -> None:
     faults = Faults()
     for kind in JOB_KINDS:

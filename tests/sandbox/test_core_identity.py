@@ -112,31 +112,37 @@ def test_query_token_accepted_with_deprecation_warning_and_redacted(
     assert all(token not in str(c) for c in calls)
 
 
-def test_token_expiry_gives_602_then_a_new_token(sandbox_factory, sandbox_rest) -> None:
-    sb = sandbox_factory(seed=None, options={"token_ttl_seconds": 1})
-    rest = sandbox_rest(sb)
-    token = rest.token()
-    reply = requests.post(sb.base_url + TOKEN, data=credentials(sb), timeout=10).json()
-    assert reply["expires_in"] <= 1
-    assert rest.get(DESCRIBE).json()["success"] is True
-    time.sleep(1.1)
-    assert error_code(rest.get(DESCRIBE)) == "602"
+def test_token_expiry_gives_602_then_a_new_token(server: SandboxServer, rest) -> None:
+    server.admin.expire_tokens()
+    server.admin.set_options(token_ttl_seconds=1)
+    try:
+        token = rest.token()
+        reply = requests.post(server.base_url + TOKEN, data=credentials(server), timeout=10).json()
+        assert reply["expires_in"] <= 1
+        assert rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"}).json()["success"]
+        time.sleep(1.1)
+        assert error_code(rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"})) == "602"
+    finally:
+        server.admin.set_options(token_ttl_seconds=3600)
     fresh = rest.token()
     assert fresh != token
     ok = rest.get(DESCRIBE, headers={"Authorization": f"Bearer {fresh}"})
     assert ok.json()["success"] is True
 
 
-def test_admin_expire_tokens(sandbox_factory, sandbox_rest) -> None:
-    sb = sandbox_factory(seed=None)
-    rest = sandbox_rest(sb)
-    assert rest.get(DESCRIBE).json()["success"] is True
-    assert sb.admin.expire_tokens() >= 1
-    assert error_code(rest.get(DESCRIBE)) == "602"
+def test_admin_expire_tokens(server: SandboxServer, rest) -> None:
+    token = rest.token()
+    assert rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"}).json()["success"]
+    assert server.admin.expire_tokens() >= 1
+    assert error_code(rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"})) == "602"
 
 
-def test_ttl_option_changes_expires_in(sandbox_factory) -> None:
-    sb = sandbox_factory(seed=None)
-    sb.admin.set_options(token_ttl_seconds=120)
-    body = requests.get(sb.base_url + TOKEN, params=credentials(sb), timeout=10).json()
+def test_ttl_option_changes_expires_in(server: SandboxServer) -> None:
+    server.admin.expire_tokens()
+    server.admin.set_options(token_ttl_seconds=120)
+    try:
+        body = requests.get(server.base_url + TOKEN, params=credentials(server), timeout=10).json()
+    finally:
+        server.admin.set_options(token_ttl_seconds=3600)
+        server.admin.expire_tokens()
     assert 110 <= body["expires_in"] <= 120

@@ -20,7 +20,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def sandbox(server: SandboxServer) -> SandboxServer:
-    server.admin.reset(seed="demo")
+    """The module's sandbox with default options; tests read expectations from dumps, so the
+    changes of earlier tests do not matter."""
     server.admin.set_options(rest_member_filter_limit=100_000, rest_member_limit_mode="total")
     return server
 

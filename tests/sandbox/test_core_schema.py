@@ -43,8 +43,7 @@ def rest(server: SandboxServer, sandbox_rest):
 
 @pytest.fixture
 def sandbox(server: SandboxServer) -> SandboxServer:
-    """The module's sandbox, emptied and seeded again (fields cannot be deleted)."""
-    server.admin.reset(seed="demo")
+    """The module's sandbox (fields cannot be deleted: tests use distinct names)."""
     return server
 
 
@@ -230,33 +229,6 @@ def test_create_field_appears_in_describe_and_member_rows(sandbox, sandbox_rest)
     assert "lunchPreference" in dump[0]
 
 
-def test_create_field_validation_and_cap(sandbox, sandbox_rest) -> None:
-    rest = sandbox_rest(sandbox)
-    bad = [
-        {"displayName": "No Name", "dataType": "string"},
-        {"displayName": "Bad Name", "name": "1abc", "dataType": "string"},
-        {"displayName": "Bad Name2", "name": "a-b", "dataType": "string"},
-        {"displayName": "Bad$Display", "name": "badDisplay", "dataType": "string"},
-        {"displayName": "Bad Type", "name": "badType", "dataType": "blob"},
-        {"displayName": "Dup", "name": "myCustomField", "dataType": "string"},
-        {"displayName": "My Custom Field", "name": "otherName", "dataType": "string"},
-        {"displayName": "Hidden Bad", "name": "hiddenBad", "dataType": "string", "isHidden": "yes"},
-        "not an object",
-    ]
-    out = result(rest.post(PM_FIELDS, json={"input": bad}))
-    assert [r["status"] for r in out] == ["skipped"] * len(bad)
-    assert all(r["reasons"][0]["code"] == "1003" for r in out)
-    customs = [f for f in result(rest.get(PM_FIELDS)) if f["isCustom"]]
-    room = 20 - len(customs)
-    many = [
-        {"displayName": f"Extra {i}", "name": f"extra{i}", "dataType": "integer"}
-        for i in range(room + 1)
-    ]
-    out = result(rest.post(PM_FIELDS, json={"input": many}))
-    assert [r["status"] for r in out] == ["created"] * room + ["skipped"]
-    assert "20" in out[-1]["reasons"][0]["message"]
-
-
 def test_create_field_request_errors(sandbox, sandbox_rest) -> None:
     rest = sandbox_rest(sandbox)
     assert (
@@ -313,3 +285,31 @@ def test_create_lead_field(sandbox, sandbox_rest) -> None:
     assert out[0]["status"] == "created"
     [v2] = result(rest.get("/rest/v1/leads/describe2.json"))
     assert any(f["name"] == "shoeSize" for f in v2["fields"])
+
+
+def test_create_field_validation_and_cap(sandbox, sandbox_rest) -> None:
+    sandbox.admin.reset(seed="demo")  # a known number of custom fields
+    rest = sandbox_rest(sandbox)
+    bad = [
+        {"displayName": "No Name", "dataType": "string"},
+        {"displayName": "Bad Name", "name": "1abc", "dataType": "string"},
+        {"displayName": "Bad Name2", "name": "a-b", "dataType": "string"},
+        {"displayName": "Bad$Display", "name": "badDisplay", "dataType": "string"},
+        {"displayName": "Bad Type", "name": "badType", "dataType": "blob"},
+        {"displayName": "Dup", "name": "myCustomField", "dataType": "string"},
+        {"displayName": "My Custom Field", "name": "otherName", "dataType": "string"},
+        {"displayName": "Hidden Bad", "name": "hiddenBad", "dataType": "string", "isHidden": "yes"},
+        "not an object",
+    ]
+    out = result(rest.post(PM_FIELDS, json={"input": bad}))
+    assert [r["status"] for r in out] == ["skipped"] * len(bad)
+    assert all(r["reasons"][0]["code"] == "1003" for r in out)
+    customs = [f for f in result(rest.get(PM_FIELDS)) if f["isCustom"]]
+    room = 20 - len(customs)
+    many = [
+        {"displayName": f"Extra {i}", "name": f"extra{i}", "dataType": "integer"}
+        for i in range(room + 1)
+    ]
+    out = result(rest.post(PM_FIELDS, json={"input": many}))
+    assert [r["status"] for r in out] == ["created"] * room + ["skipped"]
+    assert "20" in out[-1]["reasons"][0]["message"]

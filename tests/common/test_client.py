@@ -103,6 +103,22 @@ def test_ingest_401_refreshes_token_once(client, requests_mock, tokens, sleeps):
     assert sleeps == []
 
 
+def test_ingest_is_not_held_to_the_rest_limits(settings, tokens, requests_mock):
+    requests_mock.post(INGEST + PERSONS, status_code=202)
+    requests_mock.get(BASE + "/rest/v1/programs.json", json=envelope())
+
+    def refuse(seconds):
+        raise AssertionError(seconds)
+
+    limiter = RateLimiter(1, 20.0, 1, sleep=refuse)  # one REST call per 20 s
+    client = MarketoClient(settings, user_agent="t", limiter=limiter)
+    client.get("/rest/v1/programs.json")
+    for _ in range(5):
+        client.ingest(PERSONS, b"{}")
+    with pytest.raises(AssertionError):
+        client.get("/rest/v1/programs.json")  # the REST window is still full
+
+
 def test_ingest_needs_a_munchkin_id(tokens, sleeps):
     local = MarketoSettings.from_config(
         {"base_url": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s"}

@@ -80,6 +80,7 @@ class ProgramsStream(MarketoStream):
         ),
         th.Property("sfdcId", th.StringType),
         th.Property("sfdcName", th.StringType),
+        th.Property("munchkinId", th.StringType),
         th.Property("workspace", th.StringType),
         th.Property("url", th.StringType),
         th.Property(

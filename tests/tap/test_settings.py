@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
 from marketo_common import ConfigError
 from tap_marketo_members.settings import TapSettings
 from tap_marketo_members.tap import TapMarketoMembers
@@ -89,14 +90,9 @@ def test_rest_always_needs_start_date():
 
 
 def test_about_documents_every_setting():
-    proc = subprocess.run(
-        [sys.executable, "-m", "tap_marketo_members.tap", "--about", "--format=json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    about = json.loads(proc.stdout)
+    result = CliRunner().invoke(TapMarketoMembers.cli, ["--about", "--format=json"])
+    assert result.exit_code == 0, result.output
+    about = json.loads(result.stdout)
     props = about["settings"]["properties"]
     for name in (
         "client_id",

@@ -1,0 +1,81 @@
+"""Export scheduling: both slots busy, within Marketo's budget, polls paced, programs grouped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from tap_marketo_members.tap import TapMarketoMembers
+from tap_marketo_members.windows import parse_iso
+
+from .conftest import TIME_SCALE
+from .support import catalog_for, config_for, run_tap
+
+
+def overlap_max(intervals):
+    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    current = best = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+def test_many_windows_keep_two_running_within_budget(sb):
+    dump = sb.admin.dump("program_members")
+    start = min(r["updatedAt"] for r in dump if r["programId"] == 1002)
+    before = {j["exportId"] for j in sb.admin.dump("export_jobs")}
+    calls_before = len(sb.admin.dump("calls"))
+    sb.admin.set_options(job_fixed_seconds=600)  # 10 sandbox minutes per job: slots fill up
+    # polls every 150 sandbox seconds keep the run under Marketo's 100 calls / 20 s
+    config = config_for(
+        sb, start_date=start, window_days=8, program_ids=[1002], poll_interval_seconds=0.25
+    )
+    run = run_tap(config, catalog=catalog_for(config, {"program_members": None}))
+    expected = sorted(r["leadId"] for r in dump if r["programId"] == 1002)
+    assert sorted(r["leadId"] for r in run.members()) == expected
+
+    jobs = [
+        j
+        for j in sb.admin.dump("export_jobs")
+        if j["exportId"] not in before and j["status"] == "Completed"
+    ]
+    assert len(jobs) >= 6
+    for job in jobs:
+        span = job["filter"]["updatedAt"]
+        assert parse_iso(span["endAt"]) - parse_iso(span["startAt"]) <= dt.timedelta(days=31)
+    processing = [(parse_iso(j["startedAt"]), parse_iso(j["finishedAt"])) for j in jobs]
+    ours_in_queue = [(parse_iso(j["queuedAt"]), parse_iso(j["finishedAt"])) for j in jobs]
+    assert overlap_max(processing) == 2  # both slots used, never more
+    assert overlap_max(ours_in_queue) <= 4  # 2 running + 2 waiting, far under Marketo's 10
+
+    # status polls of one job never closer than poll_interval_seconds (60 s of sandbox time)
+    polls = defaultdict(list)
+    for call in sb.admin.dump("calls")[calls_before:]:
+        if call["path"].endswith("/status.json"):
+            polls[call["path"]].append(parse_iso(call["at"]))
+    assert polls
+    interval = dt.timedelta(seconds=config["poll_interval_seconds"] * TIME_SCALE - 2)
+    for times in polls.values():
+        for a, b in zip(times, times[1:]):
+            assert b - a >= interval, (a, b)
+    assert "Queued -> Processing" in run.logs or "Queued -> Completed" in run.logs
+
+
+def test_programs_grouped_ten_per_job(sb):
+    tap = TapMarketoMembers(config=config_for(sb, start_date="2026-01-01T00:00:00Z"))
+    stream = tap.streams["program_members"]
+    units = stream._plan(list(range(1, 26)), "2026-01-20T00:00:00Z")
+    assert [len(u.program_ids) for u in units] == [10, 10, 5]
+    assert all(u.server_filter == ("2025-12-31T23:59:59Z", "2026-01-20T00:00:00Z") for u in units)
+    # programs with different bookmarks are never in the same job
+    stream.get_context_state({"programId": 3})["replication_key_value"] = "2026-01-10T00:00:00Z"
+    units = stream._plan([1, 2, 3], "2026-01-20T00:00:00Z")
+    assert sorted(u.program_ids for u in units) == [(1, 2), (3,)]
+    # FULL_TABLE: one unfiltered export per group of ten
+    stream.forced_replication_method = "FULL_TABLE"
+    units = stream._plan(list(range(1, 13)), None)
+    assert [(len(u.program_ids), u.server_filter, u.upper) for u in units] == [
+        (10, None, None),
+        (2, None, None),
+    ]

@@ -54,6 +54,7 @@ class MarketoSink(Sink):
         self.writer = self._build_writer()
         self._add = self.writer.add
         self.summary = self.ctx.summary
+        self._key_set = frozenset(self.key_properties)
 
     def get_validator(self) -> None:
         """Records are checked per field by our own validator (see validation.py)."""
@@ -63,6 +64,13 @@ class MarketoSink(Sink):
         """One record in: buffered for its write method, or rejected with its reason."""
         self.summary.received += 1
         try:
+            if self._key_set and not self._key_set <= record.keys():
+                missing = min(self._key_set - record.keys())
+                raise RecordRejected(  # noqa: TRY301 (one handler for every reject)
+                    "missing_key_property",
+                    f"the record lacks key property '{missing}' named in the SCHEMA message",
+                    missing,
+                )
             self._add(record, seq, line_no)
         except RecordRejected as exc:
             self.ctx.reject(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from target_helpers import LEAD_SCHEMA, record, run_target, schema, state, target_config
 
 
-def _lead(i: int, **extra: object) -> dict:
+def _lead(i: int, prefix: str = "recon", **extra: object) -> dict:
     rec = {
-        "email": f"recon{i}@example.com",
+        "email": f"{prefix}{i}@example.com",
         "firstName": f'Name, "{i}"\nsecond line',
         "lastName": "Ünïcødé",
         "company": "Acme",
@@ -19,7 +19,8 @@ def _lead(i: int, **extra: object) -> dict:
     return rec
 
 
-def test_reconciliation_imported_plus_rejected_equals_received(fast_sandbox, tmp_path):
+def test_reconciliation_imported_plus_rejected_equals_received(shared_sandbox, tmp_path):
+    fast_sandbox = shared_sandbox
     n = 60
     bad_local = {
         5: ({"leadScore": "many"}, "type", "leadScore"),
@@ -68,18 +69,20 @@ def test_reconciliation_imported_plus_rejected_equals_received(fast_sandbox, tmp
     assert run.states == [{"bookmarks": {"leads": n}}]
 
 
-def test_duplicates_in_a_batch_last_wins_and_count_as_superseded(fast_sandbox, tmp_path):
+def test_duplicates_in_a_batch_last_wins_and_count_as_superseded(shared_sandbox, tmp_path):
+    fast_sandbox = shared_sandbox
     messages = [schema("leads", LEAD_SCHEMA, ["email"])]
-    messages += [record("leads", _lead(1, firstName=f"version {i}")) for i in range(5)]
-    messages.append(record("leads", _lead(2)))
+    messages += [record("leads", _lead(1, "dup", firstName=f"version {i}")) for i in range(5)]
+    messages.append(record("leads", _lead(2, "dup")))
     run = run_target(target_config(fast_sandbox, tmp_path), messages)
     summary = run.summary("leads")
     assert summary == summary | {"received": 6, "imported": 2, "superseded": 4, "rejected": 0}
     leads = {lead["email"]: lead for lead in fast_sandbox.admin.dump("leads")}
-    assert leads["recon1@example.com"]["firstName"] == "version 4"
+    assert leads["dup1@example.com"]["firstName"] == "version 4"
 
 
-def test_field_map_and_lookup_field(fast_sandbox, tmp_path):
+def test_field_map_and_lookup_field(shared_sandbox, tmp_path):
+    fast_sandbox = shared_sandbox
     props = {"properties": {"mail": {"type": "string"}, "given": {"type": "string"}}}
     config = target_config(
         fast_sandbox,

@@ -184,14 +184,26 @@ def test_no_secret_in_any_output(shared_sandbox, tmp_path, caplog):
         assert token not in (call.get("query") or "")
 
 
-def test_cli_process_about_and_non_utf8(tmp_path):
-    about = subprocess.run(
-        [sys.executable, "-m", "target_marketo_ingest.target", "--about", "--format=markdown"],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    assert b"max_import_file_mb" in about.stdout
+def test_about_documents_every_setting(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        TargetMarketoIngest.cli.main(["--about", "--format=markdown"], standalone_mode=True)
+    assert exit_info.value.code == 0
+    about = capsys.readouterr().out
+    for name in (
+        "client_secret",
+        "streams",
+        "rejects_path",
+        "dry_run",
+        "max_import_file_mb",
+        "max_concurrent_imports",
+        "fail_on_rejects",
+        "unknown_fields",
+        "warnings_as_rejects",
+    ):
+        assert f"| {name} |" in about
+
+
+def test_cli_process_non_utf8(tmp_path):
     config = _write(tmp_path, {**OFFLINE, "rejects_path": str(tmp_path / "r.jsonl")})
     done = subprocess.run(
         [sys.executable, "-m", "target_marketo_ingest.target", "--config", config],

@@ -11,6 +11,7 @@ import logging
 import pytest
 import requests_mock
 from marketo_common import MarketoClient
+from singer_sdk.plugin_base import _ConfigInput
 from target_helpers import record, run_target, schema, state
 from target_marketo_ingest.errors import TargetError
 from target_marketo_ingest.target import TargetMarketoIngest
@@ -167,3 +168,68 @@ def test_permission_error_stops_without_state(marketo, tmp_path, caplog):
     ):
         target.listen(data)
     assert out.getvalue() == ""  # the record has no outcome, so STATE must not move
+
+
+def _invoke(config, lines, caplog):
+    data = io.BytesIO("".join(json.dumps(m) + "\n" for m in lines).encode())
+    code = 0
+    with caplog.at_level(logging.INFO), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            TargetMarketoIngest.invoke(config=_ConfigInput(config=config), file_input=data)
+        except SystemExit as exc:
+            code = exc.code
+    return code
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected_exit"),
+    [(None, 0), (0, 1), (1, 1), (2, 0), (0.5, 0), (0.2, 1)],
+)
+def test_fail_on_rejects_threshold(marketo, tmp_path, caplog, threshold, expected_exit):
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/persons", status_code=202)
+    lines = [schema("people", LEAD_SCHEMA)]
+    lines += [record("people", {"email": f"p{i}@x.com"}) for i in range(4)]
+    lines += [record("people", {"email": ""}), record("people", {"email": None})]  # 2 of 6
+    config = _config(tmp_path, fail_on_rejects=threshold)
+    assert _invoke(config, lines, caplog) == expected_exit
+    if expected_exit:
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert any("2 of 6 records rejected" in e and "fail_on_rejects" in e for e in errors)
+
+
+def test_summary_log_and_metric_line(marketo, tmp_path, caplog):
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/persons", status_code=202)
+    lines = [schema("people", LEAD_SCHEMA)]
+    lines += [record("people", {"email": f"p{i % 3}@x.com"}) for i in range(5)]
+    lines.append(record("people", {"email": 5}))
+    assert _invoke(_config(tmp_path), lines, caplog) == 0
+    metrics = [
+        json.loads(r.getMessage().split("METRIC: ", 1)[1])
+        for r in caplog.records
+        if r.getMessage().startswith("METRIC: ") and "target_marketo_ingest" in r.getMessage()
+    ]
+    (metric,) = metrics
+    value = metric["value"]
+    assert value["received"] == 6
+    assert value["accepted"] == 3
+    assert value["superseded"] == 2
+    assert value["rejected_by_reason"] == {"schema_mismatch": 1}
+    assert value["requests"] == 1
+    assert value["api_calls"] >= 1
+    assert value["without_outcome"] == 0
+    assert any("Summary for stream 'people'" in r.getMessage() for r in caplog.records)
+
+
+def test_record_missing_a_key_property_is_rejected(marketo, tmp_path):
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/persons", status_code=202)
+    lines = [schema("people", LEAD_SCHEMA, ["email", "firstName"])]
+    lines += [record("people", {"email": "a@x.com", "firstName": "A"})]
+    lines += [record("people", {"email": "b@x.com"})]
+    run = run_target(_config(tmp_path), lines)
+    assert run.summary("people")["accepted"] == 1
+    (reject,) = run.rejects
+    assert (reject["reason"], reject["field"], reject["line"]) == (
+        "missing_key_property",
+        "firstName",
+        3,
+    )

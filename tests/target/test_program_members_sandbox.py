@@ -25,7 +25,7 @@ def _members(sandbox, program_id):
 
 def test_bulk_program_members_one_file_per_program_and_status(fast_sandbox, tmp_path):
     plan = [(1001, "Registered"), (1001, "Attended"), (1003, "Waitlisted"), (1003, "Registered")]
-    messages = [schema("program_members", MEMBER_SCHEMA, ["leadId", "programId"])]
+    messages = [schema("program_members", MEMBER_SCHEMA, ["email", "programId"])]
     for n, (program_id, status) in enumerate(plan * 5):
         messages.append(
             record(
@@ -68,7 +68,8 @@ def test_bulk_program_members_one_file_per_program_and_status(fast_sandbox, tmp_
     assert run.states == [{"done": True}]
 
 
-def test_rest_program_members_status_skip_and_delete(fast_sandbox, tmp_path):
+def test_rest_program_members_status_skip_and_delete(shared_sandbox, tmp_path):
+    fast_sandbox = shared_sandbox
     before = _members(fast_sandbox, 1002)
     present = sorted(before)[:3]
     absent = next(i for i in range(1, 2000) if i not in before)
@@ -99,7 +100,8 @@ def test_rest_program_members_status_skip_and_delete(fast_sandbox, tmp_path):
         assert summary["skipped"] >= 1
 
 
-def test_ingest_program_members_sync_and_delete(fast_sandbox, tmp_path):
+def test_ingest_program_members_sync_and_delete(shared_sandbox, tmp_path):
+    fast_sandbox = shared_sandbox
     before = _members(fast_sandbox, 1003)
     leads = sorted(lead["id"] for lead in fast_sandbox.admin.dump("leads"))
     new = [i for i in leads if i not in before][:30]

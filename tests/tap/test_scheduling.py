@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 
 from tap_marketo_members.tap import TapMarketoMembers
@@ -57,7 +58,7 @@ def test_many_windows_keep_two_running_within_budget(sb):
     assert polls
     interval = dt.timedelta(seconds=config["poll_interval_seconds"] * TIME_SCALE - 2)
     for times in polls.values():
-        for a, b in zip(times, times[1:]):
+        for a, b in itertools.pairwise(times):
             assert b - a >= interval, (a, b)
     assert "Queued -> Processing" in run.logs or "Queued -> Completed" in run.logs
 

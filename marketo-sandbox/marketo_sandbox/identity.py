@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from marketo_sandbox.envelope import JSONResponse, MarketoHTTPError
@@ -156,7 +157,8 @@ async def token(request: Request) -> Response:
     ):
         return _oauth_error(401, "invalid_client", "Bad client credentials")
     request.state.api_user = user
-    access_token, expires_in = identity.issue(user)
+    # issuing writes the token to the db: off the event loop, which must never wait on a lock
+    access_token, expires_in = await run_in_threadpool(identity.issue, user)
     return JSONResponse(
         {
             "access_token": access_token,

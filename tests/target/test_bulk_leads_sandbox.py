@@ -104,3 +104,17 @@ def test_field_map_and_lookup_field(shared_sandbox, tmp_path):
     assert run.summary("crm_contacts")["imported"] == 1
     leads = {lead["email"]: lead for lead in fast_sandbox.admin.dump("leads")}
     assert leads["mapped@example.com"]["firstName"] == "Mapped"
+
+
+def test_malformed_lookup_email_fails_in_marketo_and_maps_back(shared_sandbox, tmp_path):
+    lines = [
+        schema("leads", LEAD_SCHEMA),
+        record("leads", _lead(1, "mal")),
+        record("leads", _lead(2, "mal", email="mal-not-an-email")),
+    ]
+    run = run_target(target_config(shared_sandbox, tmp_path), lines)
+    summary = run.summary("leads")
+    assert (summary["imported"], summary["rejected"]) == (1, 1)
+    (reject,) = run.rejects
+    assert (reject["reason"], reject["line"]) == ("marketo_failure", 3)
+    assert reject["record"]["email"] == "mal-not-an-email"

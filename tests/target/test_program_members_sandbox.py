@@ -144,3 +144,31 @@ def test_ingest_program_members_sync_and_delete(shared_sandbox, tmp_path):
 
     assert wait_for(applied)
     assert run.states == [{"pm": 1}]
+
+
+def test_bulk_member_warnings_are_written_and_optionally_rejected(shared_sandbox, tmp_path):
+    leads = {lead["id"]: lead["email"] for lead in shared_sandbox.admin.dump("leads")}
+    attended = [
+        leads[m["leadId"]]
+        for m in shared_sandbox.admin.dump("program_members", program_id=1003)
+        if m["statusName"] == "Attended"
+    ][:4]
+    assert len(attended) == 4
+
+    def lines(emails):
+        # members already past "Invited": Marketo keeps them and warns
+        return [schema("program_members", MEMBER_SCHEMA)] + [
+            record("program_members", {"programId": 1003, "statusName": "Invited", "email": e})
+            for e in emails
+        ]
+
+    run = run_target(target_config(shared_sandbox, tmp_path / "a"), lines(attended[:2]))
+    summary = run.summary("program_members")
+    assert (summary["imported"], summary["warnings"], summary["rejected"]) == (2, 2, 0)
+    assert {(w["kind"], w["line"]) for w in run.rejects} == {("warning", 2), ("warning", 3)}
+
+    config = target_config(shared_sandbox, tmp_path / "b", warnings_as_rejects=True)
+    run = run_target(config, lines(attended[2:]))
+    summary = run.summary("program_members")
+    assert (summary["imported"], summary["rejected"]) == (0, 2)
+    assert {r["reason"] for r in run.rejects} == {"marketo_warning"}

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import urllib.error
 import urllib.request
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from marketo_sandbox.envelope import JSONResponse
+from marketo_sandbox.envelope import JSONResponse, MarketoHTTPError
 from marketo_sandbox.storage import Store
 
 if TYPE_CHECKING:
@@ -121,9 +122,12 @@ async def touch(request: Request) -> Response:
     except (KeyError, ValueError, TypeError) as exc:
         return _bad(f"bad touch request: {exc}")
     store: Store = request.app.state.store
-    changed = await run_in_threadpool(
-        store.touch_members, program_id, lead_ids, spec.get("fields") or {}
-    )
+    try:
+        changed = await run_in_threadpool(
+            store.touch_members, program_id, lead_ids, spec.get("fields") or {}
+        )
+    except MarketoHTTPError as exc:
+        return _bad(f"{exc.code} {exc.message}")
     return JSONResponse({"updated": changed, "now": request.app.state.clock.now_iso()})
 
 
@@ -155,6 +159,7 @@ async def expire_tokens(request: Request) -> Response:
 async def reset(request: Request) -> Response:
     """`POST /_sandbox/reset` {seed?: "demo"|null, members?: N}: empty db, seed again."""
     from marketo_sandbox import seed  # noqa: PLC0415 - seed imports storage only when needed
+    from marketo_sandbox.app import load_families  # noqa: PLC0415 - app imports this module
 
     try:
         spec = await _json(request)
@@ -171,6 +176,12 @@ async def reset(request: Request) -> Response:
         seed.apply(store, kind, members)
 
     await run_in_threadpool(work)
+    for module in load_families():  # families drop in-memory state tied to the old data
+        hook = getattr(module, "on_reset", None)
+        if hook is not None:
+            result = hook(request.app)
+            if inspect.isawaitable(result):
+                await result
     return JSONResponse({"seed": kind, "members": members})
 
 

@@ -39,7 +39,8 @@ _SMALL_BODY = 8192
 DEFAULT_MUNCHKIN_ID = "123-ABC-456"
 #: API families built on the core, mounted when importable. Each module has `ROUTES` (a list of
 #: Starlette routes) and may have `on_startup(app)` / `on_shutdown(app)` (sync or async), run
-#: by the app's lifespan, e.g. to start job workers.
+#: by the app's lifespan, e.g. to start job workers, and `on_reset(app)`, run after
+#: `/_sandbox/reset` emptied the db.
 FAMILY_MODULES = ("marketo_sandbox.bulk.routes", "marketo_sandbox.ingestion.routes")
 #: Query/form parameters never written to the request log.
 SECRET_PARAMS = frozenset({"access_token", "client_secret", "client_id_secret", "password"})

@@ -951,6 +951,12 @@ class Store:
         self, program_id: int, lead_ids: Sequence[int], values: Mapping[str, Any]
     ) -> int:
         """Set field values (any PM field, even read-only standard ones) and bump updatedAt."""
+        program = self._require_program(program_id)
+        if "statusName" in values:
+            values = {
+                **values,
+                "statusName": self._require_status(program, values["statusName"])["name"],
+            }
         pm = self.field_map(PROGRAM_MEMBER)
         now = self.clock.now_iso()
         sets: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from marketo_sandbox.admin import AdminError
 from marketo_sandbox.server import SandboxServer
 
 MEMBERS = "/rest/v1/programs/{}/members.json"
@@ -363,3 +364,13 @@ def test_touch_bumps_updated_at_and_sets_fields(sandbox) -> None:
     assert after["statusName"] == "Clicked"
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H")
     assert after["updatedAt"] >= now
+
+
+def test_touch_refuses_unknown_status_and_fields(shared) -> None:
+    lead = members_of(shared, 1004)[0]["leadId"]
+    with pytest.raises(AdminError, match="1003"):
+        shared.admin.touch_members(1004, [lead], statusName="Registered")
+    with pytest.raises(AdminError, match="1006"):
+        shared.admin.touch_members(1004, [lead], noSuchField=1)
+    with pytest.raises(AdminError, match="1013"):
+        shared.admin.touch_members(4242, [lead], myCustomField="x")

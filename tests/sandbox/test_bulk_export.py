@@ -246,7 +246,7 @@ def test_processing_time_follows_rows_per_second(sandbox_factory):
 
 
 def test_processing_job_completes_after_a_crash(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=60.0, options={"job_fixed_seconds": 120})
+    sb = sandbox_factory(seed="demo", time_scale=60.0, options={"job_fixed_seconds": 60})
     api = Api(sb)
     export_id = api.create_export(["leadId", "email"], {"programId": 1001})
     api.enqueue(export_id)

@@ -165,13 +165,15 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
             return
         state["next"] = now + 60.0
         keep = float(option(app, "export_file_retention_days")) * DAY
+        old = fetch_all(
+            sched.store.conn(),
+            f"SELECT id, file_path FROM {TABLE} WHERE status = 'Completed' "  # noqa: S608
+            "AND expired = 0 AND finished_at < ?",
+            (now - keep,),
+        )
+        if not old:
+            return
         with sched.store.tx() as conn:
-            old = fetch_all(
-                conn,
-                f"SELECT id, file_path FROM {TABLE} WHERE status = 'Completed' "  # noqa: S608
-                "AND expired = 0 AND finished_at < ?",
-                (now - keep,),
-            )
             for job in old:
                 _remove_file(job)
                 conn.execute(f"UPDATE {TABLE} SET expired = 1 WHERE id = ?", (job["id"],))  # noqa: S608

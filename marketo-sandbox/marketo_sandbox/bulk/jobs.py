@@ -125,7 +125,26 @@ class Scheduler:
         by = {r["status"]: r["n"] for r in rows}
         return by.get(pool.queued, 0), by.get(pool.running, 0)
 
+    def _needs_work(self, pool: Pool, now: float) -> bool:
+        """A read-only look first, so an idle tick never takes SQLite's write lock."""
+        rows = fetch_all(
+            self.store.conn(),
+            f"SELECT id, status, work_done, due_at FROM {pool.table} "  # noqa: S608
+            "WHERE status IN (?, ?)",
+            (pool.queued, pool.running),
+        )
+        running = [r for r in rows if r["status"] == pool.running]
+        if len(running) < pool.max_running() and len(running) < len(rows):
+            return True
+        return any(
+            (r["work_done"] and now >= (r["due_at"] or 0))
+            or (not r["work_done"] and r["id"] not in pool.workers)
+            for r in running
+        )
+
     def _advance(self, pool: Pool, now: float) -> None:
+        if not self._needs_work(pool, now):
+            return
         with self.lock, self.store.tx() as conn:
             running = fetch_all(
                 conn,

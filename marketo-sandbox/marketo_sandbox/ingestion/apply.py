@@ -117,12 +117,11 @@ def setup(app: Any, sched: Scheduler) -> None:
     ensure_schema(store)
 
     def hook(now: float) -> None:
-        with store.tx() as conn:
-            due = fetch_all(
-                conn,
-                f"SELECT * FROM {PENDING} WHERE due_at <= ? ORDER BY due_at",  # noqa: S608
-                (now,),
-            )
+        due = fetch_all(
+            store.conn(),
+            f"SELECT * FROM {PENDING} WHERE due_at <= ? ORDER BY due_at",  # noqa: S608
+            (now,),
+        )
         for row in due:
             apply_now(store, row["kind"], orjson.loads(row["plan"]), row["request_id"])
             with store.tx() as conn:

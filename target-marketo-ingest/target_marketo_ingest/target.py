@@ -12,7 +12,9 @@ import typing as t
 
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.plugin_base import PluginBase
 from singer_sdk.target_base import Target
 
 from target_marketo_ingest.checkpoint import Checkpoints
@@ -75,6 +77,14 @@ class TargetMarketoIngest(Target):
     name = "target-marketo-ingest"
     default_sink_class = MarketoSink
     message_reader_class = SingerLineReader
+    # validate_records, batch_size_rows and load_method do not apply: records are checked per
+    # field against Marketo's describe, files roll by bytes, and every write is an upsert.
+    capabilities: t.ClassVar[list] = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
 
     config_jsonschema = th.PropertiesList(
         th.Property("client_id", th.StringType, required=True, description="API client id."),
@@ -518,6 +528,15 @@ class TargetMarketoIngest(Target):
             raise RejectThresholdError(msg)
 
     # -------------------------------------------------------------- CLI
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """Only the SDK settings that mean something here (stream maps, flattening).
+
+        `_sdc_deleted_at` is read from records as the tap sends them, so the SDK's
+        `add_record_metadata` (which adds metadata on the target side) is not offered.
+        """
+        PluginBase.append_builtin_config.__func__(cls, config_jsonschema)
 
     @classmethod
     def invoke(  # type: ignore[override]

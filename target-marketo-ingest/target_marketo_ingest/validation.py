@@ -384,7 +384,11 @@ class RecordValidator:
         """Reject (or note) input keys that are neither in the schema nor in Marketo."""
         if record.keys() <= self._known:
             return
-        extra = sorted(k for k in record if k not in self._known and record[k] is not None)
+        extra = sorted(
+            k
+            for k in record
+            if k not in self._known and record[k] is not None and not k.startswith(SDC_PREFIX)
+        )
         if not extra:
             return
         if self._unknown_drop:

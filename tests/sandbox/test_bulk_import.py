@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from marketo_sandbox.server import SandboxServer
 from test_bulk_support import Api, parse
@@ -200,10 +202,21 @@ def test_batch_ids_expire_after_7_days(sandbox_factory):
     path = f"/bulk/v1/leads/batch/{job['batchId']}.json"
     sb.admin.advance(6 * 86400)
     assert api.ok("get", path)[0]["status"] == "Complete"
+    folder = sb.db_path.with_name(sb.db_path.name + ".files") / "imports"
+    wait_gone(folder / f"{job['batchId']}.upload")  # dropped once the batch is final
+    assert (folder / f"{job['batchId']}.failures").exists()
     sb.admin.advance(86400 + 60)
     code, message = api.error("get", path)
     assert code == "1003"
     assert "expired" in message
+    wait_gone(folder / f"{job['batchId']}.failures")
+
+
+def wait_gone(path, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        assert time.monotonic() < deadline, f"{path.name} was kept"
+        time.sleep(0.05)
 
 
 def test_import_queue_limits_2_importing_10_in_queue(sandbox_factory):

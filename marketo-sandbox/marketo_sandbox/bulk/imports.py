@@ -102,6 +102,7 @@ def setup(app: Any, sched: Scheduler) -> None:
         handler = handlers[job["kind"]](app.state.store, orjson.loads(job["params"]))
         return run_import(job, out_dir, handler, should_stop)
 
+    sched.hooks.append(_housekeeping_hook(app, sched))
     sched.add_pool(
         Pool(
             name=POOL,
@@ -114,6 +115,38 @@ def setup(app: Any, sched: Scheduler) -> None:
             duration=duration,
         )
     )
+
+
+def _housekeeping_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
+    """Drop uploads of finished batches, and failures/warnings files once the batch id expires.
+
+    Uploads stay until the batch is final, so a batch interrupted by a restart can run again.
+    """
+    state = {"next": 0.0}
+
+    def hook(now: float) -> None:
+        if now < state["next"]:
+            return
+        state["next"] = now + 60.0
+        keep = float(option(app, "import_batch_retention_days")) * DAY
+        jobs = fetch_all(
+            sched.store.conn(),
+            f"SELECT id, status, created_at, upload_path, failures_path, warnings_path "  # noqa: S608
+            f"FROM {TABLE} WHERE status IN ('Complete', 'Failed') AND "
+            "(upload_path IS NOT NULL OR (created_at < ? AND failures_path IS NOT NULL))",
+            (now - keep,),
+        )
+        for job in jobs:
+            expired = job["created_at"] < now - keep
+            names = ["upload_path"] + (["failures_path", "warnings_path"] if expired else [])
+            for name in names:
+                if job[name]:
+                    Path(job[name]).unlink(missing_ok=True)
+            with sched.store.tx() as conn:
+                sets = ", ".join(f"{name} = NULL" for name in names)
+                conn.execute(f"UPDATE {TABLE} SET {sets} WHERE id = ?", (job["id"],))  # noqa: S608
+
+    return hook
 
 
 # ---------------------------------------------------------------------------- row checks

@@ -1147,9 +1147,12 @@ class Store:
             if len(matches) > 1:
                 return "failed", None, "Multiple lead match lookup criteria"
             created_lead = not matches
-            lead_id = self._write_lead(conn, matches[0] if matches else None, lead_values, now)
+            if matches and set(lead_values) == {"email"}:
+                lead_id = matches[0]  # nothing to change on the lead: its updatedAt stays
+            else:
+                lead_id = self._write_lead(conn, matches[0] if matches else None, lead_values, now)
         result, why = self._apply_status(conn, program, lead_id, status, now, acquired=created_lead)
-        if pm_values or result == "skipped":
+        if pm_values:
             current = self._member_row(conn, program["id"], lead_id)
             data = orjson.loads(current[1])
             data.update(pm_values)

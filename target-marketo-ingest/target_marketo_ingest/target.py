@@ -140,7 +140,7 @@ class TargetMarketoIngest(Target):
         ),
         th.Property(
             "fail_on_rejects",
-            th.NumberType(minimum=0),
+            th.CustomType({"type": ["number", "string"]}),
             description=(
                 "Exit non-zero when rejects pass this: a count (>= 1) or a fraction of "
                 "received records (< 1); 0 fails on any reject. Unset: never."
@@ -184,6 +184,7 @@ class TargetMarketoIngest(Target):
             message_reader=message_reader,
         )
         self.options = self._options()
+        self._threshold = _threshold(self.config.get("fail_on_rejects"))
         validate_streams_setting(self.config.get("streams"))
         self._client = client
         self._client_lock = threading.Lock()
@@ -222,13 +223,6 @@ class TargetMarketoIngest(Target):
         unknown = config.get("unknown_fields") or "error"
         if unknown not in {"error", "drop"}:
             raise SettingError(f"unknown_fields: expected error or drop, got {unknown!r}")
-        threshold = config.get("fail_on_rejects")
-        if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0
-        ):
-            raise SettingError(
-                f"fail_on_rejects: expected a count or a fraction >= 0, got {threshold!r}"
-            )
         return TargetOptions(
             dry_run=bool(config.get("dry_run", False)),
             max_import_bytes=int(mb * 1_000_000),
@@ -507,7 +501,7 @@ class TargetMarketoIngest(Target):
         )
 
     def _check_threshold(self, *, final: bool) -> None:
-        threshold = self.config.get("fail_on_rejects")
+        threshold = self._threshold
         if threshold is None:
             return
         rejected = sum(s.rejected for s in self.summaries)
@@ -583,6 +577,19 @@ class TargetMarketoIngest(Target):
                 cls.logger.debug("Unexpected error", exc_info=True)
                 cls.logger.error("Unexpected error: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
             sys.exit(1)
+
+
+def _threshold(value: t.Any) -> float | None:
+    """`fail_on_rejects` as a number (Meltano may pass it as a string)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0:
+        raise SettingError(f"fail_on_rejects: expected a count or a fraction >= 0, got {value!r}")
+    return number
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def test_bad_input_is_one_clear_line(lines, expected, caplog, tmp_path):
         ({"streams": {"x*": {"lookup_field": "email"}}}, "streams.x*.method: required"),
         ({"max_import_file_mb": 11}, "config['max_import_file_mb']"),
         ({"max_concurrent_imports": 3}, "config['max_concurrent_imports']"),
-        ({"fail_on_rejects": -1}, "config['fail_on_rejects']"),
+        ({"fail_on_rejects": -1}, "fail_on_rejects: expected a count"),
+        ({"fail_on_rejects": "lots"}, "fail_on_rejects: expected a count"),
     ],
 )
 def test_bad_settings_name_the_setting(change, expected, caplog, tmp_path):

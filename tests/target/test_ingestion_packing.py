@@ -183,7 +183,7 @@ def _invoke(config, lines, caplog):
 
 @pytest.mark.parametrize(
     ("threshold", "expected_exit"),
-    [(None, 0), (0, 1), (1, 1), (2, 0), (0.5, 0), (0.2, 1)],
+    [(None, 0), (0, 1), (1, 1), (2, 0), ("2", 0), ("1", 1), (0.5, 0), (0.2, 1)],
 )
 def test_fail_on_rejects_threshold(marketo, tmp_path, caplog, threshold, expected_exit):
     marketo.post(f"{INGEST}/subscriptions/123-ABC-456/persons", status_code=202)

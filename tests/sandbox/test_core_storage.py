@@ -203,3 +203,18 @@ def test_registered_schema_is_created_and_survives_reset(tmp_path) -> None:
         assert store.conn().execute("SELECT COUNT(*) FROM core_test_family").fetchone()[0] == 0
     finally:
         storage._EXTRA_SCHEMAS.remove(sql)
+
+
+def test_member_upsert_without_changes_keeps_updated_at(store: Store) -> None:
+    rows = {m["leadId"]: m for m in store.dump_program_members(1001)}
+    lead = next(lead for lead, m in rows.items() if m["statusName"] == "Attended")
+    email = next(x["email"] for x in store.dump_leads() if x["id"] == lead)
+    lead_before = next(x for x in store.dump_leads() if x["id"] == lead)["updatedAt"]
+    store.clock.advance(3600)
+    [(status, lead_id, why)] = store.upsert_program_members(1001, "Invited", [{"email": email}])
+    assert (status, lead_id) == ("updated", lead)
+    assert "already in or past" in why
+    after = {m["leadId"]: m for m in store.dump_program_members(1001)}[lead]
+    assert after["updatedAt"] == rows[lead]["updatedAt"]
+    assert after["statusName"] == "Attended"
+    assert next(x for x in store.dump_leads() if x["id"] == lead)["updatedAt"] == lead_before

@@ -161,6 +161,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error(610, "Requested resource not found", http_status=404)
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         return error(605, f"HTTP Method '{request.method}' not supported")
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        # Starlette's form parser refuses a malformed multipart body with a 400
+        return error(613, f"Invalid multipart request: {exc.detail}")
     return error(exc.status_code, exc.detail, http_status=exc.status_code)
 
 

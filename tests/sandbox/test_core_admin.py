@@ -120,6 +120,12 @@ def test_unknown_path_and_method(rest) -> None:
     assert error(rest.post(DESCRIBE, json={}))[0] == "605"
 
 
+def test_malformed_multipart_is_613(rest) -> None:
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    reply = rest.post("/identity/oauth/token", data=b"garbage", headers=headers, auth=False)
+    assert error(reply)[0] == "613"
+
+
 def test_rest_body_over_1mb_is_413(rest) -> None:
     big = {"statusName": "Invited", "input": [{"leadId": 1, "pad": "x" * 1_100_000}]}
     assert rest.post(STATUS, json=big).status_code == 413

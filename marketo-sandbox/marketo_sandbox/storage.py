@@ -993,6 +993,52 @@ class Store:
 
     # leads
 
+    def query_leads(
+        self,
+        filter_field: str,
+        values: Sequence[Any],
+        fields: Sequence[str],
+        *,
+        after_id: int = 0,
+        limit: int = 300,
+    ) -> list[dict[str, Any]]:
+        """Leads whose `filter_field` is one of `values` (typed), ordered by id.
+
+        Dicts of `fields`, for REST Get Leads by Filter Type; unknown fields raise 1006.
+        """
+        lead = self.field_map(LEAD)
+        for name in (filter_field, *fields):
+            if name not in lead:
+                raise MarketoHTTPError(1006, f"Field '{name}' not found")
+        target = lead[filter_field]
+        marks = ",".join("?" * len(values))
+        if target["column"]:
+            condition = f"{target['column']} IN ({marks})"
+            params: list[Any] = list(values)
+        else:
+            condition = f"json_extract(data, ?) IN ({marks})"
+            params = [f"$.{filter_field}", *values]
+        rows = self.conn().execute(
+            "SELECT id, email, created_at, updated_at, data FROM leads "  # noqa: S608
+            f"WHERE id > ? AND {condition} ORDER BY id LIMIT ?",
+            (after_id, *params, limit),
+        )
+        columns = {"id": 0, "email": 1, "createdAt": 2, "updatedAt": 3}
+        out = []
+        for row in rows:
+            data = orjson.loads(row[4])
+            item = {}
+            for name in fields:
+                if name in columns:
+                    item[name] = row[columns[name]]
+                else:
+                    value = data.get(name)
+                    if value is not None and lead[name]["dataType"] == "boolean":
+                        value = bool(value)
+                    item[name] = value
+            out.append(item)
+        return out
+
     def _find_leads(self, conn: sqlite3.Connection, field: Mapping[str, Any], value: Any) -> list:
         if field["name"] == "id":
             sql, param = "SELECT id FROM leads WHERE id = ?", value

@@ -313,3 +313,56 @@ def test_create_field_validation_and_cap(sandbox, sandbox_rest) -> None:
     out = result(rest.post(PM_FIELDS, json={"input": many}))
     assert [r["status"] for r in out] == ["created"] * room + ["skipped"]
     assert "20" in out[-1]["reasons"][0]["message"]
+
+
+def test_get_leads_by_filter_type(server: SandboxServer, rest) -> None:
+    leads = {lead["id"]: lead for lead in server.admin.dump("leads")}
+    params = {"filterType": "id", "filterValues": "3,1,2", "fields": "email,firstName,isPartner"}
+    rows = result(rest.get("/rest/v1/leads.json", params=params))
+    assert [r["id"] for r in rows] == [1, 2, 3]
+    assert rows[0] == {
+        "id": 1,
+        "email": leads[1]["email"],
+        "firstName": leads[1]["firstName"],
+        "isPartner": leads[1]["isPartner"],
+    }
+    by_email = result(
+        rest.get(
+            "/rest/v1/leads.json",
+            params={"filterType": "email", "filterValues": leads[97]["email"].upper()},
+        )
+    )
+    assert [r["id"] for r in by_email] == [97]
+    assert {"id", "email", "updatedAt", "createdAt", "firstName", "lastName"} == set(by_email[0])
+    seen, token = [], None
+    while True:
+        page = {"filterType": "industrySegment", "filterValues": "SMB", "batchSize": 100}
+        if token:
+            page["nextPageToken"] = token
+        body = rest.get("/rest/v1/leads.json", params=page).json()
+        seen += body["result"]
+        if not body["moreResult"]:
+            break
+        token = body["nextPageToken"]
+    assert [r["id"] for r in seen] == sorted(
+        i for i, x in leads.items() if x["industrySegment"] == "SMB"
+    )
+    long = {
+        "filterType": "id",
+        "filterValues": ",".join(str(i) for i in range(1, 301)),
+        "_method": "GET",
+    }
+    assert len(result(rest.post("/rest/v1/leads.json", data=long))) == 300
+    assert error(rest.get("/rest/v1/leads.json", params={"filterType": "id"}))[0] == "1002"
+    assert (
+        error(
+            rest.get("/rest/v1/leads.json", params={"filterType": "firstName", "filterValues": "x"})
+        )[0]
+        == "1003"
+    )
+    assert (
+        error(rest.get("/rest/v1/leads.json", params={"filterType": "id", "filterValues": "x"}))[0]
+        == "1003"
+    )
+    bad_field = {"filterType": "id", "filterValues": "1", "fields": "nope"}
+    assert error(rest.get("/rest/v1/leads.json", params=bad_field))[0] == "1006"

@@ -1,14 +1,25 @@
-"""Lead describe: `/rest/v1/leads/describe.json` and `/rest/v1/leads/describe2.json`."""
+"""Leads: describe, describe2 and Get Leads by Filter Type (`/rest/v1/leads.json`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.routing import Route
 
-from marketo_sandbox.envelope import ok
-from marketo_sandbox.rest.params import db, user
-from marketo_sandbox.storage import LEAD, Store
+from marketo_sandbox.envelope import MarketoHTTPError, ok
+from marketo_sandbox.rest.params import (
+    MAX_BATCH,
+    db,
+    decode_token,
+    encode_token,
+    int_param,
+    method_override,
+    query_params,
+    user,
+)
+from marketo_sandbox.storage import LEAD, Store, check_value
+
+DEFAULT_FIELDS = ("id", "email", "updatedAt", "createdAt", "firstName", "lastName")
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -55,7 +66,55 @@ async def describe2(request: Request) -> Response:
     )
 
 
+def _query(store: Store, params: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
+    filter_type = params.get("filterType")
+    if not filter_type:
+        raise MarketoHTTPError(1002, "Missing value for required parameter 'filterType'")
+    raw = params.get("filterValues")
+    if not raw:
+        raise MarketoHTTPError(1002, "Missing value for required parameter 'filterValues'")
+    fields = store.field_map(LEAD)
+    field = fields.get(filter_type)
+    if field is None or not field["searchable"]:
+        raise MarketoHTTPError(1003, f"Invalid filterType '{filter_type}'")
+    values = [v.strip() for v in raw.split(",")]
+    if len(values) > MAX_BATCH:
+        raise MarketoHTTPError(1003, f"filterValues has {len(values)} values; at most 300")
+    try:
+        typed = [check_value(field, v) for v in values]
+    except ValueError as exc:
+        raise MarketoHTTPError(1003, str(exc)) from None
+    size = int_param(params, "batchSize", MAX_BATCH, 1, MAX_BATCH)
+    after = int(decode_token(params.get("nextPageToken"), "leads") or 0)
+    raw_fields = params.get("fields")
+    wanted = [f.strip() for f in raw_fields.split(",") if f.strip()] if raw_fields else []
+    wanted = wanted or [f for f in DEFAULT_FIELDS if f in fields]
+    if "id" not in wanted:
+        wanted = ["id", *wanted]
+    rows = store.query_leads(filter_type, typed, wanted, after_id=after, limit=size + 1)
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, encode_token("leads", rows[-1]["id"]) if more else None
+
+
+async def query(request: Request) -> Response:
+    """`GET /rest/v1/leads.json`: filterType, filterValues, fields, batchSize, nextPageToken.
+
+    `POST` with `_method=GET` carries long value lists in a form body.
+    """
+    user(request)
+    if request.method == "POST" and not await method_override(request):
+        raise MarketoHTTPError(605, "HTTP Method 'POST' not supported (sync leads is not served)")
+    params = await query_params(request)
+    rows, token = await db(_query, request.app.state.store, params)
+    extra: dict[str, Any] = {"moreResult": token is not None}
+    if token:
+        extra["nextPageToken"] = token
+    return ok(rows, **extra)
+
+
 ROUTES = [
+    Route("/rest/v1/leads.json", query, methods=["GET", "POST"]),
     Route("/rest/v1/leads/describe.json", describe, methods=["GET"]),
     Route("/rest/v1/leads/describe2.json", describe2, methods=["GET"]),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import decimal
 import json
 import logging
 import sys
@@ -210,8 +211,10 @@ class TargetMarketoIngest(Target):
             value = config.get(name, default)
             if value is None:
                 return default
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # Config files are read with JSON floats as Decimal.
+            if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
                 raise SettingError(f"{name}: expected a number, got {value!r}")
+            value = float(value)
             if value <= low or (high is not None and value > high):
                 bounds = f"above {low}" + (f" and at most {high}" if high is not None else "")
                 raise SettingError(f"{name}: expected a number {bounds}, got {value!r}")

@@ -233,3 +233,19 @@ def test_record_missing_a_key_property_is_rejected(marketo, tmp_path):
         "firstName",
         3,
     )
+
+
+def test_config_file_floats_arrive_as_decimal_and_are_accepted(marketo, tmp_path):
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/persons", status_code=202)
+    config = _config(tmp_path, poll_interval_seconds=0.05, max_import_file_mb=0.5)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    input_path = tmp_path / "input.jsonl"
+    lines = [schema("people", LEAD_SCHEMA), record("people", {"email": "f@x.com"})]
+    input_path.write_text("".join(json.dumps(m) + "\n" for m in lines))
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stdout(io.StringIO()):
+        TargetMarketoIngest.cli.main(
+            ["--config", str(config_path), "--input", str(input_path)], standalone_mode=True
+        )
+    assert exit_info.value.code == 0
+    assert len(_bodies(marketo, "/persons")) == 1

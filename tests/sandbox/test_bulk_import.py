@@ -119,11 +119,14 @@ def test_lead_import_refusals(api):
     assert missing[0] == "1003"
 
 
-def test_import_file_over_10_mb_refused(api):
-    body = "email,firstName\n" + "x" * (10 * 1024 * 1024)
-    reply = api.post(LEADS, params={"format": "csv"}, files={"file": ("big.csv", body)})
+@pytest.mark.parametrize("extra", [1, 2 * 1024 * 1024])
+def test_import_file_over_10_mb_refused(api, fast_sandbox, extra):
+    body = "x" * (10 * 1024 * 1024 - len("email\n") + extra)
+    before = len(fast_sandbox.admin.dump("import_jobs"))
+    reply = api.post(LEADS, params={"format": "csv"}, files={"file": ("big.csv", "email\n" + body)})
     assert reply.status_code == 413
     assert reply.json()["success"] is False
+    assert len(fast_sandbox.admin.dump("import_jobs")) == before
 
 
 def test_import_without_lookup_column_fails_the_job(api):

@@ -366,3 +366,22 @@ def test_get_leads_by_filter_type(server: SandboxServer, rest) -> None:
     )
     bad_field = {"filterType": "id", "filterValues": "1", "fields": "nope"}
     assert error(rest.get("/rest/v1/leads.json", params=bad_field))[0] == "1006"
+
+
+def test_company_and_custom_object_describe(server: SandboxServer, rest) -> None:
+    [company] = result(rest.get("/rest/v1/companies/describe.json"))
+    assert company["dedupeFields"] == ["externalCompanyId"]
+    names = {f["name"]: f for f in company["fields"]}
+    assert names["externalCompanyId"]["dataType"] == "string"
+    assert names["id"]["updateable"] is False
+    objects = result(rest.get("/rest/v1/customobjects.json"))
+    assert "purchases" in {o["name"] for o in objects}
+    [purchases] = result(rest.get("/rest/v1/customobjects/purchases/describe.json"))
+    assert purchases["dedupeFields"] == ["vin"]
+    assert {"vin", "email", "marketoGUID"} <= {f["name"] for f in purchases["fields"]}
+    assert error(rest.get("/rest/v1/customobjects/nope/describe.json"))[0] == "1013"
+    server.admin.set_options(
+        custom_object_types={"cars": {"dedupeFields": ["plate"], "fields": {"plate": "string"}}}
+    )
+    [cars] = result(rest.get("/rest/v1/customobjects/cars/describe.json"))
+    assert [f["name"] for f in cars["fields"]] == ["marketoGUID", "plate"]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from marketo_sandbox.rest import fields, leads, program_members, programs
+from marketo_sandbox.rest import fields, leads, objects, program_members, programs
 
-ROUTES = [*program_members.ROUTES, *fields.ROUTES, *leads.ROUTES, *programs.ROUTES]
+ROUTES = [
+    *program_members.ROUTES,
+    *fields.ROUTES,
+    *leads.ROUTES,
+    *programs.ROUTES,
+    *objects.ROUTES,
+]
 
 __all__ = ["ROUTES"]

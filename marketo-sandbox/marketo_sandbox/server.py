@@ -55,7 +55,7 @@ class SandboxServer:
         munchkin_id: str = DEFAULT_MUNCHKIN_ID,
         api_users: list[tuple[str, str]] | None = None,
         port: int | None = None,
-        start_timeout: float = 60.0,
+        start_timeout: float | None = None,
         faults: list[tuple[str, str, int]] | None = None,
     ) -> None:
         self._tmpdir = None if db_path else tempfile.mkdtemp(prefix="marketo-sandbox-")
@@ -70,7 +70,9 @@ class SandboxServer:
         self.munchkin_id = munchkin_id
         self.api_users = api_users or []
         self.port = port or free_port()
-        self.start_timeout = start_timeout
+        # generating members takes time before the server listens (about 1 s per 50,000 on a
+        # busy 2-core machine): wait for it on top of the usual start
+        self.start_timeout = start_timeout or 60.0 + members / 20_000
         self.faults = faults or []
         self.log_path = self.db_path.with_suffix(".log")
         self.process: subprocess.Popen | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import typing as t
 
 from target_marketo_ingest.bulk_import import BulkImportWriter, GroupSpec, ImportFile
-from target_marketo_ingest.programs import program_and_status
+from target_marketo_ingest.programs import MemberTargets
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
@@ -71,6 +71,7 @@ class BulkProgramMembersWriter:
             [validator.header.index("email")],
         )
         self._add = self.bulk.add
+        self._targets = MemberTargets(self.route, catalog, need_status=True).resolve
         self._groups: dict[tuple[int, str], GroupSpec] = {}
 
     def add(self, record: dict, seq: int, line_no: int) -> None:
@@ -78,15 +79,14 @@ class BulkProgramMembersWriter:
         if record.get("_sdc_deleted_at"):
             self._deletes.add(record, seq, line_no)
             return
-        program_id, status = program_and_status(self.route, record, self.catalog)
+        key = self._targets(record)
         row = self._to_row(record)
-        key = (program_id, status)
         group = self._groups.get(key)
         if group is None:
             group = (
                 key,
-                {"programId": program_id, "programMemberStatus": status},
-                f"program {program_id} status {status!r} ",
+                {"programId": key[0], "programMemberStatus": key[1]},
+                f"program {key[0]} status {key[1]!r} ",
             )
             self._groups[key] = group
         self._add(row, seq, line_no, group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import typing as t
@@ -151,3 +152,37 @@ def _program_number(value: t.Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+class MemberTargets:
+    """(programId, status) per record, resolved once per distinct pair of raw values.
+
+    Member streams repeat a handful of (program, status) pairs over millions of rows, so the
+    checks above run once per pair, not once per record.
+    """
+
+    def __init__(self, route: StreamRoute, catalog: ProgramCatalog, *, need_status: bool) -> None:
+        self.route = route
+        self.catalog = catalog
+        self.need_status = need_status
+        self._program_field = route.program_id_field
+        self._status_field = route.status_field
+        self._cache: dict[tuple, tuple[int, str | None] | RecordRejected] = {}
+
+    def resolve(self, record: dict) -> tuple[int, str | None]:
+        """The record's (programId, status); raises RecordRejected."""
+        key = (record.get(self._program_field), record.get(self._status_field))
+        try:
+            found = self._cache[key]
+        except (KeyError, TypeError):  # TypeError: unhashable raw values are not cached
+            try:
+                found = program_and_status(
+                    self.route, record, self.catalog, need_status=self.need_status
+                )
+            except RecordRejected as exc:
+                found = exc
+            with contextlib.suppress(TypeError):
+                self._cache[key] = found
+        if type(found) is RecordRejected:
+            raise RecordRejected(found.reason, found.message, found.field)
+        return found  # type: ignore[return-value]

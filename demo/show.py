@@ -182,8 +182,7 @@ def show_rejects(args: argparse.Namespace) -> int:
         if record.get("programId") is not None:
             who = f"{who} in program {record.get('programId')}"
         rows.append([entry.get("stream"), who, entry.get("reason"), entry.get("message")])
-    cells = [[cell(v) for v in row[:3]] + [str(row[3])] for row in rows]
-    for stream, who, reason, message in cells:
+    for stream, who, reason, message in rows:
         say(f"    - {stream}: {who}: {reason}: {message}")
     if warnings:
         say(f"  and {len(warnings)} warnings (imported, but Marketo had a remark)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MELTANO_INSTALL_TIMEOUT = 900
 MELTANO_RUN_TIMEOUT = 300
+# What `meltano install` depends on. Our connectors are installed editable, so code changes
+# need no reinstall; a changed meltano.yml or pyproject does. scripts/demo writes the same stamp.
+PLUGIN_INPUTS = (
+    "meltano.yml",
+    "marketo-common/pyproject.toml",
+    "tap-marketo-members/pyproject.toml",
+    "target-marketo-ingest/pyproject.toml",
+)
+PLUGINS_STAMP = ".meltano/plugins.sha256"
+
+
+def plugins_fingerprint() -> str:
+    """`sha256sum` of the files the plugin venvs are built from, in sha256sum's format."""
+    return "".join(
+        f"{hashlib.sha256((ROOT / name).read_bytes()).hexdigest()}  {name}\n"
+        for name in PLUGIN_INPUTS
+    )
 
 
 def meltano_version() -> str:
@@ -124,7 +142,7 @@ def sandbox_env(config: dict, *, output: Path | None = None) -> dict[str, str]:
     if output is not None:
         env["TARGET_MARKETO_INGEST_REJECTS_PATH"] = str(output / "rejects.jsonl")
         env["TARGET_JSONL_DESTINATION_PATH"] = str(output / "jsonl")
-        env["TARGET_DUCKDB_FILEPATH"] = str(output / "marketo.duckdb")
+        env["TARGET_DUCKDB_FILEPATH"] = str(output / "warehouse.duckdb")
         (output / "jsonl").mkdir(parents=True, exist_ok=True)
     return env
 

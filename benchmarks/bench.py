@@ -46,6 +46,7 @@ IMPORT_FILE_LIMIT = 10_000_000
 IMPORT_FILE_LIMIT_MIB = 10 * 1024 * 1024
 INGEST_BODY_LIMIT = 1_000_000
 INGEST_OBJECT_LIMIT = 1000
+IMPORT_TIME_SCALE = 5.0
 log = logging.getLogger("benchmarks")
 
 
@@ -61,6 +62,7 @@ class Scale:
     slot_files: int  # import files in the slot-use run
     job_seconds: float  # simulated (sandbox) seconds every bulk job takes in the slot-use run
     time_scale: float  # sandbox clock speed in the slot-use run
+    import_job_seconds: float  # simulated seconds of each import job in the slot-use run
     packing_records: int  # records written through the bulk import path for packing
     ingest_records: int  # records sent through the Data Ingestion path for packing
     repeats: int  # baseline repeats (median taken)
@@ -76,6 +78,7 @@ SCALES = {
         slot_files=10,
         job_seconds=600.0,
         time_scale=300.0,
+        import_job_seconds=150.0,
         packing_records=200_000,
         ingest_records=20_000,
         repeats=3,
@@ -89,6 +92,7 @@ SCALES = {
         slot_files=4,
         job_seconds=120.0,
         time_scale=600.0,
+        import_job_seconds=10.0,
         packing_records=3_000,
         ingest_records=2_500,
         repeats=1,
@@ -389,22 +393,35 @@ class Bench:
 
     SLOT_KEYS = (
         ("slot_use_export", "export slot use: wall ÷ ceil(N/2) x job", "ratio", "<= 1.1"),
-        ("polling_economy", "status calls per export job - allowed", "calls", "<= 0"),
+        ("polling_economy", "status calls per export job", "calls", "<= J/60+2"),
         ("slot_use_import", "import slot use: wall ÷ ceil(N/2) x job", "ratio", "<= 1.1"),
     )
 
     def slots(self) -> None:
         """Fixed simulated job time; N export jobs and N import files against ceil(N/2) x job."""
         s = self.scale
-        scale, job = s.time_scale, s.job_seconds
         sb = self.sandbox(
-            "slots", seed="demo", time_scale=scale, options={"job_fixed_seconds": job}
+            "slots-export",
+            seed="demo",
+            time_scale=s.time_scale,
+            options={"job_fixed_seconds": s.job_seconds},
         )
+        self._open.append(sb)
         try:
-            self.slot_exports(sb, scale, job)
-            self.slot_imports(sb, scale, job)
+            self.slot_exports(sb, s.time_scale, s.job_seconds)
         finally:
-            sb.__exit__(None, None, None)
+            self.close_sandboxes()
+        # The target's poll_interval_seconds takes whole seconds only today (singer-sdk hands
+        # JSON floats over as Decimal, which its check refuses), so it keeps its 1 s -> 6 s
+        # rhythm and the sandbox runs x5: that rhythm is then Marketo's 5 s -> 30 s.
+        sb = self.sandbox(
+            "slots-import",
+            seed="demo",
+            time_scale=IMPORT_TIME_SCALE,
+            options={"job_fixed_seconds": s.import_job_seconds},
+        )
+        self._open.append(sb)
+        self.slot_imports(sb, IMPORT_TIME_SCALE, s.import_job_seconds)
 
     def slot_exports(self, sb: SandboxServer, scale: float, job: float) -> None:
         s = self.scale
@@ -514,7 +531,7 @@ class Bench:
         cfg = self.target_config(
             sb,
             "slots-import",
-            poll_interval_seconds=5.0 / scale,  # Marketo's 5 s .. 30 s rhythm, time-scaled
+            poll_interval_seconds=round(5.0 / scale),  # Marketo's 5 s .. 30 s, time-scaled
         )
         before = {j["batchId"] for j in sb.admin.dump("import_jobs")}
         calls_before = len(sb.admin.dump("calls"))

@@ -123,6 +123,10 @@ def run_connector(
     dst = open(stdout_path, "wb") if stdout_path else None  # noqa: SIM115
     errf = open(stderr_path, "wb")  # noqa: SIM115
     info: dict[str, Any] = {}
+    if env is None:
+        # Start-up as a user's install has it: bytecode cached (pip compiles on install), even
+        # where the calling shell turned caching off.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd,

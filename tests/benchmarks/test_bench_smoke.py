@@ -1,0 +1,110 @@
+"""The benchmark keeps working: the whole pipeline at tiny scale, every figure present and sane.
+
+No timing assertions here (performance is judged by the full run, not by tests); this checks that
+each figure was measured from real runs and that its numbers are consistent with each other.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+FIGURES = {
+    "tap_throughput",
+    "target_throughput",
+    "api_calls_export_per_100k",
+    "tap_rss_large_mb",
+    "tap_rss_ratio",
+    "target_rss_large_mb",
+    "target_rss_ratio",
+    "slot_use_export",
+    "polling_economy",
+    "slot_use_import",
+    "packing_import_files",
+    "packing_ingestion",
+    "api_calls_import_per_100k",
+    "api_calls_ingest_per_100k",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("bench-results")
+    proc = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "run"), "--scale", "tiny", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=REPO,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    data = json.loads((out / "latest.json").read_text())
+    dated = list(out.glob("*-tiny.json"))
+    assert len(dated) == 1, "the dated result file is written beside latest.json"
+    return data, proc.stdout
+
+
+@pytest.mark.slow
+def test_every_figure_measured_with_goal_and_verdict(tiny_run):
+    data, stdout = tiny_run
+    figures = data["figures"]
+    assert set(figures) == FIGURES
+    for key, fig in figures.items():
+        assert fig["error"] is None, f"{key}: {fig['error']}"
+        assert isinstance(fig["value"], (int, float)), key
+        assert math.isfinite(fig["value"]), key
+        if fig["goal"] is None:
+            assert fig["verdict"] == "ref", key
+        else:
+            assert fig["verdict"] in {"PASS", "MISS"}, key
+            assert fig["pass"] is (fig["verdict"] == "PASS"), key
+        assert fig["title"] in stdout, f"{key} missing from the printed table"
+    assert data["machine"]["cores"] >= 1
+    assert data["scale"] == "tiny"
+
+
+@pytest.mark.slow
+def test_throughput_ratios_come_from_the_same_data(tiny_run):
+    data, _ = tiny_run
+    tap = data["figures"]["tap_throughput"]
+    detail = tap["detail"]
+    # The tap emitted exactly the rows of the files the bare loop read, with >= 14 columns.
+    assert detail["records"] == detail["bare_rows"] > 0
+    assert detail["columns"] >= 14
+    assert tap["value"] == pytest.approx(
+        detail["tap_records_per_s"] / detail["bare"]["records_per_s"]
+    )
+    assert 0 < tap["value"] < 20
+    target = data["figures"]["target_throughput"]
+    assert target["detail"]["records_full"] == detail["records"]
+    assert target["detail"]["bare"]["rows"] == detail["records"]
+    assert 0 < target["value"] < 20
+
+
+@pytest.mark.slow
+def test_memory_packing_slots_and_calls_are_sane(tiny_run):
+    data, _ = tiny_run
+    f = {k: v["value"] for k, v in data["figures"].items()}
+    for who in ("tap", "target"):
+        assert 10 < f[f"{who}_rss_large_mb"] < 4000
+        assert 0.2 < f[f"{who}_rss_ratio"] < 10
+    assert 0 < f["packing_import_files"] <= 1.0
+    assert 0 < f["packing_ingestion"] <= 1.0
+    # A wall time can't beat the ideal schedule by much (only by the status-rhythm rounding).
+    assert f["slot_use_export"] > 0.5
+    assert f["slot_use_import"] > 0.5
+    slots = data["figures"]["slot_use_export"]["detail"]
+    assert slots["jobs"] == data["sizes"]["slot_jobs"]
+    for key in (
+        "api_calls_export_per_100k",
+        "api_calls_import_per_100k",
+        "api_calls_ingest_per_100k",
+    ):
+        assert f[key] > 0

@@ -180,6 +180,13 @@ def test_queue_limits_2_processing_10_queued(sandbox_factory):
     listed = api.ok("get", f"{EXPORT}.json", params={"status": "Queued,Processing"})
     assert len(listed) == 12
     assert {j["status"] for j in listed} <= {"Queued", "Processing"}
+    page = api.get(f"{EXPORT}.json", params={"status": "Cancelled", "batchSize": 1}).json()
+    assert [j["exportId"] for j in page["result"]] == [running[0]]
+    assert "nextPageToken" not in page
+    page = api.get(f"{EXPORT}.json", params={"batchSize": 5}).json()
+    assert (len(page["result"]), page["moreResult"]) == (5, True)
+    rest = api.ok("get", f"{EXPORT}.json", params={"nextPageToken": page["nextPageToken"]})
+    assert len(rest) == 8
 
 
 def _real_states(sb):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -237,3 +238,50 @@ def test_import_queue_limits_2_importing_10_in_queue(sandbox_factory):
     assert api.error("post", path, params=pm, files={"file": ("q.csv", text)})[0] == "1016"
     states = [j["status"] for j in sb.admin.dump("import_jobs")]
     assert (states.count("Importing"), states.count("Queued")) == (2, 8)
+
+
+def test_importing_batch_runs_again_after_a_crash(sandbox_factory):
+    sb = sandbox_factory(seed="demo", time_scale=60.0, options={"job_fixed_seconds": 60})
+    api = Api(sb)
+    text = "email,firstName\ncrash.one@example.com,One\ncrash.two@example.com,Two\n,Nobody\n"
+    batch = api.ok("post", LEADS, params={"format": "csv"}, files={"file": ("c.csv", text)})[0]
+    deadline = time.monotonic() + 10
+    while [j["status"] for j in sb.admin.dump("import_jobs")] != ["Importing"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sb.kill()
+    # As if the server died half-way through the file: nothing recorded as done.
+    with sqlite3.connect(sb.db_path) as conn:
+        conn.execute(
+            "UPDATE bulk_import_jobs SET work_done = 0, rows_processed = NULL, rows_failed = NULL "
+            "WHERE id = ?",
+            (batch["batchId"],),
+        )
+    sb.start()
+    api = Api(sb)
+    job = api.wait_import(f"/bulk/v1/leads/batch/{batch['batchId']}.json")
+    assert (job["status"], job["numOfLeadsProcessed"], job["numOfRowsFailed"]) == ("Complete", 2, 1)
+    emails = [lead["email"] for lead in sb.admin.dump("leads")]
+    assert emails.count("crash.one@example.com") == emails.count("crash.two@example.com") == 1
+    failures = parse(api.get(f"/bulk/v1/leads/batch/{batch['batchId']}/failures.json").content)
+    assert len(failures) == 2
+
+
+def test_reset_forgets_jobs_and_frees_the_slots(sandbox_factory):
+    sb = sandbox_factory(seed="demo", time_scale=FAST, options={"job_fixed_seconds": 10**7})
+    api = Api(sb)
+    for _ in range(2):
+        api.ok(
+            "post", LEADS, params={"format": "csv"}, files={"file": ("r.csv", "email\na@b.co\n")}
+        )
+    sb.admin.reset()
+    assert sb.admin.dump("import_jobs") == []
+    api = Api(sb)
+    batch = api.ok(
+        "post", LEADS, params={"format": "csv"}, files={"file": ("r.csv", "email\na@b.co\n")}
+    )[0]
+    deadline = time.monotonic() + 10
+    while sb.admin.dump("import_jobs")[0]["status"] != "Importing":
+        assert time.monotonic() < deadline, "a fresh batch never got a slot after reset"
+        time.sleep(0.02)
+    assert batch["batchId"] == 1

@@ -54,8 +54,8 @@ class Pool:
     #: Sandbox seconds the job should appear to take for this many rows.
     duration: Callable[[int], float]
     on_cancel: Callable[[dict], None] | None = None
-    workers: dict[Any, threading.Thread] = field(default_factory=dict)
-    cancelled: set = field(default_factory=set)
+    #: Running workers by job id, each with the event that tells it to stop.
+    workers: dict[Any, threading.Event] = field(default_factory=dict)
 
 
 class Scheduler:
@@ -186,25 +186,23 @@ class Scheduler:
                     self._spawn(pool, job)
 
     def _spawn(self, pool: Pool, job: dict) -> None:
-        job_id = job["id"]
+        stop = threading.Event()
         thread = threading.Thread(
-            target=self._work, args=(pool, job), name=f"{pool.name}-{job_id}", daemon=True
+            target=self._work, args=(pool, job, stop), name=f"{pool.name}-{job['id']}", daemon=True
         )
-        pool.workers[job_id] = thread
+        pool.workers[job["id"]] = stop
         thread.start()
 
-    def _work(self, pool: Pool, job: dict) -> None:
+    def _work(self, pool: Pool, job: dict, stop: threading.Event) -> None:
         job_id = job["id"]
 
         def should_stop() -> bool:
-            return job_id in pool.cancelled or self._stop.is_set()
+            return stop.is_set() or self._stop.is_set()
 
         columns: dict[str, Any] = {}
         rows = 0
         try:
-            if job.get("fail_message"):
-                columns = {}
-            else:
+            if not job.get("fail_message"):
                 columns, rows = pool.work(job, should_stop)
         except Exception as exc:
             log.exception("%s job %s failed", pool.name, job_id)
@@ -217,13 +215,15 @@ class Scheduler:
             columns = {**columns, "work_done": 1, "due_at": due}
             names = ", ".join(f"{k} = ?" for k in columns)
             with self.lock, self.store.tx() as conn:
-                conn.execute(
-                    f"UPDATE {pool.table} SET {names} WHERE id = ? AND status = ?",  # noqa: S608
-                    (*columns.values(), job_id, pool.running),
-                )
+                if not stop.is_set():
+                    conn.execute(
+                        f"UPDATE {pool.table} SET {names} WHERE id = ? AND status = ?",  # noqa: S608
+                        (*columns.values(), job_id, pool.running),
+                    )
         finally:
-            pool.workers.pop(job_id, None)
-            pool.cancelled.discard(job_id)
+            with self.lock:
+                if pool.workers.get(job_id) is stop:
+                    del pool.workers[job_id]
             self.wake()
 
     def cancel(self, pool: Pool, job: dict) -> None:
@@ -233,11 +233,20 @@ class Scheduler:
                 f"UPDATE {pool.table} SET status = 'Cancelled', finished_at = ? WHERE id = ?",  # noqa: S608
                 (self.now(), job["id"]),
             )
-            if job["id"] in pool.workers:
-                pool.cancelled.add(job["id"])
+            stop = pool.workers.pop(job["id"], None)
+            if stop is not None:
+                stop.set()
         if pool.on_cancel is not None:
             pool.on_cancel(job)
         self.wake()
+
+    def forget_all(self) -> None:
+        """Stop every worker and forget them (the data they worked on was reset)."""
+        with self.lock:
+            for pool in self.pools.values():
+                for stop in pool.workers.values():
+                    stop.set()
+                pool.workers.clear()
 
 
 _SCHEDULERS: weakref.WeakKeyDictionary[Any, Scheduler] = weakref.WeakKeyDictionary()

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from marketo_sandbox.admin import register_dump
 from marketo_sandbox.bulk import export, imports, lead_import, member_import
-from marketo_sandbox.bulk.common import scheduler
+from marketo_sandbox.bulk.common import files_dir, scheduler
 
 EXPORT = "/bulk/v1/program/members/export"
 PM_IMPORT = "/bulk/v1/program/members/import"
@@ -42,6 +42,15 @@ register_dump("import_jobs", imports.dump)
 def on_startup(app: Any) -> None:
     """Start the job scheduler at once, so jobs running when the server died resume now."""
     scheduler(app)
+
+
+def on_reset(app: Any) -> None:
+    """`/_sandbox/reset` emptied the db: stop workers of the old jobs and delete their files."""
+    scheduler(app).forget_all()
+    base = files_dir(app)
+    for sub in ("exports", "imports"):
+        for path in (base / sub).iterdir():
+            path.unlink(missing_ok=True)
 
 
 def on_shutdown(app: Any) -> None:

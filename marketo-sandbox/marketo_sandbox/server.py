@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,36 @@ from typing_extensions import Self
 
 from marketo_sandbox.admin import AdminClient
 from marketo_sandbox.app import DEFAULT_MUNCHKIN_ID
+
+TEMPLATE_DIR = Path(tempfile.gettempdir()) / "marketo-sandbox-templates"
+
+
+def demo_template() -> Path:
+    """A demo-seeded db to copy instead of seeding each test's sandbox again.
+
+    Keyed by the seed code and the UTC hour, so its relative timestamps ("the last 60 days")
+    stay current; built once per key (atomically, so parallel test processes may race).
+    """
+    from marketo_sandbox import seed, storage  # noqa: PLC0415 - only when a template is built
+
+    source = b"".join(Path(m.__file__).read_bytes() for m in (seed, storage))
+    key = hashlib.sha256(source).hexdigest()[:12]
+    hour = time.strftime("%Y%m%d%H", time.gmtime())
+    path = TEMPLATE_DIR / f"demo-{key}-{hour}.db"
+    if path.exists():
+        return path
+    TEMPLATE_DIR.mkdir(parents=True, exist_ok=True)
+    building = path.with_suffix(f".{os.getpid()}.tmp")
+    store = storage.Store(building)
+    seed.apply(store, "demo")
+    store.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.conn().execute("PRAGMA journal_mode = DELETE")
+    store.close()
+    building.replace(path)
+    for old in TEMPLATE_DIR.glob("demo-*.db"):
+        if old != path and old.stat().st_mtime < time.time() - 7200:
+            old.unlink(missing_ok=True)
+    return path
 
 
 def free_port() -> int:
@@ -57,6 +88,7 @@ class SandboxServer:
         port: int | None = None,
         start_timeout: float | None = None,
         faults: list[tuple[str, str, int]] | None = None,
+        use_template: bool = True,
     ) -> None:
         self._tmpdir = None if db_path else tempfile.mkdtemp(prefix="marketo-sandbox-")
         self.db_path = Path(db_path) if db_path else Path(self._tmpdir) / "sandbox.db"
@@ -74,6 +106,8 @@ class SandboxServer:
         # busy 2-core machine): wait for it on top of the usual start
         self.start_timeout = start_timeout or 60.0 + members / 20_000
         self.faults = faults or []
+        #: Copy a cached demo db instead of seeding in the server (same data, faster start).
+        self.use_template = use_template
         self.log_path = self.db_path.with_suffix(".log")
         self.process: subprocess.Popen | None = None
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -117,6 +151,8 @@ class SandboxServer:
         if self.process and self.process.poll() is None:
             return self
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.seed == "demo" and not self.db_path.exists() and self.use_template:
+            shutil.copyfile(demo_template(), self.db_path)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it while it runs
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module

@@ -8,6 +8,7 @@ import pytest
 from marketo_sandbox import seed, storage
 from marketo_sandbox.clock import Clock
 from marketo_sandbox.envelope import MarketoHTTPError
+from marketo_sandbox.server import demo_template
 from marketo_sandbox.storage import Store, coerce, register_schema
 
 
@@ -218,3 +219,15 @@ def test_member_upsert_without_changes_keeps_updated_at(store: Store) -> None:
     assert after["updatedAt"] == rows[lead]["updatedAt"]
     assert after["statusName"] == "Attended"
     assert next(x for x in store.dump_leads() if x["id"] == lead)["updatedAt"] == lead_before
+
+
+def test_demo_template_holds_the_demo_seed(tmp_path) -> None:
+    template = demo_template()
+    assert template == demo_template()  # built once per key
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(template.read_bytes())
+    store = Store(copy)
+    assert store.get_meta("seed_demo")
+    assert len(store.dump_leads()) == 2000
+    seed.apply(store, "demo")  # what the server does next: nothing to add
+    assert len(store.dump_leads()) == 2000

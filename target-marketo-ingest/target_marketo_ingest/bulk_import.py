@@ -307,7 +307,7 @@ class ImportJobRunner:
                 waited += wait
                 wait = min(wait * 2, ctx.options.poll_max_seconds * 2)
                 continue
-            ctx.summary.add("files")
+            ctx.summary.add("requests")
             ctx.logger.info(
                 "Stream '%s': import %s created for %s (%d rows, %d bytes) status %s",
                 ctx.stream,
@@ -541,6 +541,7 @@ class BulkImportWriter:
         )
         file.label = file.label.strip()
         self.files_built.append((path.name, file.rows, size))
+        self.ctx.summary.add("files")
         if self.ctx.options.dry_run:
             self.ctx.logger.info(
                 "Stream '%s': dry run: built %s (%d rows, %d bytes); not sent",
@@ -549,7 +550,6 @@ class BulkImportWriter:
                 file.rows,
                 size,
             )
-            self.ctx.summary.add("files")
             self.ctx.summary.add("dry_run", file.rows)
             path.unlink(missing_ok=True)
             self.ctx.checkpoints.close_unit(file.unit)

@@ -172,3 +172,30 @@ def test_bulk_member_warnings_are_written_and_optionally_rejected(shared_sandbox
     summary = run.summary("program_members")
     assert (summary["imported"], summary["rejected"]) == (0, 2)
     assert {r["reason"] for r in run.rejects} == {"marketo_warning"}
+
+
+def test_bulk_program_member_stream_deletes_through_rest(shared_sandbox, tmp_path):
+    members = _members(shared_sandbox, 1004)
+    leads = {lead["id"]: lead["email"] for lead in shared_sandbox.admin.dump("leads")}
+    doomed = sorted(members)[:3]
+    keep = sorted(members)[3]
+    lines = [schema("program_members", MEMBER_SCHEMA)]
+    lines += [
+        record(
+            "program_members",
+            {"leadId": lead_id, "programId": 1004, "_sdc_deleted_at": "2026-01-01T00:00:00Z"},
+        )
+        for lead_id in doomed
+    ]
+    lines.append(
+        record(
+            "program_members",
+            {"leadId": keep, "programId": 1004, "statusName": "Clicked", "email": leads[keep]},
+        )
+    )
+    run = run_target(target_config(shared_sandbox, tmp_path), lines)
+    summary = run.summary("program_members")
+    assert summary["imported"] == 4
+    after = _members(shared_sandbox, 1004)
+    assert not set(doomed) & set(after)
+    assert after[keep]["statusName"] == "Clicked"

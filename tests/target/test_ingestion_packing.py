@@ -249,3 +249,22 @@ def test_config_file_floats_arrive_as_decimal_and_are_accepted(marketo, tmp_path
         )
     assert exit_info.value.code == 0
     assert len(_bodies(marketo, "/persons")) == 1
+
+
+def test_stream_maps_take_the_generic_path(marketo, tmp_path):
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/persons", status_code=202)
+    config = _config(
+        tmp_path,
+        stream_maps={
+            "people": {"firstName": "email.split('@')[0].upper()", "__filter__": "'x' not in email"}
+        },
+    )
+    lines = [schema("people", LEAD_SCHEMA)]
+    lines += [record("people", {"email": e}) for e in ("ann@a.com", "bob@b.com", "xavier@c.com")]
+    run = run_target(config, lines)
+    (sent,) = _bodies(marketo, "/persons")
+    assert json.loads(sent.body)["persons"] == [
+        {"email": "ann@a.com", "firstName": "ANN"},
+        {"email": "bob@b.com", "firstName": "BOB"},
+    ]
+    assert run.summary("people")["accepted"] == 2

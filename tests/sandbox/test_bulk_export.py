@@ -9,7 +9,7 @@ import time
 import pytest
 from marketo_sandbox.bulk import files
 from marketo_sandbox.server import SandboxServer
-from test_bulk_support import EXPORT, Api, demo_fields, parse, sha256
+from test_bulk_support import EXPORT, Api, demo_fields, fresh, parse, sha256
 
 FAST = 3600.0  # sandbox seconds per wall second: the 60-s status rhythm takes ~17 ms
 
@@ -106,8 +106,8 @@ def test_create_validation(api, fast_sandbox):
     assert api.error("post", create, data=b"{not json")[0] == "609"
 
 
-def test_updated_at_filter_unsupported_option(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST)
+def test_updated_at_filter_unsupported_option(fast_sandbox):
+    sb = fresh(fast_sandbox)
     api = Api(sb)
     window = {"startAt": "2024-01-01T00:00:00Z", "endAt": "2024-01-15T00:00:00Z"}
     body = {"fields": ["leadId"], "filter": {"programId": 1001, "updatedAt": window}}
@@ -160,8 +160,8 @@ def _ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_queue_limits_2_processing_10_queued(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST, options={"job_fixed_seconds": 10**7})
+def test_queue_limits_2_processing_10_queued(fast_sandbox):
+    sb = fresh(fast_sandbox, job_fixed_seconds=10**7)
     api = Api(sb)
     ids = [api.create_export(["leadId"], {"programId": 1001}) for _ in range(13)]
     for export_id in ids[:12]:
@@ -202,8 +202,8 @@ def _wait(check, timeout=10.0):
     raise AssertionError("condition not reached")
 
 
-def test_cancel(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST, options={"job_fixed_seconds": 10**7})
+def test_cancel(fast_sandbox):
+    sb = fresh(fast_sandbox, job_fixed_seconds=10**7)
     api = Api(sb)
     export_id = api.create_export(["leadId"], {"programId": 1001})
     api.enqueue(export_id)
@@ -215,8 +215,8 @@ def test_cancel(sandbox_factory):
     assert api.error("post", f"{EXPORT}/{export_id}/enqueue.json")[0] == "1003"
 
 
-def test_daily_quota_and_reset_next_day(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST, options={"export_daily_quota_mb": 0.01})
+def test_daily_quota_and_reset_next_day(fast_sandbox):
+    sb = fresh(fast_sandbox, export_daily_quota_mb=0.01)
     api = Api(sb)
     job, _ = api.run_export(["leadId", "email"], {"programId": 1001})
     assert job["fileSize"] > 0.01 * 1024 * 1024
@@ -229,8 +229,8 @@ def test_daily_quota_and_reset_next_day(sandbox_factory):
     assert api.enqueue(second)["status"] == "Queued"
 
 
-def test_files_expire_after_7_days(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST)
+def test_files_expire_after_7_days(fast_sandbox):
+    sb = fresh(fast_sandbox)
     api = Api(sb)
     job, _ = api.run_export(["leadId"], {"programId": 1001})
     path = sb.db_path.with_name(sb.db_path.name + ".files") / "exports"
@@ -244,8 +244,8 @@ def test_files_expire_after_7_days(sandbox_factory):
     _wait(lambda: not (path / f"{job['exportId']}.csv").exists())
 
 
-def test_processing_time_follows_rows_per_second(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST, options={"export_rows_per_second": 10})
+def test_processing_time_follows_rows_per_second(fast_sandbox):
+    sb = fresh(fast_sandbox, export_rows_per_second=10)
     api = Api(sb)
     job, _ = api.run_export(["leadId"], {"programId": 1001})
     took = (_ts(job["finishedAt"]) - _ts(job["startedAt"])).total_seconds()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from marketo_sandbox.server import SandboxServer
-from test_bulk_support import Api, parse
+from test_bulk_support import Api, fresh, parse
 
 FAST = 3600.0
 LEADS = "/bulk/v1/leads.json"
@@ -199,8 +199,8 @@ def test_program_member_import_refuses_unknown_status_and_program(api):
     assert code == "1013"
 
 
-def test_batch_ids_expire_after_7_days(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST)
+def test_batch_ids_expire_after_7_days(fast_sandbox):
+    sb = fresh(fast_sandbox)
     api = Api(sb)
     job = import_leads(api, "email\nseven.days@example.com\n")
     path = f"/bulk/v1/leads/batch/{job['batchId']}.json"
@@ -223,8 +223,8 @@ def wait_gone(path, timeout=10.0):
         time.sleep(0.05)
 
 
-def test_import_queue_limits_2_importing_10_in_queue(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST, options={"job_fixed_seconds": 10**7})
+def test_import_queue_limits_2_importing_10_in_queue(fast_sandbox):
+    sb = fresh(fast_sandbox, job_fixed_seconds=10**7)
     api = Api(sb)
     text = "email\nqueue@example.com\n"
     for _ in range(10):
@@ -267,8 +267,8 @@ def test_importing_batch_runs_again_after_a_crash(sandbox_factory):
     assert len(failures) == 2
 
 
-def test_reset_forgets_jobs_and_frees_the_slots(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=FAST, options={"job_fixed_seconds": 10**7})
+def test_reset_forgets_jobs_and_frees_the_slots(fast_sandbox):
+    sb = fresh(fast_sandbox, job_fixed_seconds=10**7)
     api = Api(sb)
     for _ in range(2):
         api.ok(

@@ -25,7 +25,7 @@ from marketo_sandbox.envelope import JSONResponse, MarketoHTTPError, error
 from marketo_sandbox.faults import FaultMiddleware, Faults, is_admin
 from marketo_sandbox.identity import ApiUser, Identity
 from marketo_sandbox.limits import RELAXED, STRICT, RestLimits, RestLimitsMiddleware
-from marketo_sandbox.storage import Store
+from marketo_sandbox.storage import MAX_CUSTOM_PM_FIELDS, Store
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -52,7 +52,7 @@ CORE_OPTIONS: dict[str, Any] = {
     # "matching": only when the matching members do (both exist, per subscription).
     "rest_member_limit_mode": "total",
     "rest_max_body_bytes": 1_048_576,
-    "max_custom_program_member_fields": 20,
+    "max_custom_program_member_fields": MAX_CUSTOM_PM_FIELDS,
     "updated_at_filter_supported": True,
     "log_calls": True,
 }

@@ -16,7 +16,6 @@ import contextlib
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from marketo_sandbox.clock import Clock, parse_datetime
 from marketo_sandbox.envelope import MarketoHTTPError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
     from pathlib import Path
 
 PROGRAM_MEMBER = "programMember"
@@ -182,23 +182,6 @@ STANDARD_LEAD_FIELDS: tuple[tuple[str, str, str, int | None, bool, str | None, b
     ("updatedAt", "Updated At", "datetime", None, False, "updated_at", False),
 )
 
-DATA_TYPES = frozenset(
-    {
-        "string",
-        "text",
-        "email",
-        "phone",
-        "url",
-        "integer",
-        "float",
-        "currency",
-        "boolean",
-        "date",
-        "datetime",
-        "reference",
-        "score",
-    }
-)
 _STRING_TYPES = frozenset({"string", "text", "email", "phone", "url", "reference"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
@@ -1277,6 +1260,3 @@ def _iso(value: datetime | str) -> str:
     if isinstance(value, datetime):
         return Clock.iso(value)
     return Clock.iso(parse_datetime(value))
-
-
-DumpFn = Callable[[Store], list[dict[str, Any]]]

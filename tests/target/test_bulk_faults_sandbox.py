@@ -106,3 +106,18 @@ def test_state_only_after_every_earlier_record_has_an_outcome(fast_sandbox, tmp_
     for after, with_outcome in seen:
         assert with_outcome >= after
     assert run.summary("leads")["imported"] == 65
+
+
+def test_an_old_pending_state_flushes_open_files(shared_sandbox, tmp_path, monkeypatch):
+    """A STATE is not held until 10 MB accumulate: past the record age limit files go out."""
+    lines = [schema("leads", LEAD_SCHEMA)]
+    for chunk in range(3):
+        lines += _leads(f"age{chunk}-", 5)
+        lines.append(state({"chunk": chunk}))
+    run = run_target(target_config(shared_sandbox, tmp_path / "a"), lines)
+    assert run.summary("leads")["files"] == 1  # everything fits in one file
+
+    monkeypatch.setattr(TargetMarketoIngest, "_MAX_RECORD_AGE_IN_MINUTES", 0.0)
+    run = run_target(target_config(shared_sandbox, tmp_path / "b"), lines)
+    assert run.summary("leads")["files"] == 3  # one per STATE
+    assert run.states[-1] == {"chunk": 2}

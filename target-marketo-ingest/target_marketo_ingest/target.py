@@ -202,6 +202,7 @@ class TargetMarketoIngest(Target):
         self._retired: list[MarketoSink] = []
         self._started = time.monotonic()
         self._finished = False
+        _ = self.client  # connection settings fail here, before any input is read
 
     # -------------------------------------------------------------- settings
 

@@ -218,3 +218,20 @@ def test_cli_process_non_utf8(tmp_path):
     assert b"line 2" in done.stderr
     assert b"not UTF-8" in done.stderr
     assert b"very-secret-value" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"base_url": "http://marketo.example.com"}, "'base_url'"),
+        ({"munchkin_id": "nope"}, "'munchkin_id'"),
+        ({"client_secret": " "}, "'client_secret'"),
+    ],
+)
+def test_connection_settings_fail_before_input(change, expected, caplog, tmp_path):
+    config = {**OFFLINE, "rejects_path": str(tmp_path / "r.jsonl"), **change}
+    code, records = _invoke(config, b"", caplog)
+    assert code == 1
+    (message,) = _errors(records)
+    assert expected in message
+    assert "very-secret-value" not in message

@@ -207,7 +207,6 @@ class ProgramMembersStream(MarketoStream):
     state_partitioning_keys: ClassVar[list[str]] = ["programId"]
     # Values are typed once per column by precompiled converters; no second pass.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    RECORDS_PER_WRITE = 2000
 
     def __init__(
         self, *args: Any, member_field_names: Iterable[str] = MEMBER_KEY_FIELDS, **kwargs: Any
@@ -545,7 +544,7 @@ class ProgramMembersStream(MarketoStream):
 
             return emit_generic
 
-        writer = RecordLineWriter(self.name, self._stream_version, self.RECORDS_PER_WRITE)
+        writer = RecordLineWriter(self.name, self._stream_version)
 
         def emit_fast(records: Iterable[dict] | None) -> None:
             if records is None:
@@ -573,57 +572,52 @@ class ProgramMembersStream(MarketoStream):
 
 
 class RecordLineWriter:
-    """RECORD lines serialised by orjson straight to stdout in batches (the bulk fast path)."""
+    """RECORD lines serialised by orjson straight to stdout in ~1 MB writes (the fast path)."""
 
-    def __init__(self, stream: str, version: int | None, batch: int) -> None:
+    FLUSH_BYTES = 1 << 20
+
+    def __init__(self, stream: str, version: int | None) -> None:
         self._message: dict[str, Any] = {
             "type": "RECORD",
             "stream": stream,
             "record": None,
-            "time_extracted": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "time_extracted": None,
         }
         if version is not None:
             self._message["version"] = version
-        self._batch = batch
-        self._lines: list[bytes] = []
-        self.pending = 0
+        self._buffer = bytearray()
 
     def write_all(self, records: Iterable[dict]) -> int:
         """Serialise and write every record; returns how many."""
         message = self._message
-        lines = self._lines
-        append = lines.append
+        message["time_extracted"] = dt.datetime.now(dt.timezone.utc).isoformat()
+        buffer = self._buffer
+        extend = buffer.extend
         dumps = orjson.dumps
         option = orjson.OPT_APPEND_NEWLINE
-        batch = self._batch
+        limit = self.FLUSH_BYTES
         count = 0
-        message["time_extracted"] = dt.datetime.now(dt.timezone.utc).isoformat()
-        for record in records:
+        for count, record in enumerate(records, start=1):  # noqa: B007
             message["record"] = record
-            append(dumps(message, option=option))
-            if len(lines) >= batch:
-                count += len(lines)
+            extend(dumps(message, option=option))
+            if len(buffer) >= limit:
                 self.flush()
-        count += len(lines)
-        self.pending = len(lines)
         return count
 
     def flush(self) -> None:
         """Write buffered lines in one call, after anything the SDK wrote before them."""
-        if not self._lines:
+        if not self._buffer:
             return
-        data = b"".join(self._lines)
-        self._lines.clear()
-        self.pending = 0
         out = sys.stdout
         out.flush()
-        buffer = getattr(out, "buffer", None)
-        if buffer is not None:
-            buffer.write(data)
-            buffer.flush()
+        binary = getattr(out, "buffer", None)
+        if binary is not None:
+            binary.write(self._buffer)
+            binary.flush()
         else:  # a text-only stdout (some test harnesses)
-            out.write(data.decode())
+            out.write(self._buffer.decode())
             out.flush()
+        self._buffer.clear()
 
 
 def _quota_day() -> str:

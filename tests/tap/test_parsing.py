@@ -71,7 +71,7 @@ def test_booleans_exact():
 
 def test_bad_value_names_row_and_file(tmp_path):
     path = write(tmp_path, [["1001", "x", "null", "true", "1", "a"]])
-    with pytest.raises(ExportParseError, match=r"test: row 2"):
+    with pytest.raises(ExportParseError, match=r"test: record ending on line 2, column leadId"):
         parse(path)
 
 
@@ -115,5 +115,5 @@ def test_program_id_added_for_single_program_file(tmp_path):
 
 def test_short_row_is_a_clear_error(tmp_path):
     path = write(tmp_path, [["1001", "7"]])
-    with pytest.raises(ExportParseError, match="row 2 has 2 values for 6 columns"):
+    with pytest.raises(ExportParseError, match="line 2 has 2 values for 6 columns"):
         parse(path)

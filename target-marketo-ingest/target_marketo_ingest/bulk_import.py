@@ -471,7 +471,6 @@ class BulkImportWriter:
         self.runner = ImportJobRunner(ctx, endpoint)
         base = ctx.options.work_dir
         self._dir = Path(tempfile.mkdtemp(prefix="target-marketo-ingest-", dir=base))
-        self.files_built: list[tuple[str, int, int]] = []
 
     def add(self, row: list[str], seq: int, line_no: int, group: GroupSpec = NO_GROUP) -> None:
         """Add one validated row; rolls the group's file when the row would not fit.
@@ -540,7 +539,6 @@ class BulkImportWriter:
             label=f"{group.label}file {self._counter} " if group.label else f"file {self._counter}",
         )
         file.label = file.label.strip()
-        self.files_built.append((path.name, file.rows, size))
         self.ctx.summary.add("files")
         if self.ctx.options.dry_run:
             self.ctx.logger.info(

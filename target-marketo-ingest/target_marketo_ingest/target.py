@@ -13,7 +13,6 @@ import time
 import typing as t
 
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import PluginBase
@@ -42,7 +41,6 @@ if t.TYPE_CHECKING:
 
     from target_marketo_ingest.validation import FieldSpec
 
-_ = MsgSpecWriter  # the SDK's msgspec pair: reader subclassed in reader.py
 
 STREAM_OPTIONS = th.ObjectType(
     th.Property("method", th.StringType(allowed_values=list(METHODS))),
@@ -340,7 +338,6 @@ class TargetMarketoIngest(Target):
             raise InputError(
                 "SCHEMA has no 'properties' object", line=self.current_line, stream=stream
             )
-        before = dict(self._sinks_active)
         try:
             super()._process_schema_message(message_dict)
         except TargetError:
@@ -363,7 +360,6 @@ class TargetMarketoIngest(Target):
                 and name in self._sinks_active
             ):
                 self._fast[name] = t.cast("MarketoSink", self._sinks_active[name])
-        _ = before
 
     def _process_record_message(self, message_dict: dict) -> None:
         stream = message_dict.get("stream")

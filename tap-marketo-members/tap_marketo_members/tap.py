@@ -5,13 +5,18 @@ from __future__ import annotations
 import signal
 import sys
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from marketo_common import ConfigError, MarketoClient, MarketoError, MarketoSettings
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import (
+    CapabilitiesEnum,
+    PluginCapabilities,
+    TapCapabilities,
+)
 
 from tap_marketo_members import __version__
 from tap_marketo_members.exports import ExportError
@@ -37,6 +42,17 @@ class TapMarketoMembers(Tap):
 
     name = "tap-marketo-members"
     message_writer_class = MsgSpecWriter
+    # No BATCH: program members already come from Marketo's own bulk files, streamed as records.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.STATE,
+        TapCapabilities.DISCOVER,
+        TapCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
 
     config_jsonschema = th.PropertiesList(
         th.Property(

@@ -109,7 +109,10 @@ async def options(request: Request) -> Response:
             changes = await _json(request)
         except (ValueError, TypeError) as exc:
             return _bad(str(exc))
-        await run_in_threadpool(opts.apply, changes)
+        try:
+            await run_in_threadpool(opts.apply, changes)
+        except ValueError as exc:
+            return _bad(str(exc))
     return JSONResponse(dict(opts))
 
 

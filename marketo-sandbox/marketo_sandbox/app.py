@@ -58,6 +58,24 @@ CORE_OPTIONS: dict[str, Any] = {
 }
 
 
+def check_options(changes: Mapping[str, Any]) -> None:
+    """Core options keep their type (a number stays a non-negative number, ...), so a typo
+    cannot turn every later call into an error; ValueError names the option.
+    """
+    for key, value in changes.items():
+        default = {**CORE_OPTIONS, **RELAXED}.get(key)
+        if key == "rest_member_limit_mode":
+            ok = value in ("total", "matching")
+        elif isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        else:
+            ok = True
+        if not ok:
+            raise ValueError(f"option {key!r}: invalid value {value!r}")
+
+
 class Options(dict):
     """Run-time settings (`/_sandbox/options`); admin changes are kept in the db across restarts.
 
@@ -69,7 +87,11 @@ class Options(dict):
         self.store = store
 
     def apply(self, changes: Mapping[str, Any], persist: bool = True) -> None:
-        """Set options; persisted ones come back after a restart."""
+        """Set options; persisted ones come back after a restart.
+
+        Core options are checked (`check_options`); other keys belong to families.
+        """
+        check_options(changes)
         self.update(changes)
         if persist:
             saved = orjson.loads(self.store.get_meta("options") or "{}")
@@ -219,6 +241,7 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
     store = Store(Path(config["db_path"]), clock)
     base = {**CORE_OPTIONS, **(STRICT if config.get("strict") else RELAXED)}
     base.update(orjson.loads(store.get_meta("options") or "{}"))
+    check_options(config.get("options") or {})
     base.update(config.get("options") or {})
     options = Options(store, base)
     faults = Faults()

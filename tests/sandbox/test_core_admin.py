@@ -242,3 +242,19 @@ def test_a_bug_becomes_611_not_a_traceback(tmp_path) -> None:
     assert reply["errors"][0]["code"] == "611"
     assert b"Traceback" not in body
     assert b"boom" not in body
+
+
+def test_options_are_type_checked(server: SandboxServer) -> None:
+    for bad in (
+        {"rest_calls_per_20s": "many"},
+        {"log_calls": "yes"},
+        {"token_ttl_seconds": -1},
+        {"rest_member_limit_mode": "sometimes"},
+    ):
+        with pytest.raises(AdminError, match="invalid value"):
+            server.admin.set_options(**bad)
+    assert server.admin.options()["rest_calls_per_20s"] != "many"
+    assert server.admin.set_options(family_specific_option=[1, 2])["family_specific_option"] == [
+        1,
+        2,
+    ]

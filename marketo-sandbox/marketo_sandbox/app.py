@@ -59,8 +59,10 @@ CORE_OPTIONS: dict[str, Any] = {
 
 
 def check_options(changes: Mapping[str, Any]) -> None:
-    """Core options keep their type (a number stays a non-negative number, ...), so a typo
-    cannot turn every later call into an error; ValueError names the option.
+    """Refuse core options of the wrong type (ValueError naming the option).
+
+    A number stays a non-negative number, a flag a bool: a typo must not turn every later call
+    into an error.
     """
     for key, value in changes.items():
         default = {**CORE_OPTIONS, **RELAXED}.get(key)

@@ -248,6 +248,7 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
     options = Options(store, base)
     faults = Faults()
     limits = RestLimits(options, day=clock.quota_day)
+    limits.restore(orjson.loads(store.get_meta("rest_daily") or "{}"))
     ident = Identity(store, api_users(config), options)
 
     routes = [*identity.ROUTES, *rest.ROUTES, *admin.ROUTES]
@@ -258,11 +259,15 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = threading.Event()
 
+        def save() -> None:
+            store.flush_calls()
+            store.save_clock()
+            store.set_meta("rest_daily", orjson.dumps(limits.snapshot()).decode())
+
         def flusher() -> None:  # the request log is written in batches, off the event loop
             while not stop.wait(0.5):
                 with contextlib.suppress(Exception):
-                    store.flush_calls()
-                    store.save_clock()
+                    save()
 
         thread = threading.Thread(target=flusher, name="sandbox-flusher", daemon=True)
         thread.start()
@@ -277,7 +282,7 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
                     await _call_hook(module.on_shutdown, app)
             stop.set()
             thread.join(timeout=5)
-            store.save_clock()
+            save()
             store.close()
 
     app = Starlette(

@@ -75,6 +75,18 @@ class RestLimits:
                 day = self._day()
                 self._daily[day] = max(0, self._daily.get(day, 0) - 1)
 
+    def snapshot(self) -> dict[str, int]:
+        """Today's counter, to keep across restarts."""
+        with self._lock:
+            return {str(day): count for day, count in self._daily.items()}
+
+    def restore(self, saved: dict[str, int]) -> None:
+        """Take back a `snapshot` (only today's count matters)."""
+        day = str(self._day())
+        with self._lock:
+            if day in saved:
+                self._daily = {self._day(): int(saved[day])}
+
     def daily_used(self) -> int:
         """Calls counted today."""
         with self._lock:

@@ -43,7 +43,10 @@ def test_restart_and_kill_keep_data_tokens_options_and_time(sandbox_factory, san
     result(rest.post("/rest/v1/programs/members/schema/fields.json", json={"input": [spec]}))
     sb.admin.set_options(rest_member_filter_limit=1234)
     before = sb.admin.now()
+    used = sb.admin.limits()["dailyUsed"]
+    assert used >= 2
     sb.restart()
+    assert sb.admin.limits()["dailyUsed"] == used  # the daily REST quota counter is kept
     after = {m["leadId"]: m for m in sb.admin.dump("program_members", program_id=1001)}
     assert after[outsider]["statusName"] == "Registered"
     assert "keptField" in after[outsider]

@@ -17,10 +17,12 @@ import inspect
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from marketo_sandbox.envelope import JSONResponse, MarketoHTTPError
@@ -63,6 +65,20 @@ async def _json(request: Request) -> dict[str, Any]:
     return data
 
 
+def _json_array(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """A JSON array written row by row, in chunks."""
+    chunk = [b"["]
+    first = True
+    for row in rows:
+        chunk.append(orjson.dumps(row) if first else b"," + orjson.dumps(row))
+        first = False
+        if len(chunk) >= 1000:  # noqa: PLR2004
+            yield b"".join(chunk)
+            chunk = []
+    chunk.append(b"]")
+    yield b"".join(chunk)
+
+
 async def dump(request: Request) -> Response:
     """`GET /_sandbox/dump/{kind}`."""
     kind = request.path_params["kind"]
@@ -70,12 +86,12 @@ async def dump(request: Request) -> Response:
     if kind == "program_members":
         program_id = request.query_params.get("programId")
         pid = int(program_id) if program_id and program_id.isdigit() else None
-        rows = await run_in_threadpool(store.dump_program_members, pid)
-    elif kind in _DUMPS:
+        rows = await run_in_threadpool(store.iter_dump_program_members, pid)
+        return StreamingResponse(_json_array(rows), media_type="application/json")
+    if kind in _DUMPS:
         rows = await run_in_threadpool(_DUMPS[kind], store)
-    else:
-        return _bad(f"unknown kind {kind!r}; one of {', '.join(dump_kinds())}", 404)
-    return JSONResponse(rows)
+        return JSONResponse(rows)
+    return _bad(f"unknown kind {kind!r}; one of {', '.join(dump_kinds())}", 404)
 
 
 async def faults(request: Request) -> Response:

@@ -126,7 +126,7 @@ def dump(args: argparse.Namespace) -> int:
     load_families()  # bulk and ingestion register their dump kinds and tables
     store = Store(args.db)
     if args.kind == "program_members":
-        rows = store.dump_program_members(args.program_id)
+        rows = store.iter_dump_program_members(args.program_id)
     elif args.kind in admin._DUMPS:  # noqa: SLF001
         rows = admin._DUMPS[args.kind](store)  # noqa: SLF001
     else:

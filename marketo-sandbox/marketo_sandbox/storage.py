@@ -1212,9 +1212,13 @@ class Store:
 
     def dump_program_members(self, program_id: int | None = None) -> list[dict[str, Any]]:
         """Every membership with every program member field (admin dump)."""
+        return list(self.iter_dump_program_members(program_id))
+
+    def iter_dump_program_members(self, program_id: int | None = None) -> Iterator[dict[str, Any]]:
+        """`dump_program_members` one row at a time (a million rows need not fit in memory)."""
         names = [f["name"] for f in self.field_records(PROGRAM_MEMBER)]
         ids = [program_id] if program_id else [p["id"] for p in self.programs()]
-        return list(self.iter_program_members(ids, names))
+        return self.iter_program_members(ids, names)
 
     def dump_fields(self) -> list[dict[str, Any]]:
         """Field metadata of both objects (admin dump)."""

@@ -285,6 +285,16 @@ def test_create_lead_field(sandbox, sandbox_rest) -> None:
     assert out[0]["status"] == "created"
     [v2] = result(rest.get("/rest/v1/leads/describe2.json"))
     assert any(f["name"] == "shoeSize" for f in v2["fields"])
+    assert ["shoeSize"] in v2["searchableFields"]
+    [field] = result(rest.get("/rest/v1/leads/schema/fields/shoeSize.json"))
+    assert field["isCustom"] is True
+    path = "/rest/v1/leads/schema/fields/shoeSize.json"
+    assert (
+        result(rest.post(path, json={"input": [{"description": "EU sizes"}]}))[0]["status"]
+        == "updated"
+    )
+    assert result(rest.get(path))[0]["description"] == "EU sizes"
+    assert error(rest.get("/rest/v1/leads/schema/fields/nope.json"))[0] == "1006"
 
 
 def test_create_field_validation_and_cap(sandbox, sandbox_rest) -> None:

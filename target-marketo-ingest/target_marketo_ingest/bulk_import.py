@@ -163,6 +163,7 @@ class ImportJobRunner:
         self.max_in_flight = 0
         self.backpressure_waits = 0
         self._lock = threading.Lock()
+        self._seconds_per_row: float | None = None
 
     def submit(self, file: ImportFile) -> None:
         """Queue a file; blocks while the queue is full (reading input pauses)."""
@@ -320,17 +321,33 @@ class ImportJobRunner:
             return result
 
     def _poll(self, file: ImportFile, batch_id: t.Any, created: dict) -> dict:
-        """Poll from 5 s growing to 30 s while nothing changes (scaled by the setting)."""
+        """Poll between the minimum and maximum interval (5-30 s by default), adaptively.
+
+        Without history the interval grows by half while nothing changes. Once a job has
+        finished, the seconds per row it took predict when the next one ends: sleep until
+        then (at most the maximum interval at a time), then poll at the minimum interval,
+        so a finished job is seen within one short interval and its slot is reused at once.
+        """
         ctx = self.ctx
+        low, high = ctx.options.poll_interval_seconds, ctx.options.poll_max_seconds
         status = created
         last = str(status.get("status", "")).lower()
-        interval = ctx.options.poll_interval_seconds
+        interval = low
         started = time.monotonic()
+        expected = self._expected_seconds(file.rows)
+        last_pending_at = started
         while last in PENDING_STATUSES or not last:
-            time.sleep(interval)
+            if expected is not None:
+                remaining = started + expected - time.monotonic()
+                wait = min(high, max(low, remaining))
+            else:
+                wait = interval
+                interval = min(interval * 1.5, high)
+            time.sleep(wait)
             ctx.api_call()
             status = self.endpoint.status(ctx.client, batch_id)
             now = str(status.get("status", "")).lower()
+            polled_at = time.monotonic()
             if now != last:
                 ctx.logger.info(
                     "Stream '%s': import %s (%s) %s -> %s after %.1fs",
@@ -339,13 +356,30 @@ class ImportJobRunner:
                     file.label,
                     last or "?",
                     now,
-                    time.monotonic() - started,
+                    polled_at - started,
                 )
-                interval = ctx.options.poll_interval_seconds
+                interval = low
+            if now in PENDING_STATUSES:
+                last_pending_at = polled_at
             else:
-                interval = min(interval * 1.5, ctx.options.poll_max_seconds)
+                # The job ended between the last two polls. Aim late in that bracket: polling
+                # just after the end costs less than polling just before it.
+                ended = last_pending_at + 0.75 * (polled_at - last_pending_at)
+                self._learn(ended - started, file.rows)
             last = now
         return status
+
+    def _expected_seconds(self, rows: int) -> float | None:
+        with self._lock:
+            return None if self._seconds_per_row is None else self._seconds_per_row * rows
+
+    def _learn(self, seconds: float, rows: int) -> None:
+        if rows <= 0 or seconds <= 0:
+            return
+        observed = seconds / rows
+        with self._lock:
+            previous = self._seconds_per_row
+            self._seconds_per_row = observed if previous is None else (previous + observed) / 2
 
     def _complete(self, file: ImportFile, batch_id: t.Any, status: dict, elapsed: float) -> None:
         ctx = self.ctx

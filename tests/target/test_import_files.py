@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 
+from target_marketo_ingest import bulk_import
 from target_marketo_ingest.bulk_import import BulkImportWriter, match_rows
 from target_marketo_ingest.checkpoint import Checkpoints
 from target_marketo_ingest.context import FatalError, TargetOptions, WriteContext
@@ -92,3 +93,56 @@ def test_failures_map_back_by_values_with_empty_and_duplicate_keys():
     ]
     reported = [["", "Ann"], ["dup@x.com", "Two"], ["", "Ann"], ["", "Ann"], ["zz", "?"]]
     assert match_rows(inputs, reported) == [0, 2, 3, None, None]
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
+
+
+class _Endpoint:
+    """A job that takes `duration` seconds from creation."""
+
+    def __init__(self, clock, duration):
+        self.clock, self.duration, self.calls = clock, duration, 0
+        self.created_at = 0.0
+
+    def status(self, client, batch_id):
+        self.calls += 1
+        done = self.clock.now - self.created_at >= self.duration
+        return {"batchId": batch_id, "status": "Complete" if done else "Importing"}
+
+
+def test_polling_grows_then_learns_when_jobs_end(tmp_path, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(bulk_import, "time", clock)
+    writer, _ = _writer(tmp_path, max_bytes=10_000)
+    runner = writer.runner
+    runner.ctx.options.poll_interval_seconds = 5.0
+    runner.ctx.options.poll_max_seconds = 30.0
+    endpoint = _Endpoint(clock, duration=100.0)
+    runner.endpoint = endpoint
+    file = bulk_import.ImportFile(tmp_path / "f.csv", ["email"], [2] * 1000, 10, 1, {}, "f")
+
+    runner._poll(file, 1, {"status": "Queued"})
+    first = list(clock.sleeps)
+    assert first[:4] == [5.0, 5.0, 7.5, 11.25]  # 5 s, reset on Queued -> Importing, +50%...
+    assert max(first) <= 30.0  # ...never past 30 s
+    first_calls = endpoint.calls
+
+    clock.sleeps.clear()
+    endpoint.calls = 0
+    endpoint.created_at = clock.now
+    runner._poll(file, 2, {"status": "Queued"})
+    # the second job of the same size: sleep (in steps of at most 30 s) to its expected end
+    assert endpoint.calls < first_calls
+    assert clock.now - endpoint.created_at <= 100.0 + 5.0
+    assert all(5.0 <= s <= 30.0 for s in clock.sleeps)

@@ -95,7 +95,9 @@ def test_615_when_too_many_calls_run_at_once(server: SandboxServer, rest) -> Non
     slow: dict = {}
     thread = threading.Thread(target=lambda: slow.update(reply=rest.get(DESCRIBE)))
     thread.start()
-    time.sleep(0.4)
+    deadline = time.monotonic() + 10
+    while server.admin.limits()["inFlight"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert code(rest.get("/rest/v1/leads/describe2.json")) == "615"
     thread.join()
     assert code(slow["reply"]) is None

@@ -91,7 +91,7 @@ def test_606_after_the_configured_calls(server: SandboxServer, rest) -> None:
 
 def test_615_when_too_many_calls_run_at_once(server: SandboxServer, rest) -> None:
     server.admin.set_options(rest_max_concurrent=1)
-    server.admin.inject_fault(DESCRIBE, "slow", delay=1.0)
+    server.admin.inject_fault(DESCRIBE, "slow", delay=1.5)
     slow: dict = {}
     thread = threading.Thread(target=lambda: slow.update(reply=rest.get(DESCRIBE)))
     thread.start()

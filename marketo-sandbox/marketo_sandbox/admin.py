@@ -37,6 +37,7 @@ DumpFn = Callable[[Store], list[dict[str, Any]]]
 _DUMPS: dict[str, DumpFn] = {
     "leads": Store.dump_leads,
     "fields": Store.dump_fields,
+    "member_counts": Store.dump_member_counts,
     "calls": Store.dump_calls,
 }
 

@@ -1220,6 +1220,16 @@ class Store:
         ids = [program_id] if program_id else [p["id"] for p in self.programs()]
         return self.iter_program_members(ids, names)
 
+    def dump_member_counts(self) -> list[dict[str, Any]]:
+        """Members by program and status (admin dump `member_counts`)."""
+        rows = self.conn().execute(
+            "SELECT pm.program_id, p.name, pm.status_name, COUNT(*) FROM program_members pm "
+            "JOIN programs p ON p.id = pm.program_id "
+            "GROUP BY pm.program_id, p.name, pm.status_name ORDER BY pm.program_id, pm.status_name"
+        )
+        keys = ("programId", "program", "statusName", "members")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
     def dump_fields(self) -> list[dict[str, Any]]:
         """Field metadata of both objects (admin dump)."""
         return [

@@ -151,6 +151,9 @@ def test_dump_kinds(server: SandboxServer) -> None:
     assert {f["object"] for f in fields} == {"programMember", "lead"}
     members = server.admin.dump("program_members")
     assert {"programId", "leadId", "statusName", "updatedAt", "myCustomField"} <= set(members[0])
+    counts = server.admin.dump("member_counts")
+    assert sum(c["members"] for c in counts) == len(members)
+    assert {"programId", "program", "statusName", "members"} == set(counts[0])
     with pytest.raises(AdminError):
         server.admin.dump("nonsense")
 

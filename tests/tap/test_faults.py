@@ -105,10 +105,32 @@ def test_failed_job_is_retried_once(sb):
     assert statuses.count("Failed") == 1
 
 
-def test_failed_twice_is_reported(sb):
-    sb.admin.inject_fault(f"{EXPORT}/*/enqueue.json", "job_failed", count=2)
+def test_failed_twice_is_reported_and_other_jobs_cancelled(sb):
+    dump = sb.admin.dump("program_members")
+    start = min(r["updatedAt"] for r in dump if r["programId"] == 1002)
+    sb.admin.set_options(job_fixed_seconds=600)  # the other windows are still running
+    # the 1st enqueue fails, and so does the 5th: the retry (4 jobs are enqueued at first)
+    sb.admin.inject_fault(f"{EXPORT}/*/enqueue.json", "job_failed", count=1)
+    sb.admin.inject_fault(f"{EXPORT}/*/enqueue.json", "job_failed", every=4, count=1)
+    before = job_ids(sb)
     with pytest.raises(ExportError, match="Failed again after one retry"):
-        members_run(sb)
+        members_run(
+            sb, start_date=start, window_days=8, program_ids=[1002], poll_interval_seconds=0.25
+        )
+    jobs = new_jobs(sb, before)
+    assert [j["status"] for j in jobs].count("Failed") == 2
+    assert not [j for j in jobs if j["status"] in ("Created", "Queued", "Processing")]
+    assert [j for j in jobs if j["status"] == "Cancelled"]
+
+
+def test_job_timeout_cancels_and_fails(sb):
+    sb.admin.set_options(job_fixed_seconds=10**6)
+    before = job_ids(sb)
+    with pytest.raises(ExportError, match="job_timeout_minutes"):
+        members_run(sb, program_ids=[1004], job_timeout_minutes=0.02)
+    jobs = new_jobs(sb, before)
+    assert jobs
+    assert not [j for j in jobs if j["status"] in ("Created", "Queued", "Processing")]
 
 
 @pytest.mark.parametrize("kind", ["truncate", "reset"])

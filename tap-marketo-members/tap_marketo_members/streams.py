@@ -431,6 +431,7 @@ class ProgramMembersStream(MarketoStream):
             program_id=unit.program_ids[0] if len(unit.program_ids) == 1 else None,
         )
         emit(records)
+        emit(None)  # every record of the file is out before any STATE that may follow
 
     def _commit(
         self,

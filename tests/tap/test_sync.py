@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, defaultdict
 
 import requests
 from marketo_common import MarketoClient, MarketoSettings
@@ -114,6 +114,33 @@ def test_member_on_window_boundary_appears_once(sb):
     assert_same_members(run.members(), expected)
     counts = Counter(key(r) for r in run.members())
     assert max(counts.values()) == 1
+    assert_state_follows_its_records(run)
+
+
+def assert_state_follows_its_records(run):
+    """A bookmark B for program P is emitted only after every record of P older than B."""
+    final = defaultdict(int)
+    for record in run.members():
+        final[record["programId"]] += 1
+    seen: list[dict] = []
+    bookmarks_checked = 0
+    for message in run.messages:
+        if message["type"] == "RECORD" and message["stream"] == "program_members":
+            seen.append(message["record"])
+        elif message["type"] == "STATE":
+            parts = message["value"]["bookmarks"].get("program_members", {}).get("partitions", [])
+            for part in parts:
+                bookmark = part.get("replication_key_value")
+                if not bookmark:
+                    continue
+                pid = part["context"]["programId"]
+                older = [
+                    r for r in run.members() if r["programId"] == pid and r["updatedAt"] < bookmark
+                ]
+                emitted = [r for r in seen if r["programId"] == pid and r["updatedAt"] < bookmark]
+                assert len(emitted) == len(older), (pid, bookmark)
+                bookmarks_checked += 1
+    assert bookmarks_checked > 1
 
 
 def test_discovery_types_a_new_custom_field(sb):

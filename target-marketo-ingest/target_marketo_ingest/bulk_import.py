@@ -28,6 +28,7 @@ if t.TYPE_CHECKING:
 PENDING_STATUSES = frozenset({"created", "queued", "importing", "processing"})
 DONE_STATUSES = frozenset({"complete", "completed"})
 FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled"})
+MAX_QUEUE_WAIT_SECONDS = 3600.0  # 1016 for an hour: someone else holds the queue; stop
 
 
 class _LineSink:
@@ -297,6 +298,12 @@ class ImportJobRunner:
                 ctx.api_call()
                 result = self.endpoint.create(ctx.client, file, content)
             except TooManyImportsError:
+                if waited >= MAX_QUEUE_WAIT_SECONDS:
+                    msg = (
+                        f"Marketo's import queue stayed full (1016) for {waited:.0f}s; "
+                        "other jobs hold all 10 slots"
+                    )
+                    raise TargetError(msg) from None
                 ctx.logger.info(
                     "Stream '%s': Marketo import queue is full (1016); waiting %.1fs to "
                     "resubmit %s",

@@ -26,6 +26,7 @@ FINAL_STATUSES = ("Completed", "Failed", "Cancelled", "Canceled")
 CHUNK_BYTES = 1 << 20
 MAX_RESUMES = 5
 PROGRESS_EVERY_BYTES = 64 << 20
+HTTP_PARTIAL_CONTENT = 206
 
 LOGGER = logging.getLogger("tap_marketo_members.exports")
 
@@ -146,7 +147,7 @@ class ProgramMemberExports:
                         else (self.client.download(path))
                     )
                     with closing(response):
-                        if written and response.status_code != 206:  # noqa: PLR2004
+                        if written and response.status_code != HTTP_PARTIAL_CONTENT:
                             # The server ignored Range: start over rather than duplicate bytes.
                             self.logger.warning("Export %s: Range ignored; restarting", export_id)
                             out.seek(0)

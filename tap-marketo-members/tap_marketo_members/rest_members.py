@@ -81,7 +81,7 @@ class ProgramMemberQuery:
             middle = window.start + (window.end - window.start) / 2
             middle = middle.replace(microsecond=0)
             self.logger.info(
-                "Program %s: more than 100,000 members changed in %s..%s (1003); halving the window",  # noqa: E501
+                "Program %s: over 100,000 members changed in %s..%s (1003); halving the window",
                 program_id,
                 window.start_iso,
                 window.end_iso,

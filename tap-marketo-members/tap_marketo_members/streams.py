@@ -324,64 +324,27 @@ class ProgramMembersStream(MarketoStream):
 
     # ----------------------------------------------------------------- sync
 
-    def _sync_members(self, contexts: list[dict], *, write_messages: bool) -> None:  # noqa: PLR0915
+    def _sync_members(self, contexts: list[dict], *, write_messages: bool) -> None:
         program_ids = [int(ctx["programId"]) for ctx in contexts]
         fields = self.export_fields()
-        properties = self.effective_schema["properties"]
-        parser = MemberFileParser(properties, {name: name for name in fields})
+        parser = MemberFileParser(self.effective_schema["properties"], {f: f for f in fields})
         exports = ProgramMemberExports(self.marketo, logger=self.logger)
-        settings = self.settings
         counter = self.get_record_counter()
         emit = self._emitter(counter, write_messages=write_messages)
         stream_state = self.stream_state
         quota_day = _quota_day()
-        used = stream_state.get("export_bytes_today") or {}
-        used_bytes = int(used.get("bytes", 0)) if used.get("day") == quota_day else 0
-
-        upper = None
-        bulk_available = True
-        if self.incremental:
-            try:
-                upper = self._marketo_now(exports, program_ids[0])
-            except MarketoAPIError as exc:
-                if exc.code not in BULK_UNAVAILABLE_CODES or settings.rest_fallback == "never":
-                    raise
-                self.logger.warning(
-                    "Bulk export unavailable (%s); reading programs through the REST query", exc
-                )
-                bulk_available = False
-                upper = iso(dt.datetime.now(dt.timezone.utc))
+        upper, bulk_available = self._upper_bound(exports, program_ids[0])
         rest_ids = self._rest_programs(program_ids, force=not bulk_available)
         bulk_ids = [pid for pid in program_ids if pid not in rest_ids]
 
-        def jobs_changed(ids: list[str]) -> None:
-            stream_state["exports_in_progress"] = ids
-            self._flush_state()
-
-        with (
-            ExportScheduler(
-                exports,
-                fields=fields,
-                column_header_names={name: name for name in fields},
-                max_concurrent_exports=settings.max_concurrent_exports,
-                poll_interval=settings.poll_interval_seconds,
-                job_timeout=settings.job_timeout_minutes * 60,
-                quota_bytes=settings.daily_export_quota_mb * MB,
-                used_bytes=used_bytes,
-                updated_at_filter=settings.updated_at_filter,
-                logger=self.logger,
-                on_jobs_changed=jobs_changed,
-            ) as scheduler,
-            counter,
-        ):
+        with self._scheduler(exports, fields, quota_day) as scheduler, counter:
             scheduler.cancel_left_over(stream_state.get("exports_in_progress") or [])
             stream_state["exports_in_progress"] = []
-            if rest_ids:
-                self._sync_rest(rest_ids, fields, upper, emit)
-            units = self._plan(bulk_ids, upper)
             committed: dict[int, dict[int, str | None]] = {}
             try:
-                for unit, exported, info in scheduler.run(units):
+                if rest_ids:
+                    self._sync_rest(rest_ids, fields, upper, emit)
+                for unit, exported, info in scheduler.run(self._plan(bulk_ids, upper)):
                     self._emit_file(parser, unit, exported, emit)
                     stream_state["export_bytes_today"] = {
                         "day": quota_day,
@@ -395,17 +358,6 @@ class ProgramMembersStream(MarketoStream):
                     "Central time.",
                     exc,
                 )
-            except MarketoAPIError as exc:
-                if exc.code in BULK_UNAVAILABLE_CODES and settings.rest_fallback == "auto":
-                    self.logger.warning(
-                        "Bulk export unavailable (%s); reading the remaining programs through "
-                        "the REST query instead",
-                        exc,
-                    )
-                    done = set(rest_ids)
-                    self._sync_rest([p for p in program_ids if p not in done], fields, upper, emit)
-                else:
-                    raise
             finally:
                 emit(None)
         self.logger.info(
@@ -413,6 +365,48 @@ class ProgramMembersStream(MarketoStream):
             self.records_written,
             scheduler.jobs_created,
             "fast" if self.used_fast_path else "SDK",
+        )
+
+    def _upper_bound(
+        self, exports: ProgramMemberExports, program_id: int
+    ) -> tuple[str | None, bool]:
+        """The run's upper edge on Marketo's clock (None for FULL_TABLE); and is bulk usable."""
+        if not self.incremental:
+            return None, True
+        try:
+            return self._marketo_now(exports, program_id), True
+        except MarketoAPIError as exc:
+            if exc.code not in BULK_UNAVAILABLE_CODES or self.settings.rest_fallback == "never":
+                raise
+            self.logger.warning(
+                "Bulk export unavailable (%s); reading programs through the REST query", exc
+            )
+            return iso(dt.datetime.now(dt.timezone.utc)), False
+
+    def _scheduler(
+        self, exports: ProgramMemberExports, fields: list[str], quota_day: str
+    ) -> ExportScheduler:
+        stream_state = self.stream_state
+        used = stream_state.get("export_bytes_today") or {}
+        settings = self.settings
+
+        def jobs_changed(ids: list[str]) -> None:
+            # Saved at once, so a run killed outright has its jobs cancelled by the next one.
+            stream_state["exports_in_progress"] = ids
+            self._flush_state()
+
+        return ExportScheduler(
+            exports,
+            fields=fields,
+            column_header_names={name: name for name in fields},
+            max_concurrent_exports=settings.max_concurrent_exports,
+            poll_interval=settings.poll_interval_seconds,
+            job_timeout=settings.job_timeout_minutes * 60,
+            quota_bytes=settings.daily_export_quota_mb * MB,
+            used_bytes=int(used.get("bytes", 0)) if used.get("day") == quota_day else 0,
+            updated_at_filter=settings.updated_at_filter,
+            logger=self.logger,
+            on_jobs_changed=jobs_changed,
         )
 
     def _emit_file(

@@ -7,6 +7,7 @@ import contextlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from marketo_sandbox.admin import AdminError
@@ -264,3 +265,23 @@ def test_options_are_type_checked(server: SandboxServer) -> None:
         1,
         2,
     ]
+
+
+def test_console_script_help() -> None:
+    script = Path(sys.executable).parent / "marketo-sandbox"
+    out = subprocess.run(
+        [str(script), "serve", "--help"], capture_output=True, text=True, check=True, timeout=60
+    )
+    for flag in (
+        "--host",
+        "--port",
+        "--db",
+        "--munchkin-id",
+        "--client-id",
+        "--client-secret",
+        "--seed",
+        "--members",
+        "--time-scale",
+        "--strict",
+    ):
+        assert flag in out.stdout

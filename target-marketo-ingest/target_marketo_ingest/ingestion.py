@@ -53,10 +53,13 @@ class _Entry:
     record: dict
 
 
+def _group_overhead(group: tuple) -> int:
+    return MEMBER_GROUP_OVERHEAD + len(str(group[1] or "").encode())
+
+
 @dataclass
 class _Batch:
     unit: int
-    prefix_size: int
     entries: dict[t.Any, _Entry] = field(default_factory=dict)
     groups: dict[tuple, int] = field(default_factory=dict)
     size: int = 0
@@ -176,33 +179,35 @@ class IngestionWriter:
                 f"most {self._max_bytes} bytes",
             )
         batch = self._open.get(deleted)
-        extra = len(data) + 1
-        new_group = group is not None and group not in (batch.groups if batch else {})
-        if new_group:
-            extra += MEMBER_GROUP_OVERHEAD + len(str(group[1] or ""))
-        if (
-            batch is not None
-            and (len(batch.entries) + 1 > self._max_objects or batch.size + extra > limit)
-            and key not in batch.entries
-        ):
+        if batch is not None and not self._fits(batch, key, data, group, limit):
             self._submit(deleted, batch)
             batch = None
         if batch is None:
-            batch = _Batch(self.ctx.checkpoints.open_unit(seq), len(endpoint.prefix))
+            batch = _Batch(self.ctx.checkpoints.open_unit(seq))
             self._open[deleted] = batch
-            new_group = group is not None
-            if new_group:
-                extra = len(data) + 1 + MEMBER_GROUP_OVERHEAD + len(str(group[1] or ""))
         old = batch.entries.pop(key, None)
         if old is not None:
             batch.size -= len(old.data) + 1
             self.ctx.summary.add("superseded")
+            if old.group is not None:
+                batch.groups[old.group] -= 1  # its overhead stays counted: an upper bound
         if group is not None:
+            if group not in batch.groups:
+                batch.size += _group_overhead(group)
             batch.groups[group] = batch.groups.get(group, 0) + 1
-            if old is not None and old.group is not None:
-                batch.groups[old.group] -= 1
         batch.entries[key] = _Entry(data, group, line_no, record)
-        batch.size += extra
+        batch.size += len(data) + 1
+
+    def _fits(
+        self, batch: _Batch, key: t.Any, data: bytes, group: tuple | None, limit: int
+    ) -> bool:
+        """Whether the record joins the open batch within both limits (replacing its key)."""
+        old = batch.entries.get(key)
+        count = len(batch.entries) + (0 if old is not None else 1)
+        size = batch.size + len(data) + 1 - (len(old.data) + 1 if old is not None else 0)
+        if group is not None and group not in batch.groups:
+            size += _group_overhead(group)
+        return count <= self._max_objects and size <= limit
 
     def flush(self) -> None:
         """Send every open batch."""

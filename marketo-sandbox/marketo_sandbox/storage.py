@@ -1070,12 +1070,18 @@ class Store:
         return values
 
     def upsert_leads(
-        self, rows: Sequence[Mapping[str, Any]], lookup_field: str = "email"
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        lookup_field: str = "email",
+        *,
+        action: str = "createOrUpdate",
     ) -> list[tuple[str, int | None, str | None]]:
         """CreateOrUpdate leads on `lookup_field`: per row (status, leadId, reason).
 
         status is 'created', 'updated' or 'failed' (leadId None, reason says why: empty lookup
         value, several leads match, unknown field, invalid value). One transaction for all rows.
+        `action` createOnly / updateOnly (REST sync leads) fail rows with "Lead already exists"
+        / "Lead not found".
         """
         lead_fields = self.field_map(LEAD)
         lookup = lead_fields.get(lookup_field)
@@ -1098,8 +1104,11 @@ class Store:
                 if len(matches) > 1:
                     out.append(("failed", None, "Multiple lead match lookup criteria"))
                     continue
-                if lookup_field == "id" and not matches:
+                if not matches and (lookup_field == "id" or action == "updateOnly"):
                     out.append(("failed", None, "Lead not found"))
+                    continue
+                if matches and action == "createOnly":
+                    out.append(("failed", None, "Lead already exists"))
                     continue
                 lead_id = self._write_lead(conn, matches[0] if matches else None, values, now)
                 out.append(("updated" if matches else "created", lead_id, None))

@@ -395,3 +395,44 @@ def test_company_and_custom_object_describe(server: SandboxServer, rest) -> None
     )
     [cars] = result(rest.get("/rest/v1/customobjects/cars/describe.json"))
     assert [f["name"] for f in cars["fields"]] == ["marketoGUID", "plate"]
+
+
+def test_sync_leads(server: SandboxServer, rest) -> None:
+    body = {
+        "action": "createOrUpdate",
+        "lookupField": "email",
+        "input": [
+            {"email": "sync.new@example.com", "firstName": "Ünïcode", "accountTier": 3},
+            {"email": "lead5@example.com", "title": "VP, Data"},
+            {"email": "bad"},
+            {"email": "x@example.com", "nope": 1},
+            "not an object",
+        ],
+    }
+    out = result(rest.post("/rest/v1/leads.json", json=body))
+    assert out[0]["status"] == "created"
+    assert out[1] == {"seq": 1, "id": 5, "status": "updated"}
+    assert [o["status"] for o in out[2:]] == ["skipped"] * 3
+    assert out[3]["reasons"][0]["code"] == "1006"
+    leads = {lead["id"]: lead for lead in server.admin.dump("leads")}
+    assert leads[out[0]["id"]]["firstName"] == "Ünïcode"
+    assert leads[5]["title"] == "VP, Data"
+    create_only = {"action": "createOnly", "input": [{"email": "lead6@example.com"}]}
+    assert (
+        result(rest.post("/rest/v1/leads.json", json=create_only))[0]["reasons"][0]["code"]
+        == "1005"
+    )
+    update_only = {"action": "updateOnly", "input": [{"email": "nobody@example.com"}]}
+    assert (
+        result(rest.post("/rest/v1/leads.json", json=update_only))[0]["reasons"][0]["code"]
+        == "1004"
+    )
+    assert (
+        error(rest.post("/rest/v1/leads.json", json={"action": "merge", "input": [{}]}))[0]
+        == "1003"
+    )
+    assert (
+        error(rest.post("/rest/v1/leads.json", json={"lookupField": "title", "input": [{}]}))[0]
+        == "1003"
+    )
+    assert error(rest.post("/rest/v1/leads.json", json={"input": [{}] * 301}))[0] == "1003"

@@ -12,7 +12,9 @@ from marketo_sandbox.rest.params import (
     db,
     decode_token,
     encode_token,
+    input_list,
     int_param,
+    json_body,
     method_override,
     query_params,
     user,
@@ -97,6 +99,52 @@ def _query(store: Store, params: dict[str, str]) -> tuple[list[dict[str, Any]], 
     return rows, encode_token("leads", rows[-1]["id"]) if more else None
 
 
+ACTIONS = ("createOnly", "updateOnly", "createOrUpdate")
+#: Record-level codes of sync leads, by the store's reason.
+_REASON_CODES = (
+    ("Lead already exists", "1005"),
+    ("Lead not found", "1004"),
+    ("Multiple lead match", "1007"),
+    ("Field '", "1006"),
+)
+
+
+def _code(why: str) -> str:
+    for start, code in _REASON_CODES:
+        if why.startswith(start) and (code != "1006" or why.endswith("not found")):
+            return code
+    return "1003"
+
+
+async def sync(request: Request) -> Response:
+    """`POST /rest/v1/leads.json` {action?, lookupField?, input: [...]} (≤ 300 leads)."""
+    body = await json_body(request)
+    items = input_list(body)
+    action = body.get("action", "createOrUpdate")
+    if action not in ACTIONS:
+        raise MarketoHTTPError(1003, f"Invalid action '{action}': one of {', '.join(ACTIONS)}")
+    lookup = body.get("lookupField", "email")
+    if not isinstance(lookup, str):
+        raise MarketoHTTPError(1001, "Invalid value for 'lookupField'. Required of type 'String'")
+    fields = request.app.state.store.field_map(LEAD)
+    if lookup not in fields or not fields[lookup]["searchable"]:
+        raise MarketoHTTPError(1003, f"Invalid lookupField '{lookup}'")
+    rows = [item for item in items if isinstance(item, dict)]
+    done = iter(await db(request.app.state.store.upsert_leads, rows, lookup, action=action))
+    results = [
+        next(done) if isinstance(item, dict) else ("failed", None, "A lead object was expected")
+        for item in items
+    ]
+    out: list[dict[str, Any]] = []
+    for seq, (status, lead_id, why) in enumerate(results):
+        if status == "failed":
+            reason_item = {"code": _code(why or ""), "message": why or "Invalid data"}
+            out.append({"seq": seq, "status": "skipped", "reasons": [reason_item]})
+        else:
+            out.append({"seq": seq, "id": lead_id, "status": status})
+    return ok(out)
+
+
 async def query(request: Request) -> Response:
     """`GET /rest/v1/leads.json`: filterType, filterValues, fields, batchSize, nextPageToken.
 
@@ -104,7 +152,7 @@ async def query(request: Request) -> Response:
     """
     user(request)
     if request.method == "POST" and not await method_override(request):
-        raise MarketoHTTPError(605, "HTTP Method 'POST' not supported (sync leads is not served)")
+        return await sync(request)
     params = await query_params(request)
     rows, token = await db(_query, request.app.state.store, params)
     extra: dict[str, Any] = {"moreResult": token is not None}

@@ -65,7 +65,7 @@ class Scale:
     import_job_seconds: float  # simulated seconds of each import job in the slot-use run
     packing_records: int  # records written through the bulk import path for packing
     ingest_records: int  # records sent through the Data Ingestion path for packing
-    repeats: int  # baseline repeats (median taken)
+    repeats: int  # baseline repeats (fastest taken)
 
 
 SCALES = {
@@ -134,6 +134,9 @@ class Bench:
             "start_date": "2000-01-01T00:00:00Z",
             "updated_at_filter": "off",
             "poll_interval_seconds": max(60.0 / time_scale, 0.05),
+            # The client's 100 calls / 20 s limiter runs on the wall clock: scale it with the
+            # sandbox clock, or a time-scaled run trips it where real Marketo would not.
+            "rate_limit_period": 20.0 / time_scale,
             "rest_fallback": "never",
             **extra,
         }
@@ -233,6 +236,12 @@ class Bench:
             phase = tap.stream_phase_s or tap.wall_s
             tap_rps = records / phase if phase else 0.0
             calls = run["calls"]
+            # The sandbox's own time to serve the files (the download), for a ratio with it.
+            download_s = sum(
+                float(c.get("durationMs") or 0) / 1000
+                for c in calls
+                if str(c.get("path", "")).endswith("/file.json")
+            )
             self.add(
                 Figure(
                     "tap_throughput",
@@ -252,16 +261,22 @@ class Bench:
                         "export_jobs": len(jobs),
                         "csv_bytes": sum(p.stat().st_size for p in files),
                         "tap_records_per_s": tap_rps,
+                        "download_s": download_s,
+                        "ratio_including_download": (
+                            records / (phase + download_s) / bare["records_per_s"]
+                            if bare["records_per_s"]
+                            else None
+                        ),
                         "tap_stream_phase_s": tap.stream_phase_s,
                         "tap_wall_s": tap.wall_s,
                         "tap_peak_rss_mb": tap.peak_rss_mb,
                         "tap_stdout_bytes": tap.stdout_bytes,
                         "bare": bare,
                         "method": (
-                            "tap time = first program_members RECORD on stdout to stdout EOF "
-                            "(CSV parse, conversion, serialisation; excludes start-up, job wait "
-                            "and download); bare loop = csv.reader + orjson.dumps of each row as a "
-                            "RECORD line over the same downloaded files, to /dev/null"
+                            "tap time = first to last program_members RECORD on stdout (CSV "
+                            "parse, conversion, serialisation; excludes start-up, job wait, "
+                            "download and exit); bare loop = csv.reader + orjson.dumps of each "
+                            "row as a RECORD line over the same downloaded files, to /dev/null"
                         ),
                     },
                 )

@@ -43,16 +43,21 @@ class RunResult:
     stdout_bytes: int = 0
     first_member_record_s: float | None = None  # from process start
     stdin_consumed_s: float | None = None  # the process began reading stdin, from its start
+    last_member_record_s: float | None = None  # last chunk holding one, from process start
     eof_s: float | None = None  # stdout closed, from process start
     stderr_tail: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def stream_phase_s(self) -> float | None:
-        """Seconds from the first program_members RECORD to the end of stdout."""
-        if self.first_member_record_s is None or self.eof_s is None:
+        """Seconds from the first program_members RECORD on stdout to the last one.
+
+        Start-up, export-job waits, download and the end-of-run teardown are fixed costs
+        that do not grow with the records; they are reported beside, not in, the rate.
+        """
+        if self.first_member_record_s is None or self.last_member_record_s is None:
             return None
-        return self.eof_s - self.first_member_record_s
+        return self.last_member_record_s - self.first_member_record_s
 
     @property
     def input_phase_s(self) -> float:
@@ -72,8 +77,10 @@ def _pump(src: IO[bytes], dst: IO[bytes] | None, t0: float, out: dict[str, Any])
         if not chunk:
             break
         total += len(chunk)
-        if "first" not in out and _FIRST_MEMBER_RECORD.search(chunk):
-            out["first"] = time.perf_counter() - t0
+        if _FIRST_MEMBER_RECORD.search(chunk):
+            now = time.perf_counter() - t0
+            out.setdefault("first", now)
+            out["last"] = now
         if dst is not None:
             dst.write(chunk)
     out["eof"] = time.perf_counter() - t0
@@ -173,6 +180,7 @@ def run_connector(
         peak_rss_mb=usage.ru_maxrss / 1024.0,  # KiB on Linux
         stdout_bytes=info.get("bytes", 0),
         first_member_record_s=info.get("first"),
+        last_member_record_s=info.get("last"),
         eof_s=info.get("eof"),
         stdin_consumed_s=feeder_info.get("consumed"),
         stderr_tail=tail,

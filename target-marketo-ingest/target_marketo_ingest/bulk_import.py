@@ -70,6 +70,9 @@ class ImportFile:
     unit: int
     params: dict[str, t.Any]
     label: str
+    keys: frozenset = frozenset()
+    after: list[threading.Event] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
 
     @property
     def rows(self) -> int:
@@ -222,19 +225,28 @@ class ImportJobRunner:
             if file is None:
                 return
             if self.ctx.fatal.error is not None:
+                file.done.set()
                 continue  # the run is stopping; its unit stays open so no STATE passes it
             try:
+                # A key in an earlier unfinished file: that file must land first (last wins).
+                for earlier in file.after:
+                    while not earlier.wait(0.5):
+                        if self.ctx.fatal.error is not None:
+                            raise RuntimeError("stopping")  # noqa: TRY301
                 with self._lock:
                     self.in_flight += 1
                     self.max_in_flight = max(self.max_in_flight, self.in_flight)
-                self._run_file(file)
+                try:
+                    self._run_file(file)
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
                 self.ctx.checkpoints.close_unit(file.unit)
                 file.path.unlink(missing_ok=True)
             except BaseException as exc:
                 self.ctx.fatal.set(exc)
             finally:
-                with self._lock:
-                    self.in_flight -= 1
+                file.done.set()
 
     # One file, start to end.
 
@@ -484,6 +496,7 @@ class _Group:
     builder: ImportFileBuilder
     params: dict[str, t.Any]
     label: str
+    key: t.Any = None
     files: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -497,8 +510,15 @@ class BulkImportWriter:
         endpoint: BulkEndpoint,
         header: list[str],
         key_index: list[int],
+        *,
+        scope_param: str | None = None,
     ) -> None:
         self.ctx = ctx
+        # Records of one scope (a program) with the same key are one member: across the open
+        # files of different statuses the last record wins too.
+        self._scope_param = scope_param
+        self._open_keys: dict[tuple, t.Any] = {}
+        self._sent: list[ImportFile] = []
         self.header = header
         self._key_index = key_index
         self._single_key = key_index[0] if len(key_index) == 1 else None
@@ -546,6 +566,8 @@ class BulkImportWriter:
             else tuple(row[i] for i in self._key_index)
         )
         before = builder.size
+        if self._scope_param is not None:
+            self._supersede_elsewhere(open_group, group_key, key)
         if builder.add(key, line, line_no, nbytes) is not None:
             self.ctx.summary.add("superseded")
         self._open_bytes += builder.size - before
@@ -553,9 +575,21 @@ class BulkImportWriter:
             biggest = max(self._groups.values(), key=lambda g: g.builder.size)
             self._roll(biggest)
 
+    def _supersede_elsewhere(self, group: _Group, group_key: t.Any, key: t.Any) -> None:
+        scoped = (group.params.get(self._scope_param), key)
+        other_key = self._open_keys.get(scoped)
+        if other_key is not None and other_key != group_key:
+            other = self._groups.get(other_key)
+            old = other.builder.rows.pop(key, None) if other is not None else None
+            if old is not None:
+                other.builder.size -= old[2]  # type: ignore[union-attr]
+                self._open_bytes -= old[2]
+                self.ctx.summary.add("superseded")
+        self._open_keys[scoped] = group_key
+
     def _new_group(self, spec: GroupSpec) -> _Group:
         key, params, label = spec
-        group = _Group(ImportFileBuilder(self.header, self._renderer), params, label)
+        group = _Group(ImportFileBuilder(self.header, self._renderer), params, label, key)
         self._groups[key] = group
         return group
 
@@ -569,6 +603,12 @@ class BulkImportWriter:
             return
         self._counter += 1
         size = builder.size
+        scope = group.params.get(self._scope_param) if self._scope_param else None
+        keys = frozenset((scope, key) for key in builder.rows)
+        if self._scope_param is not None:
+            for scoped in keys:
+                if self._open_keys.get(scoped) == group.key:
+                    del self._open_keys[scoped]
         path, numbers = builder.write(self._dir, f"{self.ctx.stream}-{self._counter:05d}.csv")
         file = ImportFile(
             path=path,
@@ -593,6 +633,10 @@ class BulkImportWriter:
             path.unlink(missing_ok=True)
             self.ctx.checkpoints.close_unit(file.unit)
             return
+        file.keys = keys
+        self._sent = [f for f in self._sent if not f.done.is_set()]
+        file.after = [f.done for f in self._sent if not keys.isdisjoint(f.keys)]
+        self._sent.append(file)
         self.runner.submit(file)
 
     def flush(self) -> None:

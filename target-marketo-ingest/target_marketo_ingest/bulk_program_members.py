@@ -69,6 +69,7 @@ class BulkProgramMembersWriter:
             BulkProgramMemberImport(),
             validator.header,
             [validator.header.index("email")],
+            scope_param="programId",
         )
         self._add = self.bulk.add
         self._targets = MemberTargets(self.route, catalog, need_status=True).resolve

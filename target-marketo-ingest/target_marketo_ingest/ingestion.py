@@ -153,6 +153,7 @@ class IngestionWriter:
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="ingest")
         self._slots = threading.BoundedSemaphore(parallel * 2)
         self._futures: list = []
+        self._sent: list[tuple[frozenset, threading.Event]] = []
 
     def add(self, record: dict, seq: int, line_no: int) -> None:
         """Validate, encode once and pack one record; raises RecordRejected."""
@@ -178,6 +179,8 @@ class IngestionWriter:
                 f"the record is {len(data)} bytes as JSON; a Data Ingestion request is at "
                 f"most {self._max_bytes} bytes",
             )
+        if self._members:
+            self._supersede_in(self._open.get(not deleted), key)
         batch = self._open.get(deleted)
         if batch is not None and not self._fits(batch, key, data, group, limit):
             self._submit(deleted, batch)
@@ -197,6 +200,17 @@ class IngestionWriter:
             batch.groups[group] = batch.groups.get(group, 0) + 1
         batch.entries[key] = _Entry(data, group, line_no, record)
         batch.size += len(data) + 1
+
+    def _supersede_in(self, batch: _Batch | None, key: t.Any) -> None:
+        """A member synced then deleted (or the reverse) in open batches: the last one wins."""
+        if batch is None:
+            return
+        old = batch.entries.pop(key, None)
+        if old is not None:
+            batch.size -= len(old.data) + 1
+            if old.group is not None:
+                batch.groups[old.group] -= 1
+            self.ctx.summary.add("superseded")
 
     def _fits(
         self, batch: _Batch, key: t.Any, data: bytes, group: tuple | None, limit: int
@@ -260,16 +274,35 @@ class IngestionWriter:
         while not self._slots.acquire(timeout=0.5):  # backpressure: input pauses
             self._raise_fatal()
         self._futures = [f for f in self._futures if not f.done()]
-        future = self._pool.submit(self._run, endpoint, entries, batch.unit)
+        # A key in an earlier unfinished request: send after it, so the last record wins.
+        keys = frozenset(batch.entries)
+        self._sent = [(k, e) for k, e in self._sent if not e.is_set()]
+        after = [event for sent_keys, event in self._sent if not keys.isdisjoint(sent_keys)]
+        done = threading.Event()
+        self._sent.append((keys, done))
+        future = self._pool.submit(self._run, endpoint, entries, batch.unit, after, done)
         future.add_done_callback(lambda _: self._slots.release())
         self._futures.append(future)
 
-    def _run(self, endpoint: IngestionEndpoint, entries: list[_Entry], unit: int) -> None:
+    def _run(
+        self,
+        endpoint: IngestionEndpoint,
+        entries: list[_Entry],
+        unit: int,
+        after: list[threading.Event],
+        done: threading.Event,
+    ) -> None:
         try:
+            for earlier in after:
+                while not earlier.wait(0.5):
+                    if self.ctx.fatal.error is not None:
+                        return
             self._send(endpoint, entries)
             self.ctx.checkpoints.close_unit(unit)
         except BaseException as exc:
             self.ctx.fatal.set(exc)
+        finally:
+            done.set()
 
     def _send(self, endpoint: IngestionEndpoint, entries: list[_Entry]) -> None:
         from marketo_common import IngestionAPIError  # noqa: PLC0415

@@ -146,3 +146,19 @@ def test_polling_grows_then_learns_when_jobs_end(tmp_path, monkeypatch):
     assert endpoint.calls < first_calls
     assert clock.now - endpoint.created_at <= 100.0 + 5.0
     assert all(5.0 <= s <= 30.0 for s in clock.sleeps)
+
+
+def test_a_key_in_an_unfinished_file_orders_the_next_file_after_it(tmp_path):
+    writer, files = _writer(tmp_path, max_bytes=30)
+    writer.add(["a@x.com", "one"], 0, 2)
+    writer.add(["b@x.com", "one"], 1, 3)  # rolls: file 1 = a
+    writer.add(["c@x.com", "two"], 2, 4)  # rolls: file 2 = b
+    writer.add(["a@x.com", "three"], 3, 5)  # rolls: file 3 = c
+    writer.flush()  # file 4 = a again
+    assert [f.rows for f in files] == [1, 1, 1, 1]
+    assert files[3].after == [files[0].done]  # a's second version waits for the first
+    assert files[1].after == files[2].after == []
+    files[0].done.set()
+    writer.add(["a@x.com", "four"], 4, 6)
+    writer.flush()
+    assert files[4].after == [files[3].done]

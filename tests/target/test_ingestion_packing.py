@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import logging
+import time
 
 import pytest
 import requests_mock
@@ -268,3 +269,48 @@ def test_stream_maps_take_the_generic_path(marketo, tmp_path):
         {"email": "bob@b.com", "firstName": "BOB"},
     ]
     assert run.summary("people")["accepted"] == 2
+
+
+def test_a_later_request_with_the_same_member_waits_for_the_earlier(marketo, tmp_path, monkeypatch):
+    events = []
+
+    def slow_sync(request, context):
+        events.append(("sync start", time.monotonic()))
+        time.sleep(0.4)
+        events.append(("sync end", time.monotonic()))
+        context.status_code = 202
+
+    def delete(request, context):
+        events.append(("delete start", time.monotonic()))
+        context.status_code = 202
+
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/programmembers", json=slow_sync)
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/programmembers/delete", json=delete)
+    monkeypatch.setattr(TargetMarketoIngest, "_MAX_RECORD_AGE_IN_MINUTES", 0.0)
+    lines = [
+        schema("pm", MEMBER_SCHEMA),
+        record("pm", {"leadId": 7, "programId": 1001}),
+        state({"s": 1}),  # an old pending STATE sends the open batch now
+        record("pm", {"leadId": 7, "programId": 1001, "_sdc_deleted_at": "2026-01-01"}),
+    ]
+    run = run_target(_config(tmp_path), lines)
+    assert run.summary("pm")["accepted"] == 2
+    names = [name for name, _ in events]
+    assert names == ["sync start", "sync end", "delete start"]
+
+
+def test_sync_then_delete_in_open_batches_last_wins(marketo, tmp_path):
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/programmembers", status_code=202)
+    marketo.post(f"{INGEST}/subscriptions/123-ABC-456/programmembers/delete", status_code=202)
+    lines = [
+        schema("pm", MEMBER_SCHEMA),
+        record("pm", {"leadId": 7, "programId": 1001}),
+        record("pm", {"leadId": 8, "programId": 1001}),
+        record("pm", {"leadId": 7, "programId": 1001, "_sdc_deleted_at": "2026-01-01"}),
+    ]
+    run = run_target(_config(tmp_path), lines)
+    (sync,) = _bodies(marketo, "/programmembers")
+    (gone,) = _bodies(marketo, "/delete")
+    assert json.loads(sync.body)["programs"][0]["members"] == [{"leadId": 8}]
+    assert json.loads(gone.body)["programs"][0]["members"] == [{"leadId": 7}]
+    assert run.summary("pm")["superseded"] == 1

@@ -200,3 +200,30 @@ def test_bulk_program_member_stream_deletes_through_rest(shared_sandbox, tmp_pat
     after = _members(shared_sandbox, 1004)
     assert not set(doomed) & set(after)
     assert after[keep]["statusName"] == "Clicked"
+
+
+def test_same_member_in_two_statuses_last_record_wins(shared_sandbox, tmp_path):
+    lines = [schema("program_members", MEMBER_SCHEMA)]
+    lines += [
+        record(
+            "program_members",
+            {"programId": 1003, "statusName": status, "email": "flipflop@example.com"},
+        )
+        for status in ("Invited", "Registered", "Waitlisted")
+    ]
+    lines.append(
+        record(
+            "program_members",
+            {"programId": 1001, "statusName": "Invited", "email": "flipflop@example.com"},
+        )
+    )
+    run = run_target(target_config(shared_sandbox, tmp_path), lines)
+    summary = run.summary("program_members")
+    assert (summary["imported"], summary["superseded"]) == (2, 2)
+    lead_id = next(
+        lead["id"]
+        for lead in shared_sandbox.admin.dump("leads")
+        if lead["email"] == "flipflop@example.com"
+    )
+    assert _members(shared_sandbox, 1003)[lead_id]["statusName"] == "Waitlisted"
+    assert _members(shared_sandbox, 1001)[lead_id]["statusName"] == "Invited"

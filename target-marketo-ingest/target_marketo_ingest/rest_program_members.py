@@ -71,6 +71,7 @@ class RestProgramMembersWriter:
         self.validator = validator
         self.catalog = catalog
         self._batches: dict[tuple[int, str | None], _Batch] = {}
+        self._where: dict[tuple[int, int], tuple[int, str | None]] = {}
         self._size = max(1, min(300, ctx.options.rest_batch_size))
 
     def add(self, record: dict, seq: int, line_no: int) -> None:
@@ -88,6 +89,14 @@ class RestProgramMembersWriter:
             data.pop("leadId", None)
             lead_id = lead_id_of(record)
         key = (program_id, status)
+        # The same member in another open batch of this program (another status, or a
+        # delete): the later record wins, so the earlier one is superseded.
+        other_key = self._where.get((program_id, lead_id))
+        if other_key is not None and other_key != key:
+            other = self._batches.get(other_key)
+            if other is not None and other.entries.pop(lead_id, None) is not None:
+                self.ctx.summary.add("superseded")
+        self._where[program_id, lead_id] = key
         batch = self._batches.get(key)
         if batch is None:
             batch = _Batch(program_id, status, self.ctx.checkpoints.open_unit(seq))
@@ -118,6 +127,13 @@ class RestProgramMembersWriter:
     def _send(self, batch: _Batch) -> None:
         ctx = self.ctx
         entries = list(batch.entries.values())
+        sent_as = (batch.program_id, batch.status)
+        for entry in entries:
+            if self._where.get((batch.program_id, entry.lead_id)) == sent_as:
+                del self._where[batch.program_id, entry.lead_id]
+        if not entries:
+            ctx.checkpoints.close_unit(batch.unit)
+            return
         if ctx.options.dry_run:
             ctx.summary.add("requests")
             ctx.summary.add("dry_run", len(entries))

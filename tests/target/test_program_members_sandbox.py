@@ -227,3 +227,25 @@ def test_same_member_in_two_statuses_last_record_wins(shared_sandbox, tmp_path):
     )
     assert _members(shared_sandbox, 1003)[lead_id]["statusName"] == "Waitlisted"
     assert _members(shared_sandbox, 1001)[lead_id]["statusName"] == "Invited"
+
+
+def test_rest_member_deleted_after_a_status_change_stays_deleted(shared_sandbox, tmp_path):
+    members = _members(shared_sandbox, 1004)
+    first, second = sorted(members)[-2:]
+    config = target_config(
+        shared_sandbox,
+        tmp_path,
+        streams={"rest_order": {"method": "rest_program_members", "program_id": 1004}},
+    )
+    deleted = {"_sdc_deleted_at": "2026-01-01T00:00:00Z"}
+    lines = [
+        schema("rest_order", MEMBER_SCHEMA),
+        record("rest_order", {"leadId": first, **deleted}),  # opens the delete batch first
+        record("rest_order", {"leadId": second, "statusName": "Clicked"}),
+        record("rest_order", {"leadId": second, **deleted}),  # the last word on `second`
+    ]
+    run = run_target(config, lines)
+    assert run.summary("rest_order")["superseded"] == 1
+    after = _members(shared_sandbox, 1004)
+    assert first not in after
+    assert second not in after

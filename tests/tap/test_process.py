@@ -113,3 +113,21 @@ def test_no_secret_in_any_output(shared_sandbox, tmp_path):
     assert sb.config["client_secret"] not in text
     assert token not in text
     assert "access_token" not in text
+
+
+def test_bad_credentials_one_line_error_without_secret(shared_sandbox, tmp_path):
+    secret = "wrong-secret-0123456789"
+    config = config_for(shared_sandbox, client_secret=secret, max_retries=0)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tap_marketo_members.tap", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert secret not in proc.stderr + proc.stdout
+    assert "/identity/oauth/token" in proc.stderr.strip().splitlines()[-1]

@@ -51,6 +51,10 @@ def test_full_sync_equals_sandbox_dump(sb):
     assert len(run.records["programs"]) == 4
     assert {p["id"] for p in run.records["programs"]} == {1001, 1002, 1003, 1004}
     assert "fast path" in run.logs
+    # progress: status changes with elapsed time, bytes downloaded
+    assert "Queued -> " in run.logs
+    assert " s since created)" in run.logs
+    assert "bytes, checksum ok" in run.logs
 
 
 def test_hard_values_survive(sb):

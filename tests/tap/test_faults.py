@@ -194,3 +194,26 @@ def test_rest_fallback_narrows_on_1003(sb):
     )
     assert keys(run) == expected
     assert "halving the window" in run.logs
+
+
+def test_rest_fallback_auto_reads_small_programs_through_rest(sb):
+    config = config_for(sb, program_ids=[1004], lead_fields=[])
+    catalog = catalog_for(config, MEMBERS_ONLY)
+    first = run_tap(config, catalog=catalog)  # bulk: learns the program's size
+    part = first.state["bookmarks"]["program_members"]["partitions"][0]
+    assert part["member_count_max"] == len(first.members())
+    sb.admin.touch_members(1004, [first.members()[0]["leadId"]], statusName="Clicked")
+    before = job_ids(sb)
+    config_auto = {**config, "rest_fallback_max_members": len(first.members())}
+    second = run_tap(config_auto, state=first.state, catalog=catalog)
+    assert "through the REST query" in second.logs
+    assert [r["leadId"] for r in second.members()] == [first.members()[0]["leadId"]]
+    enqueued = [j for j in new_jobs(sb, before) if j["status"] != "Cancelled"]
+    assert enqueued == []  # only the clock probe, cancelled at once
+    # one member fewer than the program's size: back to bulk
+    third = run_tap(
+        {**config_auto, "rest_fallback_max_members": len(first.members()) - 1},
+        state=second.state,
+        catalog=catalog,
+    )
+    assert "through the REST query" not in third.logs

@@ -255,14 +255,25 @@ class ProgramMembersStream(MarketoStream):
         return self.replication_method == REPLICATION_INCREMENTAL
 
     def export_fields(self) -> list[str]:
-        """Selected properties (keys and updatedAt always); deselected ones are not exported."""
-        properties = self.effective_schema["properties"]
-        return [
+        """Selected properties (keys and updatedAt always); deselected ones are not exported.
+
+        A field in the catalog that Marketo's describe no longer has (deleted or renamed since
+        discovery) is left out with a warning, instead of failing the export with 1003.
+        """
+        current = self.schema["properties"]
+        fields = [
             name
-            for name in properties
+            for name in self.effective_schema["properties"]
             if name in (*MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY)
             or self.mask.get(("properties", name), True)
         ]
+        gone = [name for name in fields if name not in current]
+        if gone:
+            self.logger.warning(
+                "Fields in the catalog but no longer in Marketo's describe, not exported: %s",
+                ", ".join(gone),
+            )
+        return [name for name in fields if name in current]
 
     def _bookmark(self, program_id: int) -> str | None:
         state = self.get_context_state({"programId": program_id})

@@ -216,3 +216,17 @@ def test_field_schema_streams(sb):
 
 def test_sandbox_reachable(sb):
     assert requests.get(sb.base_url + "/_sandbox/now", timeout=5).ok
+
+
+def test_catalog_field_gone_from_marketo_is_skipped_with_warning(sb):
+    config = config_for(sb, program_ids=[1004])
+    catalog = catalog_for(config, MEMBERS_ONLY)
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "program_members")
+    entry["schema"]["properties"]["retiredField"] = {"type": ["string", "null"]}
+    entry["metadata"].append(
+        {"breadcrumb": ["properties", "retiredField"], "metadata": {"inclusion": "available"}}
+    )
+    run = run_tap(config, catalog=catalog)
+    assert run.members()
+    assert "retiredField" in run.logs
+    assert all("retiredField" not in r for r in run.members())

@@ -497,8 +497,6 @@ class _Group:
     params: dict[str, t.Any]
     label: str
     key: t.Any = None
-    files: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class BulkImportWriter:

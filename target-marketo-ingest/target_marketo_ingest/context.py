@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from target_marketo_ingest.rejects import REJECT, WARNING
 
@@ -65,7 +65,6 @@ class WriteContext:
     options: TargetOptions
     fatal: FatalError
     logger: logging.Logger
-    extra: dict = field(default_factory=dict)
 
     def reject(
         self,

@@ -173,6 +173,26 @@ class TapMarketoMembers(Tap):
             th.IntegerType,
             description="Retries of a failed Marketo call (default 6).",
         ),
+        th.Property(
+            "max_retry_seconds",
+            th.NumberType,
+            description="Advanced: stop retrying one call after this many seconds (default 600).",
+        ),
+        th.Property(
+            "rate_limit_calls",
+            th.IntegerType,
+            description="Advanced: REST calls allowed per rate_limit_period (Marketo: 100).",
+        ),
+        th.Property(
+            "rate_limit_period",
+            th.NumberType,
+            description="Advanced: the rate-limit window in seconds (Marketo: 20).",
+        ),
+        th.Property(
+            "max_concurrent_calls",
+            th.IntegerType,
+            description="Advanced: REST calls in flight at once (Marketo: 10).",
+        ),
     ).to_dict()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

@@ -41,7 +41,8 @@ def demo_template() -> Path:
         return path
     TEMPLATE_DIR.mkdir(parents=True, exist_ok=True)
     building = path.with_suffix(f".{os.getpid()}.tmp")
-    store = storage.Store(building)
+    # core tables only: the server creates the families' tables from their current code
+    store = storage.Store(building, family_schemas=False)
     seed.apply(store, "demo")
     store.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.conn().execute("PRAGMA journal_mode = DELETE")

@@ -272,7 +272,9 @@ class Store:
     `register_schema` and reach the database with `conn()` / `tx()`.
     """
 
-    def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
+    def __init__(
+        self, path: str | Path, clock: Clock | None = None, *, family_schemas: bool = True
+    ) -> None:
         self.path = str(path)
         self.clock = clock or Clock()
         self._local = threading.local()
@@ -280,6 +282,7 @@ class Store:
         self._cache_lock = threading.Lock()
         self._calls: list[tuple] = []
         self._calls_lock = threading.Lock()
+        self._family_schemas = family_schemas
         self._create_schema()
         self._advance_clock_past_data()
 
@@ -332,7 +335,7 @@ class Store:
     def _create_schema(self) -> None:
         conn = self.conn()
         conn.executescript(CORE_SCHEMA)
-        for sql in _EXTRA_SCHEMAS:
+        for sql in _EXTRA_SCHEMAS if self._family_schemas else ():
             conn.executescript(sql)
         if conn.execute("SELECT COUNT(*) FROM fields").fetchone()[0] == 0:
             self._insert_standard_fields()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,12 @@ def dump(args: argparse.Namespace) -> int:
         )
         return 2
     out = sys.stdout
-    for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    try:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        out.flush()
+    except BrokenPipeError:  # `... | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -321,6 +321,9 @@ class ExportScheduler:
         self._set_status(job, status, info)
         if status == "Completed":
             self._in_flight.remove(job)
+            # Count the file against the quota before deciding on more jobs.
+            self.used_bytes += _int_or_none(info.get("fileSize")) or 0
+            self._files_done += 1
             self._top_up()  # the next jobs take the slot while we download and parse
             self._jobs_changed()
             return self._download(job, info)
@@ -363,8 +366,6 @@ class ExportScheduler:
             file_size=_int_or_none(info.get("fileSize")),
             checksum=info.get("fileChecksum"),
         )
-        self.used_bytes += exported.size
-        self._files_done += 1
         self.logger.info(
             "Export %s: %s records, %d bytes, %.1f s after it was created",
             job.export_id,

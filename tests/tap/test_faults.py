@@ -109,16 +109,15 @@ def test_failed_twice_is_reported_and_other_jobs_cancelled(sb):
     dump = sb.admin.dump("program_members")
     start = min(r["updatedAt"] for r in dump if r["programId"] == 1002)
     sb.admin.set_options(job_fixed_seconds=600)  # the other windows are still running
-    # the 1st enqueue fails, and so does the 5th: the retry (4 jobs are enqueued at first)
-    sb.admin.inject_fault(f"{EXPORT}/*/enqueue.json", "job_failed", count=1)
-    sb.admin.inject_fault(f"{EXPORT}/*/enqueue.json", "job_failed", every=4, count=1)
+    # every job fails: each is retried once; the first to fail twice ends the run
+    sb.admin.inject_fault(f"{EXPORT}/*/enqueue.json", "job_failed", count=0)
     before = job_ids(sb)
     with pytest.raises(ExportError, match="Failed again after one retry"):
         members_run(
             sb, start_date=start, window_days=8, program_ids=[1002], poll_interval_seconds=0.25
         )
-    jobs = new_jobs(sb, before)
-    assert [j["status"] for j in jobs].count("Failed") == 2
+    jobs = [j for j in new_jobs(sb, before) if j["fields"] != ["leadId"]]  # not the clock probe
+    assert [j["status"] for j in jobs].count("Failed") >= 2
     assert not [j for j in jobs if j["status"] in ("Created", "Queued", "Processing")]
     assert [j for j in jobs if j["status"] == "Cancelled"]
 

@@ -47,6 +47,9 @@ IMPORT_FILE_LIMIT_MIB = 10 * 1024 * 1024
 INGEST_BODY_LIMIT = 1_000_000
 INGEST_OBJECT_LIMIT = 1000
 IMPORT_TIME_SCALE = 5.0
+# Big exports: the sandbox really takes seconds to write the file; at x60 that is minutes of
+# sandbox time, as for Marketo, so the tap's 60 s polls (1 s wall) and its call count stay real.
+EXPORT_TIME_SCALE = 60.0
 log = logging.getLogger("benchmarks")
 
 
@@ -208,7 +211,7 @@ class Bench:
 
     def throughput(self) -> None:
         s = self.scale
-        time_scale = 3600.0
+        time_scale = EXPORT_TIME_SCALE
         sb = self.sandbox(
             "throughput",
             seed="demo",
@@ -235,6 +238,12 @@ class Bench:
             bare = baselines.timed(lambda: baselines.bare_tap_loop(files), s.repeats)
             phase = tap.stream_phase_s or tap.wall_s
             tap_rps = records / phase if phase else 0.0
+            # The figure compares CPU seconds: on a shared, loaded machine the tap and the bare
+            # loop run at different moments, and CPU time is what other load disturbs least.
+            cpu = tap.stream_phase_cpu_s
+            tap_rpc = records / cpu if cpu else 0.0
+            bare_rpc = bare["records_per_cpu_s"]
+            wall_ratio = tap_rps / bare["records_per_s"] if bare["records_per_s"] else None
             calls = run["calls"]
             # The sandbox's own time to serve the files (the download), for a ratio with it.
             download_s = sum(
@@ -246,12 +255,13 @@ class Bench:
                 Figure(
                     "tap_throughput",
                     self.THROUGHPUT_KEYS[0][1],
-                    tap_rps / bare["records_per_s"] if bare["records_per_s"] else None,
+                    tap_rpc / bare_rpc if bare_rpc and tap_rpc else None,
                     "ratio",
                     ">= 0.7",
                     detail={
                         "summary": (
-                            f"tap {tap_rps:,.0f} rec/s vs bare {bare['records_per_s']:,.0f} rec/s; "
+                            f"tap {tap_rpc:,.0f} vs bare {bare_rpc:,.0f} rec per CPU-s "
+                            f"(wall ratio {wall_ratio or 0:.2f}); "
                             f"{records:,} rows x {columns} cols, "
                             f"{sum(p.stat().st_size for p in files) / 1e6:.1f} MB CSV"
                         ),
@@ -260,7 +270,10 @@ class Bench:
                         "columns": columns,
                         "export_jobs": len(jobs),
                         "csv_bytes": sum(p.stat().st_size for p in files),
+                        "tap_records_per_cpu_s": tap_rpc,
+                        "tap_stream_phase_cpu_s": cpu,
                         "tap_records_per_s": tap_rps,
+                        "wall_ratio": wall_ratio,
                         "download_s": download_s,
                         "ratio_including_download": (
                             records / (phase + download_s) / bare["records_per_s"]
@@ -273,10 +286,11 @@ class Bench:
                         "tap_stdout_bytes": tap.stdout_bytes,
                         "bare": bare,
                         "method": (
-                            "tap time = first to last program_members RECORD on stdout (CSV "
-                            "parse, conversion, serialisation; excludes start-up, job wait, "
-                            "download and exit); bare loop = csv.reader + orjson.dumps of each "
-                            "row as a RECORD line over the same downloaded files, to /dev/null"
+                            "tap CPU seconds between the first and the last program_members "
+                            "RECORD on stdout (CSV parse, conversion, serialisation; excludes "
+                            "start-up, job wait, download and exit) vs the CPU seconds of "
+                            "csv.reader + orjson.dumps of each row as a RECORD line over the same "
+                            "downloaded files, to /dev/null; wall-clock ratio beside it"
                         ),
                     },
                 )
@@ -312,19 +326,26 @@ class Bench:
         phase = t_full.input_phase_s
         rps = records / phase if phase > 0 else 0.0
         bare_rps = bare["records_per_s"]
+        cpu = t_full.input_phase_cpu_s
+        rpc = records / cpu if cpu else 0.0
+        bare_rpc = bare["records_per_cpu_s"]
+        wall_ratio = rps / bare_rps if bare_rps else None
         summary = summary_metrics(self.work / "target-full.target.log")
         self.add(
             Figure(
                 "target_throughput",
                 self.THROUGHPUT_KEYS[1][1],
-                rps / bare_rps if bare_rps else None,
+                rpc / bare_rpc if bare_rpc and rpc else None,
                 "ratio",
                 ">= 0.5",
                 detail={
                     "summary": (
-                        f"target {rps:,.0f} rec/s vs bare {bare_rps:,.0f} rec/s "
-                        f"(dry_run, {records:,} records, wall {t_full.wall_s:.1f}s)"
+                        f"target {rpc:,.0f} vs bare {bare_rpc:,.0f} rec per CPU-s (wall ratio "
+                        f"{wall_ratio or 0:.2f}; dry_run, {records:,} records)"
                     ),
+                    "target_records_per_cpu_s": rpc,
+                    "input_phase_cpu_s": cpu,
+                    "wall_ratio": wall_ratio,
                     "target_records_per_s": rps,
                     "input_phase_s": phase,
                     "wall_s": t_full.wall_s,
@@ -334,9 +355,10 @@ class Bench:
                     "target_summary": summary,
                     "bare": bare,
                     "method": (
-                        "target records/s = records / (exit - first read of stdin), a dry_run "
-                        "over the tap's own program_members lines fed through a pipe (start-up "
-                        "excluded); bare loop = msgspec decode + csv.writer over the same lines"
+                        "target records per CPU second from its first read of stdin to exit "
+                        "(dry_run over the tap's own program_members lines fed through a pipe; "
+                        "start-up excluded) vs msgspec decode + csv.writer over the same lines; "
+                        "wall-clock ratio beside it"
                     ),
                 },
             )
@@ -351,7 +373,7 @@ class Bench:
 
     def memory(self) -> None:
         s = self.scale
-        time_scale = 3600.0
+        time_scale = EXPORT_TIME_SCALE
         points: dict[int, dict[str, float]] = {}
         for n in (s.mem_small, s.mem_large):
             sb = self.sandbox(
@@ -647,11 +669,11 @@ class Bench:
                 "packing",
                 seed="demo",
                 members=self.scale.members,
-                time_scale=3600.0,
+                time_scale=EXPORT_TIME_SCALE,
                 options={"export_rows_per_second": 1e9},
             )
             self._open.append(sb)
-            run = self.export_tap("packing", sb, 3600.0)
+            run = self.export_tap("packing", sb, EXPORT_TIME_SCALE)
             self._export = (sb, run["lines"], run["records"])
         return self._export
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+import psutil
 import requests
 
 BIN = Path(sys.executable).parent
@@ -45,6 +46,10 @@ class RunResult:
     stdin_consumed_s: float | None = None  # the process began reading stdin, from its start
     last_member_record_s: float | None = None  # last chunk holding one, from process start
     eof_s: float | None = None  # stdout closed, from process start
+    cpu_s: float | None = None  # user + system CPU seconds of the whole run
+    first_member_record_cpu_s: float | None = None
+    last_member_record_cpu_s: float | None = None
+    stdin_consumed_cpu_s: float | None = None
     stderr_tail: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +65,20 @@ class RunResult:
         return self.last_member_record_s - self.first_member_record_s
 
     @property
+    def stream_phase_cpu_s(self) -> float | None:
+        """CPU seconds the process used between its first and last bulk RECORD."""
+        if self.first_member_record_cpu_s is None or self.last_member_record_cpu_s is None:
+            return None
+        return self.last_member_record_cpu_s - self.first_member_record_cpu_s
+
+    @property
+    def input_phase_cpu_s(self) -> float | None:
+        """CPU seconds from the first read of stdin to exit."""
+        if self.cpu_s is None or self.stdin_consumed_cpu_s is None:
+            return None
+        return self.cpu_s - self.stdin_consumed_cpu_s
+
+    @property
     def input_phase_s(self) -> float:
         """Seconds from the first read of stdin to exit: the work that grows with input."""
         return self.wall_s - (self.stdin_consumed_s or 0.0)
@@ -69,7 +88,24 @@ class ConnectorFailedError(RuntimeError):
     """A connector under measurement exited non-zero: the figure is void, say why."""
 
 
-def _pump(src: IO[bytes], dst: IO[bytes] | None, t0: float, out: dict[str, Any]) -> None:
+def _cpu(proc: psutil.Process | None) -> float | None:
+    """CPU seconds (user + system) the process has used so far."""
+    if proc is None:
+        return None
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system
+
+
+def _pump(
+    src: IO[bytes],
+    dst: IO[bytes] | None,
+    t0: float,
+    out: dict[str, Any],
+    child: psutil.Process | None = None,
+) -> None:
     fd = src.fileno()
     total = 0
     while True:
@@ -79,15 +115,19 @@ def _pump(src: IO[bytes], dst: IO[bytes] | None, t0: float, out: dict[str, Any])
         total += len(chunk)
         if _FIRST_MEMBER_RECORD.search(chunk):
             now = time.perf_counter() - t0
-            out.setdefault("first", now)
-            out["last"] = now
+            cpu = _cpu(child)
+            if "first" not in out:
+                out["first"], out["first_cpu"] = now, cpu
+            out["last"], out["last_cpu"] = now, cpu
         if dst is not None:
             dst.write(chunk)
     out["eof"] = time.perf_counter() - t0
     out["bytes"] = total
 
 
-def _feed(src: Path, dst: IO[bytes], t0: float, out: dict[str, Any]) -> None:
+def _feed(
+    src: Path, dst: IO[bytes], t0: float, out: dict[str, Any], child: psutil.Process | None
+) -> None:
     """Write a file into the child's stdin pipe; note when the child starts draining it.
 
     The pipe holds 64 KiB: the second 64 KiB write can only complete once the child has read
@@ -104,6 +144,7 @@ def _feed(src: Path, dst: IO[bytes], t0: float, out: dict[str, Any]) -> None:
                 n += 1
                 if n == 2:
                     out["consumed"] = time.perf_counter() - t0
+                    out["consumed_cpu"] = _cpu(child)
     except BrokenPipeError:
         out["broken_pipe"] = True
     finally:
@@ -142,13 +183,17 @@ def run_connector(
         stderr=errf,
         env=env,
     )
-    pump = threading.Thread(target=_pump, args=(proc.stdout, dst, t0, info), daemon=True)
+    try:
+        child: psutil.Process | None = psutil.Process(proc.pid)
+    except psutil.Error:
+        child = None
+    pump = threading.Thread(target=_pump, args=(proc.stdout, dst, t0, info, child), daemon=True)
     pump.start()
     feeder_info: dict[str, Any] = {}
     feeder = None
     if stdin_path:
         feeder = threading.Thread(
-            target=_feed, args=(stdin_path, proc.stdin, t0, feeder_info), daemon=True
+            target=_feed, args=(stdin_path, proc.stdin, t0, feeder_info, child), daemon=True
         )
         feeder.start()
     deadline = t0 + timeout_s
@@ -183,6 +228,10 @@ def run_connector(
         last_member_record_s=info.get("last"),
         eof_s=info.get("eof"),
         stdin_consumed_s=feeder_info.get("consumed"),
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        first_member_record_cpu_s=info.get("first_cpu"),
+        last_member_record_cpu_s=info.get("last_cpu"),
+        stdin_consumed_cpu_s=feeder_info.get("consumed_cpu"),
         stderr_tail=tail,
     )
 

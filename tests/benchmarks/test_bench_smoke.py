@@ -79,8 +79,9 @@ def test_throughput_ratios_come_from_the_same_data(tiny_run):
     assert detail["records"] == detail["bare_rows"] > 0
     assert detail["columns"] >= 14
     assert tap["value"] == pytest.approx(
-        detail["tap_records_per_s"] / detail["bare"]["records_per_s"]
+        detail["tap_records_per_cpu_s"] / detail["bare"]["records_per_cpu_s"]
     )
+    assert 0 < detail["tap_stream_phase_cpu_s"] <= detail["tap_wall_s"]
     assert 0 < tap["value"] < 20
     target = data["figures"]["target_throughput"]
     assert target["detail"]["records_full"] == detail["records"]

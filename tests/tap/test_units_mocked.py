@@ -136,3 +136,19 @@ def test_download_restarts_when_range_is_ignored(client, requests_mock, tmp_path
     assert calls == [None, "bytes=100-"]
     assert (tmp_path / "f.csv").read_bytes() == body
     assert result.size == len(body)
+
+
+def test_long_rest_query_is_sent_as_post_with_method_get(client, requests_mock):
+    route = requests_mock.post(
+        BASE + "/rest/v1/programs/1001/members.json",
+        json=ok([{"seq": 0, "leadId": 7, "updatedAt": "2024-01-01T10:00:00Z"}], moreResult=False),
+    )
+    many = [f"customField{i:04d}WithALongDescriptiveName" for i in range(300)]
+    query = ProgramMemberQuery(client, member_fields=["leadId", "updatedAt", *many], lead_fields=[])
+    window = Window(dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 1, 2, tzinfo=UTC))
+    rows = list(query.members(1001, window))
+    assert [r["leadId"] for r in rows] == [7]
+    request = route.last_request
+    assert request.qs["_method"] == ["get"]
+    assert "filterType=updatedAt" in request.text
+    assert len(request.url) < 8192

@@ -230,3 +230,17 @@ def test_catalog_field_gone_from_marketo_is_skipped_with_warning(sb):
     assert run.members()
     assert "retiredField" in run.logs
     assert all("retiredField" not in r for r in run.members())
+
+
+def test_full_table_replication_exports_everything_without_bookmarks(sb):
+    config = config_for(sb, program_ids=[1003], start_date="2099-01-01T00:00:00Z")
+    catalog = catalog_for(config, MEMBERS_ONLY)
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "program_members")
+    entry["replication_method"] = "FULL_TABLE"
+    root = next(m for m in entry["metadata"] if m["breadcrumb"] == [])
+    root["metadata"]["forced-replication-method"] = "FULL_TABLE"
+    run = run_tap(config, catalog=catalog)
+    expected = [r for r in sb.admin.dump("program_members") if r["programId"] == 1003]
+    assert_same_members(run.members(), expected)  # start_date does not apply to a full table
+    parts = run.state["bookmarks"]["program_members"].get("partitions", [])
+    assert all("replication_key_value" not in p for p in parts)

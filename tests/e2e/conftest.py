@@ -19,6 +19,7 @@ import pytest
 
 from .support import (
     MELTANO_INSTALL_TIMEOUT,
+    PLUGIN_VENVS,
     PLUGINS_STAMP,
     ROOT,
     Meltano,
@@ -54,7 +55,15 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
         melt = Meltano(install_meltano())
         stamp = ROOT / PLUGINS_STAMP
         fingerprint = plugins_fingerprint()
-        if not stamp.exists() or stamp.read_text(encoding="utf-8") != fingerprint:
+        venvs = [
+            ROOT / ".meltano" / f"{kind}s" / name / "venv" / "bin" / "python"
+            for kind, name in PLUGIN_VENVS
+        ]
+        if (
+            not all(v.exists() for v in venvs)
+            or not stamp.exists()
+            or stamp.read_text(encoding="utf-8") != fingerprint
+        ):
             started = time.monotonic()
             melt("install", timeout=MELTANO_INSTALL_TIMEOUT)
             stamp.write_text(fingerprint, encoding="utf-8")

@@ -26,6 +26,15 @@ PLUGIN_INPUTS = (
     "target-marketo-ingest/pyproject.toml",
 )
 PLUGINS_STAMP = ".meltano/plugins.sha256"
+PLUGIN_VENVS = (
+    ("extractor", "tap-marketo-members"),
+    ("extractor", "tap-jsonl"),
+    ("extractor", "tap-postgres"),
+    ("loader", "target-marketo-ingest"),
+    ("loader", "target-duckdb"),
+    ("loader", "target-jsonl"),
+    ("loader", "target-postgres"),
+)
 
 
 def plugins_fingerprint() -> str:

@@ -773,6 +773,20 @@ class Bench:
             target = self.run_target("packing-ingest", cfg, lines)
             sent = list(proxy.requests)
         calls = sb.admin.dump("calls")[calls_before:]
+        # Persons with a long text field, so the 1 MB body limit binds instead of 1000 objects.
+        persons = self.work / "persons.singer"
+        write_persons(persons, self.scale.ingest_records)
+        with IngestionRecorder(sb.config["ingestion_base_url"]) as proxy:
+            cfg = self.target_config(
+                sb,
+                "packing-persons",
+                ingestion_base_url=proxy.url,
+                streams={"persons": {"method": "ingest_persons"}},
+            )
+            self.run_target("packing-persons", cfg, persons)
+            sent_persons = list(proxy.requests)
+        kinds = {"program members": sent, "persons (3 KB text each)": sent_persons}
+        sent = sent + sent_persons
         by_path: dict[str, list[dict[str, Any]]] = {}
         for r in sent:
             by_path.setdefault(r["path"], []).append(r)
@@ -788,6 +802,14 @@ class Bench:
             max(r["bytes"] / INGEST_BODY_LIMIT, r["objects"] / INGEST_OBJECT_LIMIT) for r in counted
         ]
         objects = sum(r["objects"] for r in sent if r["status"] == 202)
+        per_kind = {
+            kind: {
+                "requests": len(reqs),
+                "mean_objects": sum(r["objects"] for r in reqs) / max(len(reqs), 1),
+                "mean_bytes": sum(r["bytes"] for r in reqs) / max(len(reqs), 1),
+            }
+            for kind, reqs in kinds.items()
+        }
         self.add(
             Figure(
                 "packing_ingestion",
@@ -798,10 +820,14 @@ class Bench:
                 error=None if fills else f"fewer than two ingestion requests ({len(sent)})",
                 detail={
                     "summary": (
-                        f"{len(sent)} requests, mean {objects / max(len(sent), 1):.0f} objects / "
-                        f"{sum(r['bytes'] for r in sent) / max(len(sent), 1) / 1e3:.0f} KB"
+                        "; ".join(
+                            f"{k}: {v['requests']} requests of {v['mean_objects']:.0f} objects / "
+                            f"{v['mean_bytes'] / 1e3:.0f} KB"
+                            for k, v in per_kind.items()
+                        )
                     ),
                     "requests": len(sent),
+                    "per_kind": per_kind,
                     "objects_accepted": objects,
                     "statuses": sorted({r["status"] for r in sent}),
                     "target_wall_s": target.wall_s,
@@ -883,6 +909,36 @@ def first_group(lines: Path) -> tuple[int, str]:
             if status and status != "Not in Program" and record.get("programId"):
                 return int(record["programId"]), status
     raise RuntimeError("no record with a program and status to import")
+
+
+def write_persons(path: Path, count: int) -> None:
+    """Person records carrying a 3 KB text value each (the lead field `leadNotes`)."""
+    schema = {
+        "type": "SCHEMA",
+        "stream": "persons",
+        "schema": {
+            "type": "object",
+            "properties": {
+                "email": {"type": "string"},
+                "firstName": {"type": ["string", "null"]},
+                "lastName": {"type": ["string", "null"]},
+                "leadNotes": {"type": ["string", "null"]},
+            },
+        },
+        "key_properties": ["email"],
+    }
+    words = "call back after the webinar, asked about pricing tiers; prefers email. "
+    with path.open("wb") as f:
+        f.write(orjson.dumps(schema) + b"\n")
+        for n in range(count):
+            record = {
+                "email": f"person{n}@bench.example.com",
+                "firstName": f"First{n % 97}",
+                "lastName": f"Last{n % 89}",
+                "leadNotes": (words * 43)[: 2900 + n % 200],
+            }
+            f.write(orjson.dumps({"type": "RECORD", "stream": "persons", "record": record}))
+            f.write(b"\n")
 
 
 def unique_emails(src: Path, dst: Path, min_records: int) -> int:

@@ -340,17 +340,16 @@ class TargetMarketoIngest(Target):
             )
         try:
             super()._process_schema_message(message_dict)
-        except TargetError:
-            raise
         except Exception as exc:
+            # The SDK has already taken the stream's old sink out of `_sinks_active`; keep it
+            # where finish() sees it, so the records read before this SCHEMA still go out.
+            self._retire_replaced_sinks(flush=False)
+            if isinstance(exc, TargetError):
+                raise
             raise InputError(
                 f"invalid SCHEMA ({exc})", line=self.current_line, stream=stream
             ) from None
-        for sink in self._sinks_to_clear:
-            if sink not in self._retired:
-                sink.writer.flush()  # schema changed: the old sink's records go out now
-                self._retired.append(sink)
-        self._sinks_to_clear = []
+        self._retire_replaced_sinks(flush=True)
         self._fast = {}
         for name, maps in self.mapper.stream_maps.items():
             if (
@@ -360,6 +359,15 @@ class TargetMarketoIngest(Target):
                 and name in self._sinks_active
             ):
                 self._fast[name] = t.cast("MarketoSink", self._sinks_active[name])
+
+    def _retire_replaced_sinks(self, *, flush: bool) -> None:
+        """Sinks a new SCHEMA replaced: their records go out now (or at finish)."""
+        for sink in self._sinks_to_clear:
+            if sink not in self._retired:
+                if flush:
+                    sink.writer.flush()
+                self._retired.append(t.cast("MarketoSink", sink))
+        self._sinks_to_clear = []
 
     def _process_record_message(self, message_dict: dict) -> None:
         stream = message_dict.get("stream")

@@ -363,7 +363,7 @@ _METRIC = re.compile(r"METRIC: (\{.*\"target_marketo_ingest\.stream\".*\})")
 
 
 def run_target_inprocess(
-    config: dict, text: str, *, during: Any = None, log_level: int = logging.INFO
+    config: dict, text: str | bytes, *, during: Any = None, log_level: int = logging.INFO
 ) -> TargetRun:
     """Run the target in this process through its CLI entry (`invoke`), logs captured.
 
@@ -381,7 +381,8 @@ def run_target_inprocess(
         with contextlib.redirect_stdout(out):
             try:
                 TargetMarketoIngest.invoke(
-                    config=_ConfigInput(config=config), file_input=io.BytesIO(text.encode())
+                    config=_ConfigInput(config=config),
+                    file_input=io.BytesIO(text if isinstance(text, bytes) else text.encode()),
                 )
             except SystemExit as exc:
                 code = int(exc.code or 0)

@@ -37,6 +37,7 @@ LOGGERS = (
     "target-marketo-ingest",
     "target_marketo_ingest",
     "singer_sdk",
+    "urllib3",
 )
 
 # Every write method of the target, one stream each.

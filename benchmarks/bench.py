@@ -1047,6 +1047,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table(bench.figures))
     print(f"\nwritten {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    errors = [f.key for f in bench.figures if f.error is not None]
+    if errors:
+        print(f"not measured: {', '.join(errors)} (see the log above)", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -62,6 +62,12 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(MarketoClient, "backoff_factor", 0.05)
 
 
+@pytest.fixture
+def restart_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits that still bridge a sandbox restart (about a second) within max_retries=8."""
+    monkeypatch.setattr(MarketoClient, "backoff_factor", 0.2)
+
+
 def _sandbox(sandbox_factory, **options):
     return sandbox_factory(seed="demo", time_scale=TIME_SCALE, options=options or None)
 
@@ -130,7 +136,7 @@ def test_target_survives(kind, sandbox_factory, tmp_path, fast_retries):
     no_export_left_running(sb)
 
 
-def test_target_survives_sandbox_restart(sandbox_factory, tmp_path, monkeypatch):
+def test_target_survives_sandbox_restart(sandbox_factory, tmp_path, monkeypatch, restart_retries):
     """50,000 records; the sandbox restarts (same db) once the run has saved some progress."""
     sb = _sandbox(sandbox_factory, job_fixed_seconds=300)  # 0.5 s of wall time per import
     workload = build_target_workload(before_run(sb), TARGET_BIG)
@@ -191,6 +197,36 @@ def test_target_survives_sigkill_and_rerun_from_last_state(sandbox_factory, tmp_
     assert received == sum(1 for line in rest if line.startswith('{"type": "RECORD"'))
     assert diff(workload.expected, snapshot(sb)) == []
     no_export_left_running(sb)
+
+
+def test_target_outage_that_never_clears_stops_clearly_and_rerun_completes(
+    sandbox_factory, tmp_path, fast_retries
+):
+    """Data Ingestion answers 503 for good: the run stops with one clear line, no STATE passes
+    the unsent records; once Marketo is back the rerun from the last STATE completes."""
+    sb = _sandbox(sandbox_factory)
+    workload = build_target_workload(before_run(sb), TARGET_SMALL)
+    sb.admin.inject_fault("/subscriptions/*", "http_503", count=0)
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    first = run_target_inprocess(
+        target_config(sb, first_dir, max_import_file_mb=0.02, max_retries=2), workload.text()
+    )
+    assert first.code == 1
+    (error,) = [line for line in first.stderr.splitlines() if line.startswith("ERROR")][-1:]
+    assert "503" in error
+    assert "gave up after" in error
+    assert "Traceback" not in first.stderr
+    assert workload.states[-1] not in first.states
+    sb.admin.clear_faults()
+    rest = workload.after_state(first.states[-1]) if first.states else workload.lines
+    rerun_dir = tmp_path / "rerun"
+    rerun_dir.mkdir()
+    run = run_target_inprocess(target_config(sb, rerun_dir), "".join(x + "\n" for x in rest))
+    assert run.code == 0, run.stderr[-3000:]
+    assert run.states[-1] == workload.states[-1]
+    check_outcomes(run, workload, received=None)
+    assert diff(workload.expected, snapshot(sb)) == []
 
 
 # --------------------------------------------------------------------------- tap direction
@@ -281,7 +317,7 @@ def test_tap_export_quota_1029_stops_cleanly_and_rerun_completes(sandbox_factory
     no_export_left_running(sb)
 
 
-def test_tap_survives_sandbox_restart(sandbox_factory):
+def test_tap_survives_sandbox_restart(sandbox_factory, restart_retries):
     sb = _sandbox(sandbox_factory, job_fixed_seconds=300)  # 0.5 s of wall time per job
     expected, config, catalog = _tap_setup(sb, max_retries=8)
     restarted = {}

@@ -20,6 +20,8 @@ from marketo_sandbox.ingestion.common import dumps, option
 from marketo_sandbox.storage import register_schema
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from marketo_sandbox.bulk.jobs import Scheduler
 
 log = logging.getLogger("marketo_sandbox.ingestion")
@@ -57,6 +59,22 @@ register_schema(SCHEMA)
 def ensure_schema(store: Any) -> None:
     """Create the ingestion tables in this store (idempotent)."""
     store.register_schema(SCHEMA)
+
+
+def dump_rows(store: Any, sql: str, keys: Callable[[Any], dict]) -> list[dict]:
+    """Admin dump of a JSON `data` table: the row's keys, its data, createdAt, updatedAt."""
+    ensure_schema(store)
+    with store.tx() as conn:
+        rows = fetch_all(conn, sql)
+    return [
+        {
+            **keys(r),
+            **orjson.loads(r["data"]),
+            "createdAt": r["created_at"],
+            "updatedAt": r["updated_at"],
+        }
+        for r in rows
+    ]
 
 
 def _appliers() -> dict[str, Any]:

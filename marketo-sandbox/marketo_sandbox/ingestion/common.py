@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from marketo_sandbox.envelope import MarketoHTTPError
 from marketo_sandbox.identity import authenticate
+from marketo_sandbox.storage import coerce
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -215,6 +216,44 @@ def check_keys(body: dict, allowed: tuple[str, ...]) -> None:
     unknown = [k for k in body if k not in allowed]
     if unknown:
         raise bad_request(f"Unknown attribute '{unknown[0]}'")
+
+
+def dedupe_by_id(body: dict) -> tuple[str, bool]:
+    """`dedupeBy` as given (default dedupeFields) and whether it is idField (case-insensitive)."""
+    dedupe_by = body.get("dedupeBy", "dedupeFields")
+    if not isinstance(dedupe_by, str) or dedupe_by.lower() not in ("dedupefields", "idfield"):
+        raise bad_request(f"Invalid dedupeBy '{dedupe_by}': dedupeFields or idField")
+    return dedupe_by, dedupe_by.lower() == "idfield"
+
+
+def coerce_record(
+    index: int, record: Any, fields: dict[str, str], what: str, unknown_suffix: str = ""
+) -> dict:
+    """A non-empty object whose every field is known, coerced to its data type."""
+    if not isinstance(record, dict) or not record:
+        raise invalid_data(index, f"{what} must be a non-empty object")
+    row = {}
+    for name, value in record.items():
+        kind = fields.get(name)
+        if kind is None:
+            raise invalid_data(index, f"unknown field '{name}'{unknown_suffix}")
+        try:
+            row[name] = coerce(kind, value)
+        except (ValueError, TypeError):
+            raise invalid_data(index, f"invalid value for field '{name}' ({kind})") from None
+    return row
+
+
+def merge_data(
+    conn: Any, table: str, key_column: str, found: Any, values: dict, *, now: str
+) -> None:
+    """Update a stored JSON `data` row (`found` = key, data) with `values`."""
+    data = orjson.loads(found[1])
+    data.update(values)
+    conn.execute(
+        f"UPDATE {table} SET data = ?, updated_at = ? WHERE {key_column} = ?",  # noqa: S608
+        (dumps(data), now, found[0]),
+    )
 
 
 def dumps(value: Any) -> str:

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from marketo_sandbox.bulk.jobs import fetch_all
-from marketo_sandbox.ingestion.apply import ensure_schema
+from marketo_sandbox.ingestion.apply import dump_rows
 from marketo_sandbox.ingestion.common import (
     bad_request,
     check_keys,
     check_priority,
+    coerce_record,
+    dedupe_by_id,
     dumps,
     invalid_data,
+    merge_data,
     object_list,
     one_of,
 )
-from marketo_sandbox.storage import coerce
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -56,10 +55,7 @@ def validate(_request: Request, body: dict) -> tuple[str, dict, int]:
     action = body.get("action", "createOrUpdate")
     if action not in ACTIONS:
         raise bad_request(f"Invalid action '{action}': one of {', '.join(ACTIONS)}")
-    dedupe_by = body.get("dedupeBy", "dedupeFields")
-    if not isinstance(dedupe_by, str) or dedupe_by.lower() not in ("dedupefields", "idfield"):
-        raise bad_request(f"Invalid dedupeBy '{dedupe_by}': dedupeFields or idField")
-    by_id = dedupe_by.lower() == "idfield"
+    dedupe_by, by_id = dedupe_by_id(body)
     if by_id and action != "updateOnly":
         raise bad_request(f"dedupeBy idField is only allowed with action updateOnly, not {action}")
     items = object_list(one_of(body, ("input", "companies"), "input"), "companies")
@@ -76,16 +72,7 @@ def _company(index: int, item: Any, by_id: bool, dedupe_by: str) -> dict:
         raise invalid_data(index, f"missing '{key}' (required with dedupeBy {dedupe_by})")
     if banned in item:
         raise invalid_data(index, f"'{banned}' is not allowed with dedupeBy {dedupe_by}")
-    row = {}
-    for name, value in item.items():
-        kind = FIELDS.get(name)
-        if kind is None:
-            raise invalid_data(index, f"unknown field '{name}'")
-        try:
-            row[name] = coerce(kind, value)
-        except (ValueError, TypeError):
-            raise invalid_data(index, f"invalid value for field '{name}' ({kind})") from None
-    return row
+    return coerce_record(index, item, FIELDS, "a company")
 
 
 def apply(store: Any, plan: dict) -> list[str]:
@@ -120,27 +107,14 @@ def apply(store: Any, plan: dict) -> list[str]:
             if action == "createOnly":
                 problems.append(f"company exists: {row['externalCompanyId']}")
                 continue
-            data = orjson.loads(found[1])
-            data.update(values)
-            conn.execute(
-                "UPDATE companies SET data = ?, updated_at = ? WHERE id = ?",
-                (dumps(data), now, found[0]),
-            )
+            merge_data(conn, "companies", "id", found, values, now=now)
     return problems
 
 
 def dump(store: Any) -> list[dict]:
     """Admin dump `companies`."""
-    ensure_schema(store)
-    with store.tx() as conn:
-        rows = fetch_all(conn, "SELECT * FROM companies ORDER BY id")
-    return [
-        {
-            "id": r["id"],
-            "externalCompanyId": r["external_company_id"],
-            **orjson.loads(r["data"]),
-            "createdAt": r["created_at"],
-            "updatedAt": r["updated_at"],
-        }
-        for r in rows
-    ]
+    return dump_rows(
+        store,
+        "SELECT * FROM companies ORDER BY id",
+        lambda r: {"id": r["id"], "externalCompanyId": r["external_company_id"]},
+    )

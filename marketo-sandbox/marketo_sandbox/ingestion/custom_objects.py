@@ -13,20 +13,19 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from marketo_sandbox.bulk.jobs import fetch_all
-from marketo_sandbox.ingestion.apply import ensure_schema
+from marketo_sandbox.ingestion.apply import dump_rows
 from marketo_sandbox.ingestion.common import (
     IngestionError,
     bad_request,
     check_keys,
     check_priority,
+    coerce_record,
+    dedupe_by_id,
     dumps,
     invalid_data,
+    merge_data,
     object_list,
 )
-from marketo_sandbox.storage import coerce
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -61,10 +60,7 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
         raise IngestionError(404, "404040", f"Custom object '{api_name}' not found")
     check_keys(body, ("priority", "dedupeBy", "customObjects", "input"))
     check_priority(body)
-    dedupe_by = body.get("dedupeBy", "dedupeFields")
-    if not isinstance(dedupe_by, str) or dedupe_by.lower() not in ("dedupefields", "idfield"):
-        raise bad_request(f"Invalid dedupeBy '{dedupe_by}': dedupeFields or idField")
-    by_id = dedupe_by.lower() == "idfield"
+    _, by_id = dedupe_by_id(body)
     if "customObjects" in body and "input" in body:
         raise bad_request("Give only one of customObjects, input")
     records = object_list(body.get("customObjects", body.get("input")), "customObjects")
@@ -72,17 +68,9 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
     keys: list[str] = ["marketoGUID"] if by_id else list(spec["dedupeFields"])
     clean = []
     for index, record in enumerate(records):
-        if not isinstance(record, dict) or not record:
-            raise invalid_data(index, "a custom object must be a non-empty object")
-        row = {}
-        for name, value in record.items():
-            kind = fields.get(name)
-            if kind is None:
-                raise invalid_data(index, f"unknown field '{name}' for custom object {api_name}")
-            try:
-                row[name] = coerce(kind, value)
-            except (ValueError, TypeError):
-                raise invalid_data(index, f"invalid value for field '{name}' ({kind})") from None
+        row = coerce_record(
+            index, record, fields, "a custom object", f" for custom object {api_name}"
+        )
         missing = [k for k in keys if row.get(k) in (None, "")]
         if missing:
             raise invalid_data(index, f"missing dedupe field '{missing[0]}'")
@@ -121,27 +109,14 @@ def apply(store: Any, plan: dict) -> list[str]:
                         (str(uuid.uuid4()), api_name, dedupe_key, dumps(values), now, now),
                     )
                     continue
-            data = orjson.loads(found[1])
-            data.update(values)
-            conn.execute(
-                "UPDATE custom_objects SET data = ?, updated_at = ? WHERE marketo_guid = ?",
-                (dumps(data), now, found[0]),
-            )
+            merge_data(conn, "custom_objects", "marketo_guid", found, values, now=now)
     return problems
 
 
 def dump(store: Any) -> list[dict]:
     """Admin dump `custom_objects`."""
-    ensure_schema(store)
-    with store.tx() as conn:
-        rows = fetch_all(conn, "SELECT * FROM custom_objects ORDER BY api_name, created_at")
-    return [
-        {
-            "apiName": r["api_name"],
-            "marketoGUID": r["marketo_guid"],
-            **orjson.loads(r["data"]),
-            "createdAt": r["created_at"],
-            "updatedAt": r["updated_at"],
-        }
-        for r in rows
-    ]
+    return dump_rows(
+        store,
+        "SELECT * FROM custom_objects ORDER BY api_name, created_at",
+        lambda r: {"apiName": r["api_name"], "marketoGUID": r["marketo_guid"]},
+    )

@@ -13,6 +13,8 @@ from marketo_sandbox.envelope import MarketoHTTPError
 from marketo_sandbox.identity import authenticate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.requests import Request
 
     from marketo_sandbox.bulk.jobs import Scheduler
@@ -41,6 +43,19 @@ def option(app_or_request: Any, name: str) -> Any:
     options = getattr(app.state, "options", None) or {}
     value = options.get(name) if hasattr(options, "get") else None
     return DEFAULTS.get(name) if value is None else value
+
+
+def job_duration(app: Any, rate_option: str) -> Callable[[int], float]:
+    """Sandbox seconds a job of n rows takes: `job_fixed_seconds`, else rows ÷ the rate option."""
+
+    def duration(rows: int) -> float:
+        fixed = option(app, "job_fixed_seconds")
+        if fixed is not None:
+            return float(fixed)
+        rate = float(option(app, rate_option))
+        return rows / rate if rate > 0 else 0.0
+
+    return duration
 
 
 def user_key(user: Any) -> str:

@@ -25,11 +25,13 @@ from marketo_sandbox.bulk.common import (
     caller,
     files_dir,
     iso,
+    job_duration,
     json_body,
     option,
     scheduler,
 )
-from marketo_sandbox.bulk.jobs import Pool, fetch_all, fetch_one
+from marketo_sandbox.bulk.jobs import Pool, every, fetch_all, fetch_one, next_seq
+from marketo_sandbox.clock import parse_datetime
 from marketo_sandbox.envelope import MarketoHTTPError, ok
 from marketo_sandbox.storage import register_schema
 
@@ -88,13 +90,6 @@ def setup(app: Any, sched: Scheduler) -> None:
     ensure_schema(app.state.store)
     out_dir = files_dir(app) / "exports"
 
-    def duration(rows: int) -> float:
-        fixed = option(app, "job_fixed_seconds")
-        if fixed is not None:
-            return float(fixed)
-        rate = float(option(app, "export_rows_per_second"))
-        return rows / rate if rate > 0 else 0.0
-
     def work(job: dict, should_stop: Callable[[], bool]) -> tuple[dict, int]:
         return _write_file(app.state.store, out_dir, job, should_stop)
 
@@ -110,7 +105,7 @@ def setup(app: Any, sched: Scheduler) -> None:
             done="Completed",
             max_running=lambda: int(option(app, "export_max_processing")),
             work=work,
-            duration=duration,
+            duration=job_duration(app, "export_rows_per_second"),
             on_cancel=on_cancel,
         )
     )
@@ -129,8 +124,8 @@ def _write_file(
     updated = flt.get("updatedAt")
     updated_from = updated_to = None
     if updated:
-        updated_from = _parse_dt(updated["startAt"])
-        updated_to = _parse_dt(updated["endAt"])
+        updated_from = parse_datetime(updated["startAt"])
+        updated_to = parse_datetime(updated["endAt"])
     members = store.iter_program_members(
         program_ids, fields, updated_from=updated_from, updated_to=updated_to
     )
@@ -151,19 +146,14 @@ def _write_file(
 
 
 def _remove_file(job: dict) -> None:
-    for name in (job.get("file_path"),):
-        if name:
-            Path(name).unlink(missing_ok=True)
+    if job.get("file_path"):
+        Path(job["file_path"]).unlink(missing_ok=True)
 
 
 def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
     """Delete files older than the retention (7 days of sandbox time), checked now and then."""
-    state = {"next": 0.0}
 
     def hook(now: float) -> None:
-        if now < state["next"]:
-            return
-        state["next"] = now + 60.0
         keep = float(option(app, "export_file_retention_days")) * DAY
         old = fetch_all(
             sched.store.conn(),
@@ -179,13 +169,7 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
                 conn.execute(f"UPDATE {TABLE} SET expired = 1 WHERE id = ?", (job["id"],))  # noqa: S608
                 log.info("export %s file expired", job["id"])
 
-    return hook
-
-
-def _parse_dt(value: str) -> dt.datetime:
-    from marketo_sandbox.clock import parse_datetime  # noqa: PLC0415
-
-    return parse_datetime(value)
+    return every(60.0, hook)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -245,8 +229,8 @@ def _validate_range(rng: Any) -> dict:
     if not isinstance(rng, dict) or "startAt" not in rng or "endAt" not in rng:
         raise MarketoHTTPError(1003, "updatedAt filter requires startAt and endAt")
     try:
-        start = _parse_dt(str(rng["startAt"]))
-        end = _parse_dt(str(rng["endAt"]))
+        start = parse_datetime(str(rng["startAt"]))
+        end = parse_datetime(str(rng["endAt"]))
     except ValueError:
         raise MarketoHTTPError(1003, "Invalid updatedAt date: ISO-8601 expected") from None
     if end < start:
@@ -397,7 +381,7 @@ def enqueue(request: Request) -> Response:
         if queued >= int(option(request, "export_max_queued")):
             raise MarketoHTTPError(1029, "Too many jobs in queue")
         with sched.store.tx() as conn:
-            seq = fetch_one(conn, f"SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM {TABLE}")["s"]  # noqa: S608
+            seq = next_seq(conn, TABLE)
             conn.execute(
                 f"UPDATE {TABLE} SET status = 'Queued', queued_at = ?, seq = ?, "  # noqa: S608
                 "fail_message = ? WHERE id = ?",

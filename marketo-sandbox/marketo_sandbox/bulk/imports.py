@@ -19,8 +19,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from marketo_sandbox.bulk import files
-from marketo_sandbox.bulk.common import DAY, caller, files_dir, iso, option, scheduler
-from marketo_sandbox.bulk.jobs import Pool, fetch_all, fetch_one, iter_chunks
+from marketo_sandbox.bulk.common import (
+    DAY,
+    caller,
+    files_dir,
+    iso,
+    job_duration,
+    option,
+    scheduler,
+)
+from marketo_sandbox.bulk.jobs import Pool, every, fetch_all, fetch_one, iter_chunks, next_seq
+from marketo_sandbox.clock import parse_datetime
 from marketo_sandbox.envelope import MarketoHTTPError, ok
 from marketo_sandbox.storage import register_schema
 
@@ -91,13 +100,6 @@ def setup(app: Any, sched: Scheduler) -> None:
     out_dir = files_dir(app) / "imports"
     handlers = {LEADS: lead_import.row_handler, PROGRAM_MEMBERS: member_import.row_handler}
 
-    def duration(rows: int) -> float:
-        fixed = option(app, "job_fixed_seconds")
-        if fixed is not None:
-            return float(fixed)
-        rate = float(option(app, "import_rows_per_second"))
-        return rows / rate if rate > 0 else 0.0
-
     def work(job: dict, should_stop: Callable[[], bool]) -> tuple[dict, int]:
         handler = handlers[job["kind"]](app.state.store, orjson.loads(job["params"]))
         return run_import(job, out_dir, handler, should_stop)
@@ -112,7 +114,7 @@ def setup(app: Any, sched: Scheduler) -> None:
             done="Complete",
             max_running=lambda: int(option(app, "import_max_running")),
             work=work,
-            duration=duration,
+            duration=job_duration(app, "import_rows_per_second"),
         )
     )
 
@@ -122,12 +124,8 @@ def _housekeeping_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
 
     Uploads stay until the batch is final, so a batch interrupted by a restart can run again.
     """
-    state = {"next": 0.0}
 
     def hook(now: float) -> None:
-        if now < state["next"]:
-            return
-        state["next"] = now + 60.0
         keep = float(option(app, "import_batch_retention_days")) * DAY
         jobs = fetch_all(
             sched.store.conn(),
@@ -146,7 +144,7 @@ def _housekeeping_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
                 sets = ", ".join(f"{name} = NULL" for name in names)
                 conn.execute(f"UPDATE {TABLE} SET {sets} WHERE id = ?", (job["id"],))  # noqa: S608
 
-    return hook
+    return every(60.0, hook)
 
 
 # ---------------------------------------------------------------------------- row checks
@@ -162,8 +160,6 @@ def _boolean(text: str) -> bool:
 
 
 def _datetime(text: str) -> str:
-    from marketo_sandbox.clock import parse_datetime  # noqa: PLC0415
-
     return parse_datetime(text).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -423,7 +419,7 @@ def submit(
             upload.unlink(missing_ok=True)
             raise MarketoHTTPError(1016, "Too many imports")
         with sched.store.tx() as conn:
-            seq = fetch_one(conn, f"SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM {TABLE}")["s"]  # noqa: S608
+            seq = next_seq(conn, TABLE)
             cur = conn.execute(
                 f"INSERT INTO {TABLE} (seq, kind, api_user, format, params, status, "  # noqa: S608
                 "created_at, queued_at, fail_message, upload_size) "

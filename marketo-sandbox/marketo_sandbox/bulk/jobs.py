@@ -38,6 +38,24 @@ def fetch_one(conn: Any, sql: str, params: tuple | list = ()) -> dict | None:
     return rows[0] if rows else None
 
 
+def next_seq(conn: Any, table: str) -> int:
+    """The queue position of a job enqueued now (FIFO by seq)."""
+    return fetch_one(conn, f"SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM {table}")["s"]  # noqa: S608
+
+
+def every(seconds: float, hook: Callable[[float], None]) -> Callable[[float], None]:
+    """A scheduler hook that runs `hook` at most once per `seconds` of sandbox time."""
+    state = {"next": 0.0}
+
+    def throttled(now: float) -> None:
+        if now < state["next"]:
+            return
+        state["next"] = now + seconds
+        hook(now)
+
+    return throttled
+
+
 @dataclass
 class Pool:
     """One queue of jobs sharing slots (all export types share one; all import types share one)."""

@@ -1,21 +1,27 @@
 """Bulk import machinery shared by leads and program members.
 
-Records become CSV rows as they arrive; rows of one future file are held (deduped by key,
-last wins) until the file would pass the size limit, then written and handed to a bounded
-queue. At most `max_concurrent_imports` jobs are in flight; when the queue is full, `submit`
-blocks, so reading input pauses (backpressure) and memory and disk stay bounded.
+Records become CSV rows as they arrive and go straight to their group's spool file on disk;
+memory keeps only a fixed-size key index (dedupe, last record wins) and counters. A file
+rolls when the next row would pass the size limit: its live rows are copied into the import
+file, which goes to a bounded queue. At most `max_concurrent_imports` jobs are in flight;
+when the queue is full, `submit` blocks, so reading input pauses (backpressure) and memory
+and disk stay bounded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
+import os
 import queue
 import shutil
+import struct
 import tempfile
 import threading
 import time
 import typing as t
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,23 +60,18 @@ class CsvRenderer:
         return self._pop()
 
 
-def byte_size(text: str) -> int:
-    """UTF-8 size without encoding ASCII text."""
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
 @dataclass
 class ImportFile:
     """A written import file waiting for (or in) a Marketo job."""
 
     path: Path
     header: list[str]
-    line_numbers: list[int]
+    line_numbers: t.Sequence[int]
     size: int
     unit: int
     params: dict[str, t.Any]
     label: str
-    keys: frozenset = frozenset()
+    key_hashes: array = field(default_factory=lambda: array("q"))
     after: list[threading.Event] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -78,40 +79,6 @@ class ImportFile:
     def rows(self) -> int:
         """Data rows in the file."""
         return len(self.line_numbers)
-
-
-class ImportFileBuilder:
-    """Rows for one file, deduped by key (last wins), sized in bytes."""
-
-    def __init__(self, header: list[str], renderer: CsvRenderer) -> None:
-        self.header_line = renderer.render(header)
-        self.size = byte_size(self.header_line)
-        self.rows: dict[t.Any, tuple[str, int, int]] = {}
-        self.unit: int | None = None
-        self.opened_at = time.monotonic()
-
-    def add(self, key: t.Any, line: str, line_no: int, nbytes: int) -> int | None:
-        """Add a row; returns the input line of the row it superseded, if any."""
-        old = self.rows.get(key)
-        if old is not None:
-            self.size -= old[2]
-            del self.rows[key]  # the last record wins, and its position is the latest
-        self.rows[key] = (line, line_no, nbytes)
-        self.size += nbytes
-        return None if old is None else old[1]
-
-    def write(self, directory: Path, name: str) -> tuple[Path, list[int]]:
-        """Write the file; returns its path and the input line of each data row."""
-        path = directory / name
-        lines = [self.header_line]
-        numbers: list[int] = []
-        for line, line_no, _ in self.rows.values():
-            lines.append(line)
-            numbers.append(line_no)
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            fh.write("".join(lines))
-        self.rows = {}
-        return path, numbers
 
 
 def match_rows(
@@ -123,13 +90,31 @@ def match_rows(
     Keys can be empty or duplicated, so this joins on the whole row: each reported row takes
     the first still-unmatched input row with the same values; None when nothing matches.
     """
+    return [None if hit is None else hit[0] for hit in _match_stream(input_rows, reported)]
+
+
+def _match_stream(
+    input_rows: t.Iterable[list[str]],
+    reported: t.Iterable[list[str]],
+) -> list[tuple[int, list[str]] | None]:
+    """`match_rows` with the matched input row; holds only the reported rows in memory.
+
+    The input (a whole import file) is streamed: reported rows are few, input rows are not.
+    """
     waiting: dict[tuple[str, ...], deque[int]] = {}
+    count = 0
+    for count, row in enumerate(reported, start=1):
+        waiting.setdefault(tuple(row), deque()).append(count - 1)
+    matches: list[tuple[int, list[str]] | None] = [None] * count
     for index, row in enumerate(input_rows):
-        waiting.setdefault(tuple(row), deque()).append(index)
-    matches: list[int | None] = []
-    for row in reported:
-        slots = waiting.get(tuple(row))
-        matches.append(slots.popleft() if slots else None)
+        if not waiting:
+            break
+        values = tuple(row)
+        slots = waiting.get(values)
+        if slots:
+            matches[slots.popleft()] = (index, row)
+            if not slots:
+                del waiting[values]
     return matches
 
 
@@ -460,13 +445,10 @@ class ImportJobRunner:
         with file.path.open(encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh)
             next(reader, None)
-            input_rows = list(reader)
-        matches = match_rows(input_rows, (values for values, _ in reported))
-        for (values, reason), index in zip(reported, matches, strict=True):
-            line = file.line_numbers[index] if index is not None else None
-            record = dict(
-                zip(file.header, input_rows[index] if index is not None else values, strict=False)
-            )
+            matches = _match_stream(reader, (values for values, _ in reported))
+        for (values, reason), hit in zip(reported, matches, strict=True):
+            line = file.line_numbers[hit[0]] if hit is not None else None
+            record = dict(zip(file.header, hit[1] if hit is not None else values, strict=False))
             if warning:
                 ctx.warn(line=line, message=reason, record=record)
             else:
@@ -490,17 +472,160 @@ class ImportJobRunner:
 GroupSpec = tuple[t.Any, dict[str, t.Any], str]
 NO_GROUP: GroupSpec = (None, {}, "")
 
+# A spooled row: live flag, CSV bytes, input line, key hash; then the CSV bytes.
+_RECORD = struct.Struct("<BIqq")
+_OFFSET_BITS = 40  # a spool file offset; the open file's slot id sits above it
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
+_SPOOL_BUFFER = 1 << 16  # bytes a group buffers before writing to its spool file
+MAX_OPEN_FILES = 256  # groups with an open file; more rolls the fullest (file handles, buffers)
+INDEX_BITS = 21  # 2M slots, 16 bytes each: 32 MB once, room for 1M keys of open files
 
-@dataclass
-class _Group:
-    builder: ImportFileBuilder
+
+class KeyIndex:
+    """Key hash -> where the row sits on disk, for every row of every open file.
+
+    A Python dict costs about 100 bytes a key and a bulk run can hold a million keys of
+    open files, so this is a fixed table of two arrays of 8-byte slots (linear probing,
+    backward-shift deletion), allocated once: memory does not grow with input. Hashes can
+    collide; the writer checks a candidate against the row on disk before trusting it.
+    """
+
+    def __init__(self, bits: int = INDEX_BITS) -> None:
+        size = 1 << bits
+        self.mask = size - 1
+        self.capacity = size // 2  # at most half full, so probes stay short
+        self.hashes = array("q", bytes(8 * size))  # 0 = empty slot
+        self.values = array("Q", bytes(8 * size))
+        self.count = 0
+
+    def put(self, slot: int, key_hash: int, value: int) -> None:
+        """Fill the empty slot a probe ended on."""
+        self.hashes[slot] = key_hash
+        self.values[slot] = value
+        self.count += 1
+
+    def delete(self, key_hash: int, value: int) -> None:
+        """Remove one entry, shifting later entries of its probe run back."""
+        hashes, values, mask = self.hashes, self.values, self.mask
+        i = key_hash & mask
+        while hashes[i] != key_hash or values[i] != value:
+            if hashes[i] == 0:
+                return
+            i = (i + 1) & mask
+        j = i
+        while True:
+            j = (j + 1) & mask
+            moving = hashes[j]
+            if moving == 0:
+                break
+            home = moving & mask
+            # Entries whose home lies cyclically in (i, j] are still reachable: leave them.
+            if (i < j and i < home <= j) or (i > j and (home > i or home <= j)):
+                continue
+            hashes[i] = moving
+            values[i] = values[j]
+            i = j
+        hashes[i] = 0
+        values[i] = 0
+        self.count -= 1
+
+
+class _Spools:
+    """The process's one key index and the open files its values point to.
+
+    One table serves every bulk stream, so memory stays one fixed 32 MB however many
+    streams there are; slot ids are process-wide so an index value names one file.
+    """
+
+    def __init__(self) -> None:
+        self._index: KeyIndex | None = None
+        self.by_slot: dict[int, _OpenFile] = {}
+        self._free: list[int] = []
+        self._next = 1  # 0 would make an empty index value
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> KeyIndex:
+        """The table, allocated on first use (runs without bulk streams never pay for it)."""
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = KeyIndex()
+        return self._index
+
+    def take_slot(self) -> int:
+        """A slot id no open file uses."""
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            self._next += 1
+            return self._next - 1
+
+    def release(self, slot: int) -> None:
+        """Give a slot id back."""
+        with self._lock:
+            self.by_slot.pop(slot, None)
+            self._free.append(slot)
+
+
+_SPOOLS = _Spools()
+
+
+@dataclass(eq=False)
+class _OpenFile:
+    """One group's file being filled: rows spooled to disk, only counters in memory."""
+
+    slot: int
+    owner: t.Any
+    path: Path
+    fd: int
     params: dict[str, t.Any]
     label: str
-    key: t.Any = None
+    group_key: t.Any
+    scope: t.Any
+    size: int  # bytes of the import file as it would be written now (header + live rows)
+    rows: int = 0  # live rows
+    flushed: int = 0  # spool bytes on disk
+    buffer: bytearray = field(default_factory=bytearray)
+    unit: int | None = None
+    opened_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def spooled(self) -> int:
+        """Spool bytes, superseded rows and record headers included."""
+        return self.flushed + len(self.buffer)
+
+    def flush(self) -> None:
+        """Write the buffered records to the spool file."""
+        if self.buffer:
+            os.write(self.fd, self.buffer)
+            self.flushed += len(self.buffer)
+            self.buffer.clear()
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Spool bytes from disk or from the buffer."""
+        if offset >= self.flushed:
+            start = offset - self.flushed
+            return bytes(self.buffer[start : start + size])
+        self.flush()
+        return os.pread(self.fd, size, offset)
+
+    def kill(self, offset: int) -> None:
+        """Mark a spooled row superseded (its live flag is the record's first byte)."""
+        if offset >= self.flushed:
+            self.buffer[offset - self.flushed] = 0
+        else:
+            os.pwrite(self.fd, b"\x00", offset)
 
 
 class BulkImportWriter:
-    """Sink-facing side: rows in, files out, one open file per group."""
+    """Sink-facing side: rows in, files out, one open file per group.
+
+    Each row goes straight to its group's spool file on disk; memory holds only a fixed-size
+    key index (dedupe, last record wins) and a few counters per open file, so it stays flat
+    however many rows the open files hold, and every file fills to the size limit however
+    the groups interleave.
+    """
 
     def __init__(
         self,
@@ -515,7 +640,6 @@ class BulkImportWriter:
         # Records of one scope (a program) with the same key are one member: across the open
         # files of different statuses the last record wins too.
         self._scope_param = scope_param
-        self._open_keys: dict[tuple, t.Any] = {}
         self._sent: list[ImportFile] = []
         self.header = header
         self._key_index = key_index
@@ -523,9 +647,13 @@ class BulkImportWriter:
         self._renderer = CsvRenderer()
         self._writerow = self._renderer._writer.writerow  # noqa: SLF001 (hot path)
         self._pop = self._renderer._pop  # noqa: SLF001
-        self._groups: dict[t.Any, _Group] = {}
-        self._open_bytes = 0
+        self._header_bytes = self._renderer.render(header).encode("utf-8")
+        self._files: dict[t.Any, _OpenFile] = {}
+        self._index = _SPOOLS.index
         self._max_bytes = ctx.options.max_import_bytes
+        # Superseded rows stay in the spool until the file rolls; past this the file rolls
+        # early rather than let the disk grow with rewrites of the same keys.
+        self._max_spool = 4 * self._max_bytes + (1 << 20)
         self._counter = 0
         self.runner = ImportJobRunner(ctx, endpoint)
         base = ctx.options.work_dir
@@ -537,15 +665,17 @@ class BulkImportWriter:
         `group` is (key, job parameters, label): one open file per key.
         """
         self._writerow(row)
-        line = self._pop()
-        nbytes = len(line) if line.isascii() else len(line.encode("utf-8"))
-        group_key = group[0]
-        open_group = self._groups.get(group_key)
-        if open_group is None:
-            open_group = self._new_group(group)
-        builder = open_group.builder
-        if builder.size + nbytes >= self._max_bytes:
-            if not builder.rows:
+        data = self._pop().encode("utf-8")
+        nbytes = len(data)
+        index = self._index
+        if index.count >= index.capacity and self._files:
+            # The table is full (a million keys in open files): roll this stream's fullest.
+            self._roll(max(self._files.values(), key=lambda f: f.rows))
+        file = self._files.get(group[0])
+        if file is None:
+            file = self._open(group)
+        if file.size + nbytes >= self._max_bytes or file.spooled >= self._max_spool:
+            if not file.rows and file.size + nbytes >= self._max_bytes:
                 self.ctx.reject(
                     line=line_no,
                     reason="record_too_large",
@@ -554,100 +684,177 @@ class BulkImportWriter:
                     record=dict(zip(self.header, row, strict=False)),
                 )
                 return
-            self._roll(open_group)
-            builder = open_group.builder
-        if builder.unit is None:
-            builder.unit = self.ctx.checkpoints.open_unit(seq)
+            self._roll(file)
+            file = self._open(group)
+        if file.unit is None:
+            file.unit = self.ctx.checkpoints.open_unit(seq)
         key = (
             row[self._single_key]
             if self._single_key is not None
             else tuple(row[i] for i in self._key_index)
         )
-        before = builder.size
-        if self._scope_param is not None:
-            self._supersede_elsewhere(open_group, group_key, key)
-        if builder.add(key, line, line_no, nbytes) is not None:
-            self.ctx.summary.add("superseded")
-        self._open_bytes += builder.size - before
-        if self._open_bytes > 2 * self._max_bytes:
-            biggest = max(self._groups.values(), key=lambda g: g.builder.size)
-            self._roll(biggest)
+        key_hash = hash((file.scope, key)) or 1
+        offset = file.spooled
+        value = file.slot << _OFFSET_BITS | offset
+        hashes, mask = index.hashes, index.mask
+        slot = key_hash & mask
+        while True:
+            found = hashes[slot]
+            if found == 0:
+                index.put(slot, key_hash, value)
+                break
+            if found == key_hash and self._supersede(index.values[slot], file.scope, key):
+                index.values[slot] = value  # the last record wins, at its latest position
+                break
+            slot = (slot + 1) & mask
+        buffer = file.buffer
+        buffer += _RECORD.pack(1, nbytes, line_no, key_hash)
+        buffer += data
+        file.size += nbytes
+        file.rows += 1
+        if len(buffer) >= _SPOOL_BUFFER:
+            file.flush()
 
-    def _supersede_elsewhere(self, group: _Group, group_key: t.Any, key: t.Any) -> None:
-        scoped = (group.params.get(self._scope_param), key)
-        other_key = self._open_keys.get(scoped)
-        if other_key is not None and other_key != group_key:
-            other = self._groups.get(other_key)
-            old = other.builder.rows.pop(key, None) if other is not None else None
-            if old is not None:
-                other.builder.size -= old[2]  # type: ignore[union-attr]
-                self._open_bytes -= old[2]
-                self.ctx.summary.add("superseded")
-        self._open_keys[scoped] = group_key
+    def _supersede(self, value: int, scope: t.Any, key: t.Any) -> bool:
+        """If the row at `value` has this scope and key, mark it superseded."""
+        other = _SPOOLS.by_slot.get(value >> _OFFSET_BITS)
+        if other is None or other.owner is not self or other.scope != scope:
+            return False
+        offset = value & _OFFSET_MASK
+        _, nbytes, _, _ = _RECORD.unpack(other.read(offset, _RECORD.size))
+        text = other.read(offset + _RECORD.size, nbytes).decode("utf-8")
+        old = next(csv.reader(io.StringIO(text, newline="")))
+        old_key = (
+            old[self._single_key]
+            if self._single_key is not None
+            else tuple(old[i] for i in self._key_index)
+        )
+        if old_key != key:
+            return False  # a hash collision: a different key
+        other.kill(offset)
+        other.size -= nbytes
+        other.rows -= 1
+        self.ctx.summary.add("superseded")
+        return True
 
-    def _new_group(self, spec: GroupSpec) -> _Group:
-        key, params, label = spec
-        group = _Group(ImportFileBuilder(self.header, self._renderer), params, label, key)
-        self._groups[key] = group
-        return group
+    def _open(self, spec: GroupSpec) -> _OpenFile:
+        if len(self._files) >= MAX_OPEN_FILES:
+            self._roll(max(self._files.values(), key=lambda f: f.size))
+        group_key, params, label = spec
+        slot = _SPOOLS.take_slot()
+        path = self._dir / f"spool-{slot}.bin"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        file = _OpenFile(
+            slot=slot,
+            owner=self,
+            path=path,
+            fd=fd,
+            params=params,
+            label=label,
+            group_key=group_key,
+            scope=params.get(self._scope_param) if self._scope_param else None,
+            size=len(self._header_bytes),
+        )
+        self._files[group_key] = file
+        _SPOOLS.by_slot[slot] = file
+        return file
 
-    def _roll(self, group: _Group) -> None:
-        builder = group.builder
-        group.builder = ImportFileBuilder(self.header, self._renderer)
-        self._open_bytes -= builder.size
-        if not builder.rows:
-            if builder.unit is not None:
-                self.ctx.checkpoints.close_unit(builder.unit)
+    def _release(self, file: _OpenFile) -> None:
+        if self._files.get(file.group_key) is file:
+            del self._files[file.group_key]
+        _SPOOLS.release(file.slot)
+        os.close(file.fd)
+        file.path.unlink(missing_ok=True)
+
+    def _write_import_file(self, file: _OpenFile, path: Path) -> tuple[array, array]:
+        """Copy the live rows of a spool into the import file; drop their index entries.
+
+        Returns the input line and the key hash of each data row.
+        """
+        file.flush()
+        lines, hashes = array("q"), array("q")
+        delete = self._index.delete
+        unpack, head = _RECORD.unpack_from, _RECORD.size
+        base = file.slot << _OFFSET_BITS
+        position = 0  # spool offset of pending[0]
+        pending = b""
+        with path.open("wb") as out:
+            out.write(self._header_bytes)
+            while position + len(pending) < file.flushed:
+                chunk = os.pread(file.fd, 1 << 20, position + len(pending))
+                data = pending + chunk
+                parts: list[bytes] = []
+                i, end_of_data = 0, len(data)
+                while i + head <= end_of_data:
+                    live, nbytes, line_no, key_hash = unpack(data, i)
+                    end = i + head + nbytes
+                    if end > end_of_data:
+                        break
+                    if live:
+                        parts.append(data[i + head : end])
+                        lines.append(line_no)
+                        hashes.append(key_hash)
+                        delete(key_hash, base | (position + i))
+                    i = end
+                out.write(b"".join(parts))
+                pending = data[i:]
+                position += i
+        return lines, hashes
+
+    def _roll(self, file: _OpenFile) -> None:
+        if not file.rows:
+            self._release(file)
+            if file.unit is not None:
+                self.ctx.checkpoints.close_unit(file.unit)
             return
         self._counter += 1
-        size = builder.size
-        scope = group.params.get(self._scope_param) if self._scope_param else None
-        keys = frozenset((scope, key) for key in builder.rows)
-        if self._scope_param is not None:
-            for scoped in keys:
-                if self._open_keys.get(scoped) == group.key:
-                    del self._open_keys[scoped]
-        path, numbers = builder.write(self._dir, f"{self.ctx.stream}-{self._counter:05d}.csv")
-        file = ImportFile(
+        path = self._dir / f"{self.ctx.stream}-{self._counter:05d}.csv"
+        try:
+            numbers, key_hashes = self._write_import_file(file, path)
+        finally:
+            self._release(file)
+        size = file.size
+        label = f"{file.label}file {self._counter} " if file.label else f"file {self._counter}"
+        imported = ImportFile(
             path=path,
             header=self.header,
-            line_numbers=numbers,
+            line_numbers=numbers,  # type: ignore[arg-type]
             size=size,
-            unit=t.cast("int", builder.unit),
-            params=group.params,
-            label=f"{group.label}file {self._counter} " if group.label else f"file {self._counter}",
+            unit=t.cast("int", file.unit),
+            params=file.params,
+            label=label.strip(),
         )
-        file.label = file.label.strip()
         self.ctx.summary.add("files")
         if self.ctx.options.dry_run:
             self.ctx.logger.info(
                 "Stream '%s': dry run: built %s (%d rows, %d bytes); not sent",
                 self.ctx.stream,
-                file.label,
-                file.rows,
+                imported.label,
+                imported.rows,
                 size,
             )
-            self.ctx.summary.add("dry_run", file.rows)
+            self.ctx.summary.add("dry_run", imported.rows)
             path.unlink(missing_ok=True)
-            self.ctx.checkpoints.close_unit(file.unit)
+            self.ctx.checkpoints.close_unit(imported.unit)
             return
-        file.keys = keys
+        imported.key_hashes = key_hashes
         self._sent = [f for f in self._sent if not f.done.is_set()]
-        file.after = [f.done for f in self._sent if not keys.isdisjoint(f.keys)]
-        self._sent.append(file)
-        self.runner.submit(file)
+        if self._sent:
+            # A key hash shared with an unfinished file: wait for it (a collision only waits).
+            mine = set(key_hashes)
+            imported.after = [f.done for f in self._sent if not mine.isdisjoint(f.key_hashes)]
+        self._sent.append(imported)
+        self.runner.submit(imported)
 
     def flush(self) -> None:
         """Roll every open file (end of input, schema change or an old pending STATE)."""
-        for group in list(self._groups.values()):
-            self._roll(group)
-        self._groups.clear()
-        self._open_bytes = 0
+        for file in list(self._files.values()):
+            self._roll(file)
 
     def oldest_open_age(self) -> float:
         """Seconds since the oldest non-empty open file started."""
         now = time.monotonic()
-        ages = [now - g.builder.opened_at for g in self._groups.values() if g.builder.rows]
+        ages = [now - f.opened_at for f in self._files.values() if f.rows]
         return max(ages, default=0.0)
 
     def close(self) -> None:
@@ -656,4 +863,6 @@ class BulkImportWriter:
             self.flush()
             self.runner.close()
         finally:
+            for file in list(self._files.values()):
+                self._release(file)
             shutil.rmtree(self._dir, ignore_errors=True)

@@ -79,7 +79,7 @@ def test_duplicate_keys_in_a_file_last_wins(tmp_path):
     writer.flush()
     (file,) = files
     assert _read(file.path)[1:] == [["b@x.com", "only"], ["a@x.com", "second"]]
-    assert file.line_numbers == [3, 4]
+    assert list(file.line_numbers) == [3, 4]
     assert writer.ctx.summary.superseded == 1
 
 

@@ -400,6 +400,31 @@ def _save_upload(source: Any, dest: Path) -> int:
     return size
 
 
+def import_format(params: dict) -> str:
+    """The `format` parameter (csv, tsv or ssv), or 1003."""
+    fmt = files.normalise_format(params.get("format"), default=None)
+    if fmt is None:
+        raise MarketoHTTPError(1003, "format is required: csv, tsv or ssv")
+    return fmt
+
+
+async def create_job(
+    request: Request, kind: str, check: Callable[[Request, dict], tuple[str, dict]]
+) -> Response:
+    """Receive the upload, `check` its parameters → (format, kept), queue the job.
+
+    An upload whose parameters are refused is deleted at once.
+    """
+    user, params, upload, size = await receive_upload(request)
+    try:
+        fmt, kept = check(request, params)
+    except MarketoHTTPError:
+        upload.unlink(missing_ok=True)
+        raise
+    job = submit(request, user=user, kind=kind, fmt=fmt, params=kept, upload=upload, size=size)
+    return ok([job])
+
+
 def submit(
     request: Request, *, user: str, kind: str, fmt: str, params: dict, upload: Path, size: int
 ) -> dict:
@@ -453,6 +478,12 @@ def load(request: Request, batch_id: str, kind: str, user: str) -> dict:
     if sched.now() - job["created_at"] > keep:
         raise MarketoHTTPError(1003, f"Import batch {batch_id} has expired (batch ids last 7 days)")
     return job
+
+
+def path_batch(request: Request, kind: str) -> dict:
+    """The batch named by the path's `{batchId}`, for the calling API user."""
+    user = caller(request)
+    return load(request, request.path_params["batchId"], kind, user)
 
 
 def view(job: dict) -> dict:

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from marketo_sandbox.bulk import files
-from marketo_sandbox.bulk.common import caller
 from marketo_sandbox.bulk.imports import (
     LEADS,
     RowHandler,
-    load,
-    receive_upload,
+    create_job,
+    import_format,
+    path_batch,
     rows_file,
     status_reply,
-    submit,
 )
-from marketo_sandbox.envelope import MarketoHTTPError, ok
+from marketo_sandbox.envelope import MarketoHTTPError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -71,9 +69,7 @@ def row_handler(store: Any, params: dict) -> RowHandler:
 
 def _params(request: Request, params: dict) -> tuple[str, dict]:
     """(format, kept parameters) or 1003 for a bad one."""
-    fmt = files.normalise_format(params.get("format"), default=None)
-    if fmt is None:
-        raise MarketoHTTPError(1003, "format is required: csv, tsv or ssv")
+    fmt = import_format(params)
     lookup = params.get("lookupField") or "email"
     fields = {f["name"] for f in request.app.state.store.describe_lead_fields()}
     if lookup not in fields:
@@ -91,31 +87,19 @@ def _params(request: Request, params: dict) -> tuple[str, dict]:
 
 async def create(request: Request) -> Response:
     """`POST /bulk/v1/leads.json` (multipart: file, format, lookupField, listId, partitionName)."""
-    user, params, upload, size = await receive_upload(request)
-    try:
-        fmt, kept = _params(request, params)
-    except MarketoHTTPError:
-        upload.unlink(missing_ok=True)
-        raise
-    job = submit(request, user=user, kind=LEADS, fmt=fmt, params=kept, upload=upload, size=size)
-    return ok([job])
-
-
-def _job(request: Request) -> dict:
-    user = caller(request)
-    return load(request, request.path_params["batchId"], LEADS, user)
+    return await create_job(request, LEADS, _params)
 
 
 def status(request: Request) -> Response:
     """`GET /bulk/v1/leads/batch/{batchId}.json`."""
-    return status_reply(_job(request))
+    return status_reply(path_batch(request, LEADS))
 
 
 def failures(request: Request) -> Response:
     """`GET /bulk/v1/leads/batch/{batchId}/failures.json`: failed rows + "Import Failure Reason"."""
-    return rows_file(_job(request), "failures")
+    return rows_file(path_batch(request, LEADS), "failures")
 
 
 def warnings(request: Request) -> Response:
     """`GET /bulk/v1/leads/batch/{batchId}/warnings.json`: rows + "Import Warning Reason"."""
-    return rows_file(_job(request), "warnings")
+    return rows_file(path_batch(request, LEADS), "warnings")

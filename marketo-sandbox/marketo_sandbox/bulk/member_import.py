@@ -13,18 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from marketo_sandbox.bulk import files
-from marketo_sandbox.bulk.common import caller
 from marketo_sandbox.bulk.imports import (
     PROGRAM_MEMBERS,
     RowHandler,
-    load,
-    receive_upload,
+    create_job,
+    import_format,
+    path_batch,
     rows_file,
     status_reply,
-    submit,
 )
-from marketo_sandbox.envelope import MarketoHTTPError, ok
+from marketo_sandbox.envelope import MarketoHTTPError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -62,9 +60,7 @@ def row_handler(store: Any, params: dict) -> RowHandler:
 
 def _params(request: Request, params: dict) -> tuple[str, dict]:
     """(format, kept parameters); unknown program 1013, bad status or format 1003."""
-    fmt = files.normalise_format(params.get("format"), default=None)
-    if fmt is None:
-        raise MarketoHTTPError(1003, "format is required: csv, tsv or ssv")
+    fmt = import_format(params)
     raw_id = request.path_params["programId"]
     if not raw_id.isdigit():
         raise MarketoHTTPError(1003, f"Invalid programId '{raw_id}'")
@@ -86,33 +82,19 @@ def _params(request: Request, params: dict) -> tuple[str, dict]:
 
 async def create(request: Request) -> Response:
     """`POST /bulk/v1/program/{programId}/members/import.json` (file, format, status)."""
-    user, params, upload, size = await receive_upload(request)
-    try:
-        fmt, kept = _params(request, params)
-    except MarketoHTTPError:
-        upload.unlink(missing_ok=True)
-        raise
-    job = submit(
-        request, user=user, kind=PROGRAM_MEMBERS, fmt=fmt, params=kept, upload=upload, size=size
-    )
-    return ok([job])
-
-
-def _job(request: Request) -> dict:
-    user = caller(request)
-    return load(request, request.path_params["batchId"], PROGRAM_MEMBERS, user)
+    return await create_job(request, PROGRAM_MEMBERS, _params)
 
 
 def status(request: Request) -> Response:
     """`GET /bulk/v1/program/members/import/{batchId}/status.json`."""
-    return status_reply(_job(request))
+    return status_reply(path_batch(request, PROGRAM_MEMBERS))
 
 
 def failures(request: Request) -> Response:
     """`GET .../import/{batchId}/failures.json`: failed rows + "Import Failure Reason"."""
-    return rows_file(_job(request), "failures")
+    return rows_file(path_batch(request, PROGRAM_MEMBERS), "failures")
 
 
 def warnings(request: Request) -> Response:
     """`GET .../import/{batchId}/warnings.json`: rows + "Import Warning Reason"."""
-    return rows_file(_job(request), "warnings")
+    return rows_file(path_batch(request, PROGRAM_MEMBERS), "warnings")

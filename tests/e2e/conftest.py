@@ -25,6 +25,7 @@ from .support import (
     Meltano,
     Postgres,
     install_meltano,
+    isolated_sys_dir,
     plugins_fingerprint,
     tail,
 )
@@ -68,15 +69,15 @@ def meltano(tmp_path_factory: pytest.TempPathFactory) -> Meltano:
             melt("install", timeout=MELTANO_INSTALL_TIMEOUT)
             stamp.write_text(fingerprint, encoding="utf-8")
             print(f"meltano install: {time.monotonic() - started:.1f}s")
-    state_dir = tmp_path_factory.mktemp("meltano-state")
-    melt.base_env["MELTANO_DATABASE_URI"] = f"sqlite:///{state_dir / 'meltano.db'}"
+    melt.base_env.update(isolated_sys_dir(tmp_path_factory.mktemp("meltano-sys")))
     return melt
 
 
 @pytest.fixture
 def meltano_state(tmp_path: Path, meltano: Meltano) -> dict[str, str]:
-    """A Meltano system database of this test's own (bookmarks survive between its runs)."""
-    return {"MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}"}
+    """A `.meltano/` run folder and system database of this test's own (bookmarks survive
+    between its runs, nothing is shared with tests running at the same time)."""
+    return isolated_sys_dir(tmp_path / "meltano-sys")
 
 
 def _pg_params() -> dict:

@@ -37,6 +37,24 @@ PLUGIN_VENVS = (
 )
 
 
+def isolated_sys_dir(path: Path) -> dict[str, str]:
+    """Meltano variables for a `.meltano/` of one test's own that shares the installed venvs.
+
+    Meltano writes each run's config and catalog under `.meltano/run/<plugin>/`; two runs at
+    once (pytest-xdist, two sessions) would overwrite each other's files there. Each test gets
+    its own run folder, logs and system database; the plugin venvs are symlinked in.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    for kind in ("extractors", "loaders"):
+        link = path / kind
+        if not link.exists():
+            link.symlink_to(ROOT / ".meltano" / kind, target_is_directory=True)
+    return {
+        "MELTANO_SYS_DIR_ROOT": str(path),
+        "MELTANO_DATABASE_URI": f"sqlite:///{path / 'meltano.db'}",
+    }
+
+
 def plugins_fingerprint() -> str:
     """`sha256sum` of the files the plugin venvs are built from, in sha256sum's format."""
     return "".join(

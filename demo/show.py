@@ -20,6 +20,11 @@ from marketo_sandbox.admin import AdminClient
 ROWS_PER_TABLE = 3
 COLUMNS_SHOWN = 7
 CELL_WIDTH = 24
+# The columns worth a first look, where a table has them (target-duckdb lower-cases names).
+PREFERRED = (
+    "programid", "leadid", "email", "statusname", "sessionsattended", "vipattendee",
+    "id", "name", "channel", "type", "datatype", "length", "iscustom", "updatedat",
+)  # fmt: skip
 
 
 def say(text: str = "") -> None:
@@ -95,7 +100,9 @@ def show_duckdb(args: argparse.Namespace) -> int:
                     [args.schema, name],
                 ).fetchall()
                 if not c.startswith("_sdc")
-            ][:COLUMNS_SHOWN]
+            ]
+            preferred = [c for c in PREFERRED if c in columns]
+            columns = (preferred or columns)[:COLUMNS_SHOWN]
             select = ", ".join(f'"{c}"' for c in columns)
             rows = con.execute(
                 f"SELECT {select} FROM {qualified} LIMIT {ROWS_PER_TABLE}"  # noqa: S608

@@ -155,7 +155,8 @@ def test_target_survives_sandbox_restart(sandbox_factory, tmp_path, monkeypatch,
     assert restarted, "the run ended before the restart"
     assert run.code == 0, run.stderr[-3000:]
     assert run.states[-1] == workload.states[-1]
-    assert restarted["at"] < len(run.states)  # it happened mid-run
+    assert restarted["at"] < len(run.states)  # it happened mid-run...
+    assert "no answer from Marketo" in run.stderr  # ...and the target had to retry through it
     check_outcomes(run, workload, received=workload.records)
     assert diff(workload.expected, snapshot(sb)) == []
     no_export_left_running(sb)
@@ -317,6 +318,29 @@ def test_tap_export_quota_1029_stops_cleanly_and_rerun_completes(sandbox_factory
     no_export_left_running(sb)
 
 
+def test_tap_outage_that_never_clears_stops_clearly_and_rerun_completes(
+    sandbox_factory, fast_retries
+):
+    """Status polls answer 500 for good: one clear error, every export we started is
+    cancelled (none left Queued/Processing), and the rerun from the last STATE completes."""
+    sb = _sandbox(sandbox_factory)
+    expected, config, catalog = _tap_setup(sb, max_retries=2)
+    sb.admin.inject_fault(f"{EXPORT}/*/status.json", "http_500", count=0)
+    first = run_tap_inprocess(config, catalog)
+    assert first.code == 1
+    errors = [line for line in first.logs.splitlines() if line.startswith("ERROR")]
+    assert errors, first.logs[-3000:]
+    assert "500" in errors[-1]
+    assert "status.json" in errors[-1]
+    assert "Traceback" not in first.logs
+    no_export_left_running(sb)
+    sb.admin.clear_faults()
+    second = run_tap_inprocess(config, catalog, state=first.states[-1] if first.states else None)
+    assert second.code == 0, second.logs[-3000:]
+    _check_union(_before_last_state(first.messages) + second.members(), second.members(), expected)
+    no_export_left_running(sb)
+
+
 def test_tap_survives_sandbox_restart(sandbox_factory, restart_retries):
     sb = _sandbox(sandbox_factory, job_fixed_seconds=300)  # 0.5 s of wall time per job
     expected, config, catalog = _tap_setup(sb, max_retries=8)
@@ -333,6 +357,7 @@ def test_tap_survives_sandbox_restart(sandbox_factory, restart_retries):
     run = run_tap_inprocess(config, catalog, during=restart_mid_run)
     assert restarted
     assert run.code == 0, run.logs[-3000:]
+    assert "no answer from Marketo" in run.logs  # the restart happened mid-run
     check_tap_records(run.members(), expected)
     no_export_left_running(sb)
 

@@ -469,7 +469,8 @@ class Store:
         return {f["name"]: f for f in self.field_records(obj)}
 
     @staticmethod
-    def _describe(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def describe_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Field records as describe dicts (see `describe_program_member_fields`)."""
         out = []
         for f in records:
             item = {
@@ -491,11 +492,11 @@ class Store:
         Keys: name, displayName, dataType, length (only where Marketo gives one), updateable,
         crmManaged, isCustom.
         """
-        return self._describe(self.field_records(PROGRAM_MEMBER))
+        return self.describe_records(self.field_records(PROGRAM_MEMBER))
 
     def describe_lead_fields(self) -> list[dict[str, Any]]:
         """Lead fields as describe dicts, like `describe_program_member_fields`."""
-        return self._describe(self.field_records(LEAD))
+        return self.describe_records(self.field_records(LEAD))
 
     def create_field(self, obj: str, spec: Mapping[str, Any], *, api_created: bool = True) -> None:
         """Insert a custom field (validated by the caller); visible to every reader at once."""

@@ -19,6 +19,7 @@ from marketo_sandbox.rest.params import (
     input_list,
     int_param,
     json_body,
+    page_extra,
     query_params,
     user,
 )
@@ -79,12 +80,8 @@ async def browse(request: Request) -> Response:
     store: Store = request.app.state.store
     records = await db(store.field_records, _object(request))
     page = [schema_record(f) for f in records[start : start + size]]
-    extra: dict[str, Any] = {}
-    if start + size < len(records):
-        extra = {"nextPageToken": encode_token("fields", start + size), "moreResult": True}
-    else:
-        extra = {"moreResult": False}
-    return ok(page, **extra)
+    more = start + size < len(records)
+    return ok(page, **page_extra(encode_token("fields", start + size) if more else None))
 
 
 def _field(store: Store, obj: str, name: str) -> dict[str, Any]:

@@ -11,15 +11,19 @@ from marketo_sandbox.rest.params import (
     MAX_BATCH,
     db,
     decode_token,
+    describe_fields,
     encode_token,
+    filter_values,
     input_list,
     int_param,
     json_body,
+    list_param,
     method_override,
+    page_extra,
     query_params,
     user,
 )
-from marketo_sandbox.storage import LEAD, Store, check_value
+from marketo_sandbox.storage import LEAD, Store
 
 DEFAULT_FIELDS = ("id", "email", "updatedAt", "createdAt", "firstName", "lastName")
 
@@ -53,7 +57,7 @@ async def describe2(request: Request) -> Response:
     user(request)
     store: Store = request.app.state.store
     records = await db(store.field_records, LEAD)
-    fields = [{k: v for k, v in f.items() if k != "isCustom"} for f in store._describe(records)]  # noqa: SLF001
+    fields = describe_fields(records)
     searchable = [[f["name"]] for f in records if f["searchable"]]
     return ok(
         [
@@ -79,18 +83,10 @@ def _query(store: Store, params: dict[str, str]) -> tuple[list[dict[str, Any]], 
     field = fields.get(filter_type)
     if field is None or not field["searchable"]:
         raise MarketoHTTPError(1003, f"Invalid filterType '{filter_type}'")
-    values = [v.strip() for v in raw.split(",")]
-    if len(values) > MAX_BATCH:
-        raise MarketoHTTPError(1003, f"filterValues has {len(values)} values; at most 300")
-    try:
-        typed = [check_value(field, v) for v in values]
-    except ValueError as exc:
-        raise MarketoHTTPError(1003, str(exc)) from None
+    typed = filter_values(field, raw)
     size = int_param(params, "batchSize", MAX_BATCH, 1, MAX_BATCH)
     after = int(decode_token(params.get("nextPageToken"), "leads") or 0)
-    raw_fields = params.get("fields")
-    wanted = [f.strip() for f in raw_fields.split(",") if f.strip()] if raw_fields else []
-    wanted = wanted or [f for f in DEFAULT_FIELDS if f in fields]
+    wanted = list_param(params, "fields") or [f for f in DEFAULT_FIELDS if f in fields]
     if "id" not in wanted:
         wanted = ["id", *wanted]
     rows = store.query_leads(filter_type, typed, wanted, after_id=after, limit=size + 1)
@@ -155,10 +151,7 @@ async def query(request: Request) -> Response:
         return await sync(request)
     params = await query_params(request)
     rows, token = await db(_query, request.app.state.store, params)
-    extra: dict[str, Any] = {"moreResult": token is not None}
-    if token:
-        extra["nextPageToken"] = token
-    return ok(rows, **extra)
+    return ok(rows, **page_extra(token))
 
 
 ROUTES = [

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from marketo_sandbox.envelope import MarketoHTTPError
 from marketo_sandbox.identity import ApiUser, authenticate
+from marketo_sandbox.storage import Store, check_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -101,6 +102,35 @@ def int_param(params: Mapping[str, str], name: str, default: int, low: int, high
     if not low <= value <= high:
         raise MarketoHTTPError(1003, f"Invalid value '{value}' for '{name}': {low}..{high}")
     return value
+
+
+def list_param(params: Mapping[str, str], name: str) -> list[str]:
+    """A comma-separated parameter (e.g. `fields`) as its non-empty items."""
+    raw = params.get(name)
+    return [f.strip() for f in raw.split(",") if f.strip()] if raw else []
+
+
+def filter_values(field: dict[str, Any], raw: str) -> list[Any]:
+    """`filterValues`: at most 300 comma-separated values, each typed for `field` (1003)."""
+    values = [v.strip() for v in raw.split(",")]
+    if len(values) > MAX_BATCH:
+        raise MarketoHTTPError(1003, f"filterValues has {len(values)} values; at most 300")
+    try:
+        return [check_value(field, v) for v in values]
+    except ValueError as exc:
+        raise MarketoHTTPError(1003, str(exc)) from None
+
+
+def page_extra(token: str | None) -> dict[str, Any]:
+    """`moreResult`, and `nextPageToken` when there is another page."""
+    return {"moreResult": True, "nextPageToken": token} if token else {"moreResult": False}
+
+
+def describe_fields(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Field records as the REST describe calls show them (no `isCustom`)."""
+    return [
+        {k: v for k, v in f.items() if k != "isCustom"} for f in Store.describe_records(records)
+    ]
 
 
 def encode_token(kind: str, value: int | str) -> str:

@@ -16,15 +16,19 @@ from marketo_sandbox.rest.params import (
     MAX_BATCH,
     db,
     decode_token,
+    describe_fields,
     encode_token,
+    filter_values,
     input_list,
     int_param,
     json_body,
+    list_param,
     method_override,
+    page_extra,
     query_params,
     user,
 )
-from marketo_sandbox.storage import PROGRAM_MEMBER, Store, check_value
+from marketo_sandbox.storage import PROGRAM_MEMBER, Store
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -47,7 +51,7 @@ async def describe(request: Request) -> Response:
     user(request)
     store: Store = request.app.state.store
     records = await db(store.field_records, PROGRAM_MEMBER)
-    fields = [{k: v for k, v in f.items() if k != "isCustom"} for f in store._describe(records)]  # noqa: SLF001
+    fields = describe_fields(records)
     first = min(f["createdAt"] for f in records)
     last = max(f["updatedAt"] for f in records)
     return ok(
@@ -69,7 +73,7 @@ def _format_count(n: int) -> str:
     return f"{n:,}"
 
 
-def _filter(store: Store, params: dict[str, str]) -> tuple[str, list[Any], bool]:  # noqa: C901
+def _filter(store: Store, params: dict[str, str]) -> tuple[str, list[Any], bool]:
     """SQL condition for filterType/filterValues (or updatedAt with startAt/endAt)."""
     filter_type = params.get("filterType")
     if not filter_type:
@@ -96,13 +100,7 @@ def _filter(store: Store, params: dict[str, str]) -> tuple[str, list[Any], bool]
     raw = params.get("filterValues")
     if raw is None or raw == "":
         raise MarketoHTTPError(1002, "Missing value for required parameter 'filterValues'")
-    values = [v.strip() for v in raw.split(",")]
-    if len(values) > MAX_BATCH:
-        raise MarketoHTTPError(1003, f"filterValues has {len(values)} values; at most 300")
-    try:
-        typed = [check_value(field, v) for v in values]
-    except ValueError as exc:
-        raise MarketoHTTPError(1003, str(exc)) from None
+    typed = filter_values(field, raw)
     typed = [int(v) if isinstance(v, bool) else v for v in typed]
     marks = ",".join("?" * len(typed))
     if field["column"]:
@@ -144,9 +142,7 @@ def _query(
     where, values, by_lead = _filter(store, params)
     size = int_param(params, "batchSize", MAX_BATCH, 1, MAX_BATCH)
     after = int(decode_token(params.get("nextPageToken"), f"pm{program_id}") or 0)
-    raw_fields = params.get("fields")
-    fields = [f.strip() for f in raw_fields.split(",") if f.strip()] if raw_fields else []
-    fields = fields or list(DEFAULT_FIELDS)
+    fields = list_param(params, "fields") or list(DEFAULT_FIELDS)
     known = store.field_map(PROGRAM_MEMBER)
     for name in fields:
         if name not in known:
@@ -176,10 +172,7 @@ async def members(request: Request) -> Response:
     params = await query_params(request)
     rows, token = await db(_query, store, program_id, params, request.app.state.options)
     result = [{"seq": i, **row} for i, row in enumerate(rows)]
-    extra: dict[str, Any] = {"moreResult": token is not None}
-    if token:
-        extra["nextPageToken"] = token
-    return ok(result, **extra)
+    return ok(result, **page_extra(token))
 
 
 def _lead_ids(items: list[Any]) -> list[int | None]:

@@ -3,11 +3,19 @@
 Single-threaded on purpose: Marketo does the work, we only poll once per interval, and records
 must be emitted (and state committed) on the main thread anyway. While one file downloads and
 parses, the jobs enqueued ahead of it keep both of Marketo's processing slots busy.
+
+Polling spends calls only where a reply can differ from the last one. Marketo refreshes a job's
+status once every 60 s counted from its `queuedAt`, so each job is polled on its own rhythm,
+anchored at the moment its enqueue reply (which carries `queuedAt`) arrived. A job of ours kept
+queued ahead cannot start while our own jobs hold both slots, so it is not polled then: only
+when one of ours leaves a slot (at its first refresh after that moment), and, if it is still
+queued a full interval later (another API user's job holds the slot), at a slow safety rhythm.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from collections import deque
@@ -35,6 +43,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
 QUEUE_AHEAD = 2  # jobs waiting in Marketo's queue behind our 2 running ones (limit 10).
+# A queued job whose slot another API user's job holds: polled every this many intervals.
+SAFETY_POLL_INTERVALS = 5
 UNSUPPORTED_FILTER = "1035"
 MB = 1024 * 1024
 
@@ -64,15 +74,25 @@ class ExportUnit:
 
 @dataclass
 class ExportJob:
-    """A job this run created, with what we last heard about it."""
+    """A job this run created, with what we last heard about it.
+
+    `anchor` is when the enqueue reply arrived: Marketo's status refreshes fall on
+    `anchor + k * poll_interval` (its `queuedAt` plus whole minutes, a little before each).
+    """
 
     unit: ExportUnit
     export_id: str
     status: str
     started: float
     status_since: float
-    next_poll: float
+    anchor: float
+    last_poll: float | None = None  # when the last status reply arrived
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def polled_or_queued(self) -> float:
+        """When we last heard its status (its last poll, else its enqueue reply)."""
+        return self.anchor if self.last_poll is None else self.last_poll
 
 
 class QuotaReachedError(Exception):
@@ -120,6 +140,7 @@ class ExportScheduler:
         self._pending: deque[ExportUnit] = deque()
         self._in_flight: list[ExportJob] = []
         self._queue_full_until = 0.0
+        self._slot_freed_at = float("-inf")  # last time one of our jobs left a slot
         self._stop_reason: str | None = None
         self._files_done = 0
         self.filter_unsupported = False
@@ -208,18 +229,56 @@ class ExportScheduler:
                         max(self._queue_full_until - self._clock(), 0.0) or self.poll_interval
                     )
                 continue
+            job, due = self._next_poll()
             now = self._clock()
-            due = [job for job in self._in_flight if job.next_poll <= now]
-            if not due:
-                self._sleep(max(min(job.next_poll for job in self._in_flight) - now, 0.0))
+            if due > now:
+                self._sleep(due - now)
                 continue
-            for job in due:
-                finished = self._poll(job)
-                if finished is not None:
-                    yield job.unit, finished, job.info
-                    finished.path.unlink(missing_ok=True)
+            finished = self._poll(job)
+            if finished is not None:
+                yield job.unit, finished, job.info
+                finished.path.unlink(missing_ok=True)
         if self._stop_reason:
             raise QuotaReachedError(self._stop_reason)
+
+    def _next_poll(self) -> tuple[ExportJob, float]:
+        """The job to poll next and when; queued jobs only where a slot may be free for them."""
+        running = sum(1 for job in self._in_flight if job.status == "Processing")
+        free = MAX_EXPORT_SLOTS - running  # slots not held by our jobs: ours may start there
+        best: tuple[ExportJob, float] | None = None
+        for job in self._in_flight:  # in enqueue order, which is Marketo's (FIFO) order
+            if job.status == "Processing":
+                due = job.polled_or_queued + self.poll_interval
+            elif free > 0:
+                free -= 1
+                due = self._queued_due(job)
+            else:
+                continue  # behind our own running jobs: cannot start, its status cannot change
+            if best is None or due < best[1]:
+                best = (job, due)
+        if best is None:  # defensive: with fewer than 2 of ours running, one queued is a candidate
+            job = self._in_flight[0]
+            return job, job.polled_or_queued + self.poll_interval
+        return best
+
+    def _queued_due(self, job: ExportJob) -> float:
+        """At its first status refresh after a slot freed, again one later, then slowly."""
+        interval = self.poll_interval
+        after_free = self._refresh_after(job, self._slot_freed_at)
+        if job.last_poll is None:
+            return max(job.anchor + interval, after_free)
+        if job.last_poll < self._slot_freed_at + interval:
+            # Its last reply may predate the freed slot; the next refresh surely does not.
+            return max(job.last_poll + interval, after_free)
+        # Still queued a full interval after a slot freed: another API user's job holds it.
+        return job.last_poll + SAFETY_POLL_INTERVALS * interval
+
+    def _refresh_after(self, job: ExportJob, moment: float) -> float:
+        """The job's first status refresh at or after `moment`."""
+        if moment <= job.anchor:
+            return job.anchor
+        steps = math.ceil((moment - job.anchor) / self.poll_interval)
+        return job.anchor + steps * self.poll_interval
 
     def _top_up(self) -> None:
         """Create and enqueue jobs until our share of the queue is full."""
@@ -268,13 +327,14 @@ class ExportScheduler:
         export_id = str(created["exportId"])
         self.jobs_created += 1
         now = self._clock()
-        job = ExportJob(unit, export_id, "Created", now, now, now + self.poll_interval, created)
+        job = ExportJob(unit, export_id, "Created", now, now, now, info=created)
         self.logger.info("Export %s created (%s)", export_id, unit.describe())
         try:
             queued = self.exports.enqueue(export_id)
         except MarketoError:
             self._cancel_quietly(export_id)
             raise
+        job.anchor = self._clock()  # the reply carries queuedAt: the status rhythm starts there
         self._set_status(job, str(queued.get("status") or "Queued"), queued)
         return job
 
@@ -316,9 +376,11 @@ class ExportScheduler:
 
     def _poll(self, job: ExportJob) -> ExportFile | None:
         info = self.exports.status(job.export_id)
-        job.next_poll = self._clock() + self.poll_interval
+        job.last_poll = self._clock()  # counted from the reply: Marketo sees them P apart
         status = str(info.get("status") or job.status)
         self._set_status(job, status, info)
+        if status in FINAL_STATUSES:
+            self._slot_freed_at = self._clock()  # a queued job of ours may start now
         if status == "Completed":
             self._in_flight.remove(job)
             # Count the file against the quota before deciding on more jobs.

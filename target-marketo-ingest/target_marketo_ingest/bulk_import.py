@@ -479,6 +479,7 @@ _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _SPOOL_BUFFER = 1 << 16  # bytes a group buffers before writing to its spool file
 MAX_OPEN_FILES = 256  # groups with an open file; more rolls the fullest (file handles, buffers)
 INDEX_BITS = 21  # 2M slots, 16 bytes each: 32 MB once, room for 1M keys of open files
+_key_hash = hash  # tests swap in a colliding hash to exercise the check against the disk
 
 
 class KeyIndex:
@@ -653,7 +654,7 @@ class BulkImportWriter:
         self._max_bytes = ctx.options.max_import_bytes
         # Superseded rows stay in the spool until the file rolls; past this the file rolls
         # early rather than let the disk grow with rewrites of the same keys.
-        self._max_spool = 4 * self._max_bytes + (1 << 20)
+        self._max_spool = 4 * self._max_bytes
         self._counter = 0
         self.runner = ImportJobRunner(ctx, endpoint)
         base = ctx.options.work_dir
@@ -693,7 +694,7 @@ class BulkImportWriter:
             if self._single_key is not None
             else tuple(row[i] for i in self._key_index)
         )
-        key_hash = hash((file.scope, key)) or 1
+        key_hash = _key_hash((file.scope, key)) or 1
         offset = file.spooled
         value = file.slot << _OFFSET_BITS | offset
         hashes, mask = index.hashes, index.mask

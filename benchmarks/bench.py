@@ -109,6 +109,30 @@ def per_100k(calls: float, records: int) -> float | None:
     return calls / records * 100_000 if records else None
 
 
+def calls_figure(
+    key: str,
+    title: str,
+    calls: list[dict[str, Any]],
+    records: int,
+    summary: str | None = None,
+    **detail: Any,
+) -> Figure:
+    """API calls per 100k records, with the calls grouped by endpoint (a reference figure)."""
+    return Figure(
+        key,
+        title,
+        per_100k(len(calls), records),
+        "calls",
+        None,
+        detail={
+            "summary": summary or f"{len(calls)} calls for {records:,} records",
+            "calls": len(calls),
+            "by_endpoint": count_by_endpoint(calls),
+            **detail,
+        },
+    )
+
+
 class Bench:
     """Runs the sections in order; each section adds its figures, or an error figure."""
 
@@ -235,6 +259,7 @@ class Bench:
             finally:
                 api.close()
             columns = len(baselines.csv_header(files[0])) if files else 0
+            csv_bytes = sum(p.stat().st_size for p in files)
             bare = baselines.timed(lambda: baselines.bare_tap_loop(files), s.repeats)
             phase = tap.stream_phase_s or tap.wall_s
             tap_rps = records / phase if phase else 0.0
@@ -263,13 +288,13 @@ class Bench:
                             f"tap {tap_rpc:,.0f} vs bare {bare_rpc:,.0f} rec per CPU-s "
                             f"(wall ratio {wall_ratio or 0:.2f}); "
                             f"{records:,} rows x {columns} cols, "
-                            f"{sum(p.stat().st_size for p in files) / 1e6:.1f} MB CSV"
+                            f"{csv_bytes / 1e6:.1f} MB CSV"
                         ),
                         "records": records,
                         "bare_rows": bare["rows"],
                         "columns": columns,
                         "export_jobs": len(jobs),
-                        "csv_bytes": sum(p.stat().st_size for p in files),
+                        "csv_bytes": csv_bytes,
                         "tap_records_per_cpu_s": tap_rpc,
                         "tap_stream_phase_cpu_s": cpu,
                         "tap_records_per_s": tap_rps,
@@ -296,17 +321,8 @@ class Bench:
                 )
             )
             self.add(
-                Figure(
-                    "api_calls_export_per_100k",
-                    self.THROUGHPUT_KEYS[2][1],
-                    per_100k(len(calls), records),
-                    "calls",
-                    None,
-                    detail={
-                        "summary": f"{len(calls)} calls for {records:,} records",
-                        "calls": len(calls),
-                        "by_endpoint": count_by_endpoint(calls),
-                    },
+                calls_figure(
+                    "api_calls_export_per_100k", self.THROUGHPUT_KEYS[2][1], calls, records
                 )
             )
             self.target_throughput(sb, run["lines"], records)
@@ -698,22 +714,18 @@ class Bench:
         calls = sb.admin.dump("calls")[calls_before:]
         jobs = [j for j in sb.admin.dump("import_jobs") if j["batchId"] not in before]
         imported = sum(int(j.get("numOfLeadsProcessed") or 0) for j in jobs)
+        summary = (
+            f"{len(calls)} calls for {imported:,} rows imported "
+            f"({records:,} records sent, deduped by email), {len(jobs)} files"
+        )
         self.add(
-            Figure(
+            calls_figure(
                 "api_calls_import_per_100k",
                 self.PACKING_KEYS[2][1],
-                per_100k(len(calls), imported),
-                "calls",
-                None,
-                detail={
-                    "summary": (
-                        f"{len(calls)} calls for {imported:,} rows imported "
-                        f"({records:,} records sent, deduped by email), {len(jobs)} files"
-                    ),
-                    "calls": len(calls),
-                    "by_endpoint": count_by_endpoint(calls),
-                    "target_wall_s": target.wall_s,
-                },
+                calls,
+                imported,
+                summary,
+                target_wall_s=target.wall_s,
             )
         )
         # Roll-over: every record with its own email (so none is deduped away), repeated until
@@ -839,20 +851,7 @@ class Bench:
                 },
             )
         )
-        self.add(
-            Figure(
-                "api_calls_ingest_per_100k",
-                self.PACKING_KEYS[3][1],
-                per_100k(len(calls), records),
-                "calls",
-                None,
-                detail={
-                    "summary": f"{len(calls)} calls for {records:,} records",
-                    "calls": len(calls),
-                    "by_endpoint": count_by_endpoint(calls),
-                },
-            )
-        )
+        self.add(calls_figure("api_calls_ingest_per_100k", self.PACKING_KEYS[3][1], calls, records))
 
     def run(self, sections: list[str]) -> None:
         keys = {

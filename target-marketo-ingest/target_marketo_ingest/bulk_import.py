@@ -722,8 +722,12 @@ class BulkImportWriter:
         if other is None or other.owner is not self or other.scope != scope:
             return False
         offset = value & _OFFSET_MASK
-        _, nbytes, _, _ = _RECORD.unpack(other.read(offset, _RECORD.size))
-        text = other.read(offset + _RECORD.size, nbytes).decode("utf-8")
+        if offset + _RECORD.size > other.spooled:
+            return False  # left by a file that failed to roll; its slot id was reused
+        live, nbytes, _, _ = _RECORD.unpack(other.read(offset, _RECORD.size))
+        if not live or offset + _RECORD.size + nbytes > other.spooled:
+            return False
+        text = other.read(offset + _RECORD.size, nbytes).decode("utf-8", "replace")
         old = next(csv.reader(io.StringIO(text, newline="")))
         old_key = (
             old[self._single_key]

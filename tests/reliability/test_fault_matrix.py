@@ -21,6 +21,7 @@ import time
 
 import pytest
 from marketo_common import MarketoClient
+from marketo_sandbox.server import SandboxServer
 from reliability_support import (
     before_run,
     build_target_workload,
@@ -66,6 +67,27 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def restart_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Waits that still bridge a sandbox restart (about a second) within max_retries=8."""
     monkeypatch.setattr(MarketoClient, "backoff_factor", 0.2)
+
+
+@pytest.fixture(scope="module")
+def tap_sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """One sandbox for the tap fault cases (the tap only reads; starting one costs a second)."""
+    server = SandboxServer(
+        db_path=tmp_path_factory.mktemp("tap-faults") / "sandbox.db",
+        seed="demo",
+        time_scale=TIME_SCALE,
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tap_sb(tap_sandbox):
+    """The shared tap sandbox, with faults and options put back after each test."""
+    options = tap_sandbox.admin.options()
+    yield tap_sandbox
+    tap_sandbox.admin.clear_faults()
+    tap_sandbox.admin.set_options(**options)
 
 
 def _sandbox(sandbox_factory, **options):
@@ -288,14 +310,19 @@ TAP_FAULTS = [
 
 
 @pytest.mark.parametrize("kind", TAP_FAULTS)
-def test_tap_survives(kind, sandbox_factory, fast_retries):
-    sb = _sandbox(sandbox_factory)
+def test_tap_survives(kind, tap_sb, fast_retries):
+    sb = tap_sb
+    before = {j["exportId"] for j in sb.admin.dump("export_jobs")}
     extra = _arm_tap(sb, kind)
     expected, config, catalog = _tap_setup(sb, **extra)
     run = run_tap_inprocess(config, catalog)
     assert run.code == 0, run.logs[-3000:]
     _assert_every_fault_fired(sb)
-    jobs = [j for j in sb.admin.dump("export_jobs") if j["status"] == "Completed"]
+    jobs = [
+        j
+        for j in sb.admin.dump("export_jobs")
+        if j["status"] == "Completed" and j["exportId"] not in before
+    ]
     assert len({str(j["filter"].get("updatedAt")) for j in jobs}) >= 3  # several jobs
     check_tap_records(run.members(), expected)
     no_export_left_running(sb)
@@ -318,12 +345,10 @@ def test_tap_export_quota_1029_stops_cleanly_and_rerun_completes(sandbox_factory
     no_export_left_running(sb)
 
 
-def test_tap_outage_that_never_clears_stops_clearly_and_rerun_completes(
-    sandbox_factory, fast_retries
-):
+def test_tap_outage_that_never_clears_stops_clearly_and_rerun_completes(tap_sb, fast_retries):
     """Status polls answer 500 for good: one clear error, every export we started is
     cancelled (none left Queued/Processing), and the rerun from the last STATE completes."""
-    sb = _sandbox(sandbox_factory)
+    sb = tap_sb
     expected, config, catalog = _tap_setup(sb, max_retries=2)
     sb.admin.inject_fault(f"{EXPORT}/*/status.json", "http_500", count=0)
     first = run_tap_inprocess(config, catalog)

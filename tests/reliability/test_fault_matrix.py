@@ -46,8 +46,10 @@ from target_marketo_ingest.target import TargetMarketoIngest
 
 TARGET_SMALL = 3_000
 TARGET_BIG = 50_000
-TIME_SCALE = 600.0
-RECORD_AGE_MINUTES = 0.005  # Marketo's 60-s export status rhythm is 0.1 s of wall time
+TIME_SCALE = 600.0  # Marketo's 60-s export status rhythm is 0.1 s of wall time
+# How long an open batch may hold back a pending STATE (the SDK's default is 5 minutes): small,
+# so a run of a few seconds advances STATE mid-run as a long real run does.
+RECORD_AGE_MINUTES = 0.005
 
 EXPORT = "/bulk/v1/program/members/export"
 # Every family of calls the target makes: bulk create/status/failures, Data Ingestion, REST.

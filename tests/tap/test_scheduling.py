@@ -88,3 +88,41 @@ def test_programs_grouped_ten_per_job(sb):
         (10, None, None),
         (2, None, None),
     ]
+
+
+def test_status_calls_per_job_stay_within_job_time_over_60_s_plus_2(sandbox_factory):
+    """Marketo's advice: status refreshes once a minute, so a job needs about J/60 polls."""
+    # Slower than the module's sandbox so that a call is far shorter than the 60-s rhythm
+    # (0.4 s here) even on a loaded machine; 6 jobs of 300 s, 3 rounds, run in about 6 s.
+    scale, job_seconds = 150.0, 300
+    sb = sandbox_factory(seed="demo", time_scale=scale, options={"job_fixed_seconds": job_seconds})
+    now = parse_iso(sb.admin.now())
+    start = now - dt.timedelta(days=6) + dt.timedelta(hours=3)  # one-day windows: 6 jobs
+    config = config_for(
+        sb,
+        start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        window_days=1,
+        program_ids=[1002],
+        updated_at_filter="on",
+        poll_interval_seconds=60 / scale,
+        rate_limit_period=20 / scale,  # Marketo's 100 calls / 20 s on the sandbox's clock
+    )
+    run_tap(config, catalog=catalog_for(config, {"program_members": None}))
+
+    jobs = [j for j in sb.admin.dump("export_jobs") if j["queuedAt"]]
+    assert len(jobs) == 6
+    assert all(j["status"] == "Completed" for j in jobs)
+    calls = [c["path"] for c in sb.admin.dump("calls")]
+    status_calls = {
+        j["exportId"]: calls.count(f"/bulk/v1/program/members/export/{j['exportId']}/status.json")
+        for j in jobs
+    }
+    # Jobs kept queued behind our two running ones used to be polled all along (about 10 each).
+    assert max(status_calls.values()) <= job_seconds / 60 + 2, status_calls
+
+    # Fewer polls, same slot use: every later job starts as one of ours frees its slot.
+    finished = sorted(parse_iso(j["finishedAt"]) for j in jobs)
+    for job in sorted(jobs, key=lambda j: j["startedAt"])[2:]:
+        started = parse_iso(job["startedAt"])
+        freed = max(f for f in finished if f <= started)
+        assert started - freed <= dt.timedelta(seconds=30), job

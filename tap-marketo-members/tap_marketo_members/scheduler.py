@@ -5,11 +5,13 @@ must be emitted (and state committed) on the main thread anyway. While one file 
 parses, the jobs enqueued ahead of it keep both of Marketo's processing slots busy.
 
 Polling spends calls only where a reply can differ from the last one. Marketo refreshes a job's
-status once every 60 s counted from its `queuedAt`, so each job is polled on its own rhythm,
-anchored at the moment its enqueue reply (which carries `queuedAt`) arrived. A job of ours kept
-queued ahead cannot start while our own jobs hold both slots, so it is not polled then: only
-when one of ours leaves a slot (at its first refresh after that moment), and, if it is still
-queued a full interval later (another API user's job holds the slot), at a slow safety rhythm.
+status once every 60 s; we assume (the documents are silent, the sandbox does so) that the
+rhythm counts from the job's `queuedAt`, i.e. from when its enqueue reply arrived. A job of ours
+kept queued ahead cannot start while our own jobs hold both slots, so it is not polled then:
+only when one of ours leaves a slot, at its first refresh after that moment (if that still says
+Queued, once more a refresh later: the reply may predate the start), then, while it stays
+queued, at a slow safety rhythm (another API user's job holds the slot). Were the rhythm not
+anchored so, the first of those polls may show a stale Queued; the second does not.
 """
 
 from __future__ import annotations

@@ -253,15 +253,6 @@ def check_value(field: Mapping[str, Any], value: Any) -> Any:
         raise ValueError(f"Invalid value '{value}' for field '{field['name']}': {detail}") from None
 
 
-def _py(data_type: str, raw: Any) -> Any:
-    """A column value as a Python value (booleans are stored 0/1)."""
-    if raw is None:
-        return None
-    if data_type == "boolean":
-        return bool(raw)
-    return raw
-
-
 # --- the store ---------------------------------------------------------------------------------
 
 

@@ -122,15 +122,6 @@ def write_delimited(
     return WrittenFile(path, count, sink.size, "sha256:" + sink.sha256.hexdigest())
 
 
-def sha256_of(path: Path) -> str:
-    """Checksum of a file on disk, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
-
-
 class DelimitedWriter:
     """Append rows to a failures/warnings file in the import's own format."""
 

@@ -8,23 +8,8 @@ import time
 
 import pytest
 from marketo_sandbox.bulk import files
-from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import FAST
 from test_bulk_support import EXPORT, Api, demo_fields, fresh, parse, sha256
-
-FAST = 3600.0  # sandbox seconds per wall second: the 60-s status rhythm takes ~17 ms
-
-
-@pytest.fixture(scope="module")
-def fast_sandbox(tmp_path_factory):
-    """One demo sandbox shared by the tests that do not depend on queue state."""
-    db = tmp_path_factory.mktemp("bulk-export") / "sandbox.db"
-    with SandboxServer(db_path=db, seed="demo", time_scale=FAST) as sb:
-        yield sb
-
-
-@pytest.fixture
-def api(fast_sandbox):
-    return Api(fast_sandbox)
 
 
 def _expected(rows: list[dict], fields: list[str]) -> list[list[str]]:

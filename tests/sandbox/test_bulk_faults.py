@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import pytest
 import requests
-from marketo_sandbox.server import SandboxServer
 from test_bulk_support import EXPORT, Api, sha256
-
-FAST = 3600.0
 
 
 @pytest.fixture(scope="module")
-def sb(tmp_path_factory):
-    db = tmp_path_factory.mktemp("bulk-faults") / "sandbox.db"
-    with SandboxServer(db_path=db, seed="demo", time_scale=FAST) as server:
-        yield server
+def sb(fast_sandbox):
+    return fast_sandbox
 
 
 @pytest.fixture

@@ -6,24 +6,11 @@ import sqlite3
 import time
 
 import pytest
-from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import leads_by_email
 from test_bulk_support import Api, fresh, parse
 
-FAST = 3600.0
 LEADS = "/bulk/v1/leads.json"
 PM_IMPORT = "/bulk/v1/program/members/import"
-
-
-@pytest.fixture(scope="module")
-def fast_sandbox(tmp_path_factory):
-    db = tmp_path_factory.mktemp("bulk-import") / "sandbox.db"
-    with SandboxServer(db_path=db, seed="demo", time_scale=FAST) as sb:
-        yield sb
-
-
-@pytest.fixture
-def api(fast_sandbox):
-    return Api(fast_sandbox)
 
 
 def import_leads(api: Api, text: str, **params) -> dict:
@@ -32,10 +19,6 @@ def import_leads(api: Api, text: str, **params) -> dict:
     batch = api.ok("post", LEADS, params=params, files={"file": ("leads.csv", text)})[0]
     assert batch["status"] == "Queued"
     return api.wait_import(f"/bulk/v1/leads/batch/{batch['batchId']}.json")
-
-
-def leads_by_email(sb) -> dict[str, dict]:
-    return {(lead["email"] or "").lower(): lead for lead in sb.admin.dump("leads")}
 
 
 def test_lead_import_create_or_update_failures_and_warnings(api, fast_sandbox):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 from marketo_sandbox.bulk import files
+from sandbox_helpers import error as envelope_error
 
 EXPORT = "/bulk/v1/program/members/export"
 
@@ -53,10 +54,7 @@ class Api:
 
     def error(self, method: str, path: str, **kw: Any) -> tuple[str, str]:
         """(code, message) of a failed envelope."""
-        reply = getattr(self, method)(path, **kw)
-        body = reply.json()
-        assert body["success"] is False, body
-        return body["errors"][0]["code"], body["errors"][0]["message"]
+        return envelope_error(getattr(self, method)(path, **kw))
 
     # exports
 

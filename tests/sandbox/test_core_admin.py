@@ -13,21 +13,10 @@ import pytest
 from marketo_sandbox.admin import AdminError
 from marketo_sandbox.app import create_app, redact_query
 from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import error, result
 
 DESCRIBE = "/rest/v1/programs/members/describe.json"
 STATUS = "/rest/v1/programs/1001/members/status.json"
-
-
-def result(reply) -> list:
-    body = reply.json()
-    assert body["success"] is True, body
-    return body["result"]
-
-
-def error(reply) -> tuple[str, str]:
-    body = reply.json()
-    assert body["success"] is False, body
-    return body["errors"][0]["code"], body["errors"][0]["message"]
 
 
 def test_restart_and_kill_keep_data_tokens_options_and_time(sandbox_factory, sandbox_rest) -> None:
@@ -73,11 +62,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         db, seed="demo", client_secret="very-secret-value", faults=startup_fault
     ) as sb:
         yield sb
-
-
-@pytest.fixture
-def rest(server: SandboxServer, sandbox_rest):
-    return sandbox_rest(server)
 
 
 def test_start_banner_names_url_and_user_but_not_the_secret(server: SandboxServer) -> None:

@@ -9,6 +9,7 @@ import requests
 from marketo_sandbox.admin import AdminError
 from marketo_sandbox.faults import HTTP_KINDS, JOB_KINDS, Faults
 from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import code
 
 DESCRIBE = "/rest/v1/programs/members/describe.json"
 
@@ -25,11 +26,6 @@ def rest(server: SandboxServer, sandbox_rest):
     caller = sandbox_rest(server)
     caller.token()
     return caller
-
-
-def code(reply) -> str | None:
-    body = reply.json()
-    return None if body["success"] else body["errors"][0]["code"]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import time
 import pytest
 import requests
 from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import error
 
 TOKEN = "/identity/oauth/token"
 DESCRIBE = "/rest/v1/programs/members/describe.json"
@@ -19,11 +20,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         db, seed="demo", time_scale=60, api_users=[("second-user", "second-secret")]
     ) as sb:
         yield sb
-
-
-@pytest.fixture
-def rest(server: SandboxServer, sandbox_rest):
-    return sandbox_rest(server)
 
 
 def credentials(server: SandboxServer, **over: str) -> dict[str, str]:
@@ -85,16 +81,10 @@ def test_several_api_users(server: SandboxServer, rest) -> None:
     assert calls[-1]["clientId"] == "second-user"
 
 
-def error_code(reply: requests.Response) -> str:
-    body = reply.json()
-    assert body["success"] is False
-    return body["errors"][0]["code"]
-
-
 def test_missing_unknown_tokens(rest) -> None:
-    assert error_code(rest.get(DESCRIBE, auth=False)) == "600"
+    assert error(rest.get(DESCRIBE, auth=False))[0] == "600"
     bad = {"Authorization": "Bearer not-a-token"}
-    assert error_code(rest.get(DESCRIBE, headers=bad)) == "601"
+    assert error(rest.get(DESCRIBE, headers=bad))[0] == "601"
 
 
 def test_query_token_accepted_with_deprecation_warning_and_redacted(
@@ -121,7 +111,7 @@ def test_token_expiry_gives_602_then_a_new_token(server: SandboxServer, rest) ->
         assert reply["expires_in"] <= 1
         assert rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"}).json()["success"]
         time.sleep(1.1)
-        assert error_code(rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"})) == "602"
+        assert error(rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"}))[0] == "602"
     finally:
         server.admin.set_options(token_ttl_seconds=3600)
     fresh = rest.token()
@@ -134,7 +124,7 @@ def test_admin_expire_tokens(server: SandboxServer, rest) -> None:
     token = rest.token()
     assert rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"}).json()["success"]
     assert server.admin.expire_tokens() >= 1
-    assert error_code(rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"})) == "602"
+    assert error(rest.get(DESCRIBE, headers={"Authorization": f"Bearer {token}"}))[0] == "602"
 
 
 def test_ttl_option_changes_expires_in(server: SandboxServer) -> None:

@@ -8,6 +8,7 @@ import time
 import pytest
 from marketo_sandbox.limits import RELAXED, STRICT, RestLimits
 from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import code
 
 DESCRIBE = "/rest/v1/programs/members/describe.json"
 
@@ -70,11 +71,6 @@ def rest(server: SandboxServer, sandbox_rest):
     caller.token()
     time.sleep(0.05)
     return caller
-
-
-def code(reply) -> str | None:
-    body = reply.json()
-    return None if body["success"] else body["errors"][0]["code"]
 
 
 def test_606_after_the_configured_calls(server: SandboxServer, rest) -> None:

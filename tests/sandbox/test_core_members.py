@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from marketo_sandbox.admin import AdminError
 from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import error, result
 
 MEMBERS = "/rest/v1/programs/{}/members.json"
 STATUS = "/rest/v1/programs/{}/members/status.json"
@@ -28,26 +29,9 @@ def sandbox(server: SandboxServer) -> SandboxServer:
 
 
 @pytest.fixture
-def rest(server: SandboxServer, sandbox_rest):
-    return sandbox_rest(server)
-
-
-@pytest.fixture
 def shared(server: SandboxServer) -> SandboxServer:
     """The module's sandbox as it is, for tests that only read."""
     return server
-
-
-def result(reply) -> list:
-    body = reply.json()
-    assert body["success"] is True, body
-    return body["result"]
-
-
-def error(reply) -> tuple[str, str]:
-    body = reply.json()
-    assert body["success"] is False, body
-    return body["errors"][0]["code"], body["errors"][0]["message"]
 
 
 def members_of(sandbox: SandboxServer, program_id: int) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import error
 
 PM_DESCRIBE = "/rest/v1/programs/members/describe.json"
 PM_FIELDS = "/rest/v1/programs/members/schema/fields.json"
@@ -37,11 +38,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def rest(server: SandboxServer, sandbox_rest):
-    return sandbox_rest(server)
-
-
-@pytest.fixture
 def sandbox(server: SandboxServer) -> SandboxServer:
     """The module's sandbox (fields cannot be deleted: tests use distinct names)."""
     return server
@@ -52,12 +48,6 @@ def result(reply) -> list:
     assert body["success"] is True, body
     assert "#" in body["requestId"]
     return body.get("result", [])
-
-
-def error(reply) -> tuple[str, str]:
-    body = reply.json()
-    assert body["success"] is False, body
-    return body["errors"][0]["code"], body["errors"][0]["message"]
 
 
 def test_program_member_describe(rest) -> None:

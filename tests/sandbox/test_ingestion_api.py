@@ -6,18 +6,15 @@ import time
 
 import orjson
 import pytest
-from marketo_sandbox.server import SandboxServer
+from sandbox_helpers import FAST, leads_by_email
 from test_bulk_support import Api
 
-FAST = 3600.0
 SUB = "/subscriptions/123-ABC-456"
 
 
 @pytest.fixture(scope="module")
-def sb(tmp_path_factory):
-    db = tmp_path_factory.mktemp("ingestion") / "sandbox.db"
-    with SandboxServer(db_path=db, seed="demo", time_scale=FAST) as server:
-        yield server
+def sb(fast_sandbox):
+    return fast_sandbox
 
 
 class Ingest:
@@ -52,10 +49,6 @@ class Ingest:
 def ingest(sb):
     sb.admin.clear_faults()
     return Ingest(Api(sb))
-
-
-def leads_by_email(sb):
-    return {(lead["email"] or "").lower(): lead for lead in sb.admin.dump("leads")}
 
 
 # ---------------------------------------------------------------------------- persons

@@ -175,13 +175,16 @@ async def members(request: Request) -> Response:
     return ok(result, **page_extra(token))
 
 
-def _lead_ids(items: list[Any]) -> list[int | None]:
-    out: list[int | None] = []
-    for item in items:
+def _lead_ids(items: list[Any]) -> tuple[list[int], list[int]]:
+    """The valid leadIds of `input` and their positions (the others are answered as invalid)."""
+    ids: list[int] = []
+    positions: list[int] = []
+    for seq, item in enumerate(items):
         lead_id = item.get("leadId") if isinstance(item, dict) else None
-        ok_id = isinstance(lead_id, int) and not isinstance(lead_id, bool) and lead_id > 0
-        out.append(lead_id if ok_id else None)
-    return out
+        if isinstance(lead_id, int) and not isinstance(lead_id, bool) and lead_id > 0:
+            ids.append(lead_id)
+            positions.append(seq)
+    return ids, positions
 
 
 def _results(raw: list[tuple], positions: list[int], total: int) -> list[dict[str, Any]]:
@@ -214,14 +217,13 @@ async def sync_status(request: Request) -> Response:
         raise MarketoHTTPError(1002, "Missing value for required parameter 'statusName'")
     if not isinstance(status_name, str):
         raise MarketoHTTPError(1001, "Invalid value for 'statusName'. Required of type 'String'")
-    ids = _lead_ids(items)
-    positions = [i for i, lead_id in enumerate(ids) if lead_id is not None]
+    ids, positions = _lead_ids(items)
     store: Store = request.app.state.store
     raw = await db(
         store.sync_member_status,
         request.path_params["program_id"],
         status_name,
-        [ids[i] for i in positions],
+        ids,
     )
     return ok(_results(raw, positions, len(items)))
 
@@ -246,13 +248,12 @@ async def delete(request: Request) -> Response:
     user(request)
     body = await json_body(request)
     items = input_list(body)
-    ids = _lead_ids(items)
-    positions = [i for i, lead_id in enumerate(ids) if lead_id is not None]
+    ids, positions = _lead_ids(items)
     store: Store = request.app.state.store
     raw = await db(
         store.delete_program_members,
         request.path_params["program_id"],
-        [ids[i] for i in positions],
+        ids,
     )
     converted = [(status, lead_id, "1037" if why else None, why) for status, lead_id, why in raw]
     return ok(_results(converted, positions, len(items)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -34,7 +35,7 @@ FIGURES = {
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, str]:
     out = tmp_path_factory.mktemp("bench-results")
     proc = subprocess.run(
         ["bash", str(REPO / "benchmarks" / "run"), "--scale", "tiny", "--out", str(out)],
@@ -48,12 +49,12 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     data = json.loads((out / "latest.json").read_text())
     dated = list(out.glob("*-tiny.json"))
     assert len(dated) == 1, "the dated result file is written beside latest.json"
-    return data, proc.stdout
+    return data, proc.stdout, proc.stderr
 
 
 @pytest.mark.slow
 def test_every_figure_measured_with_goal_and_verdict(tiny_run):
-    data, stdout = tiny_run
+    data, stdout, _ = tiny_run
     figures = data["figures"]
     assert set(figures) == FIGURES
     for key, fig in figures.items():
@@ -72,7 +73,7 @@ def test_every_figure_measured_with_goal_and_verdict(tiny_run):
 
 @pytest.mark.slow
 def test_throughput_ratios_come_from_the_same_data(tiny_run):
-    data, _ = tiny_run
+    data, _, _ = tiny_run
     tap = data["figures"]["tap_throughput"]
     detail = tap["detail"]
     # The tap emitted exactly the rows of the files the bare loop read, with >= 14 columns.
@@ -91,7 +92,7 @@ def test_throughput_ratios_come_from_the_same_data(tiny_run):
 
 @pytest.mark.slow
 def test_memory_packing_slots_and_calls_are_sane(tiny_run):
-    data, _ = tiny_run
+    data, _, _ = tiny_run
     f = {k: v["value"] for k, v in data["figures"].items()}
     for who in ("tap", "target"):
         assert 10 < f[f"{who}_rss_large_mb"] < 4000
@@ -109,3 +110,13 @@ def test_memory_packing_slots_and_calls_are_sane(tiny_run):
         "api_calls_ingest_per_100k",
     ):
         assert f[key] > 0
+
+
+@pytest.mark.slow
+def test_benchmark_output_holds_no_secret_or_token(tiny_run):
+    """The benchmark prints connector logs and writes result files: no secret or token in them."""
+    data, stdout, stderr = tiny_run
+    for name, text in {"stdout": stdout, "stderr": stderr, "json": json.dumps(data)}.items():
+        assert "sandbox-secret" not in text, name
+        assert not re.search(r"(?i)bearer\s+[0-9a-f-]{16,}", text), name
+        assert not re.search(r"access_token=(?!REDACTED)[^&\s\"']+", text), name

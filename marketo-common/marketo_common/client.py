@@ -224,13 +224,17 @@ class MarketoClient:
             token = self.tokens.get_token()
             sent = {**(headers or {}), auth.header: auth.header_value(token)}
             response = self._send(method, base + path, path, sent, limited=limited, **kwargs)
-            if refreshed or not _token_rejected(response, streamed=kwargs.get("stream", False)):
+            if not _token_rejected(response, streamed=kwargs.get("stream", False)):
+                break
+            # Never reuse a token Marketo refused, also when this attempt gives up on it: the
+            # retry that follows then starts with a fresh one.
+            self.tokens.invalidate(token)
+            if refreshed:
                 break
             logger.info(
                 "Marketo rejected the access token on %s %s; fetching a new one", method, path
             )
             response.close()
-            self.tokens.invalidate(token)
         return response
 
     def _send(

@@ -168,6 +168,10 @@ def ingestion_error(
     retryable = (code is not None and str(code) in RETRYABLE_CODES) or _retryable_status(
         http_status
     )
+    # A 401 (401013) that outlived the fresh token the client already fetched is retried like
+    # 601/602 on REST: each try fetches a new token, and tries are bounded. 4030801 (403, no
+    # permission) stays fatal.
+    retryable = retryable or http_status == 401  # noqa: PLR2004
     if "quota" in message.lower():
         retryable = False
     return IngestionAPIError(code, message, http_status=http_status, retryable=retryable, **context)

@@ -103,6 +103,31 @@ def test_ingest_401_refreshes_token_once(client, requests_mock, tokens, sleeps):
     assert sleeps == []
 
 
+def test_ingest_token_rejected_again_after_refresh_is_retried(client, requests_mock, sleeps):
+    """A second 401013 on the fresh token (e.g. it expired at once) is retried, as 601/602 are."""
+    rejected = {"status_code": 401, "json": {"error_code": "401013", "message": "expired"}}
+    api = requests_mock.post(
+        INGEST + PERSONS,
+        [rejected, rejected, {"status_code": 202, "headers": {"X-Request-Id": "r"}}],
+    )
+    assert client.ingest(PERSONS, b"{}") == "r"
+    tokens_sent = [r.headers["X-Mkto-User-Token"] for r in api.request_history]
+    assert len(set(tokens_sent)) == 3
+    assert len(sleeps) == 1
+
+
+def test_ingest_permission_error_not_retried(client, requests_mock, sleeps):
+    api = requests_mock.post(
+        INGEST + PERSONS,
+        status_code=403,
+        json={"error_code": "4030801", "message": "no permission"},
+    )
+    with pytest.raises(IngestionAPIError) as info:
+        client.ingest(PERSONS, b"{}")
+    assert api.call_count == 1
+    assert info.value.retryable is False
+
+
 def test_ingest_is_not_held_to_the_rest_limits(settings, tokens, requests_mock):
     requests_mock.post(INGEST + PERSONS, status_code=202)
     requests_mock.get(BASE + "/rest/v1/programs.json", json=envelope())

@@ -74,17 +74,25 @@ def test_ingest_429_and_5xx_retried(client, requests_mock, sleeps, status, code)
     assert api.call_count == 2
 
 
-def test_ingest_daily_quota_not_retried(client, requests_mock, sleeps):
-    api = requests_mock.post(
-        INGEST + PERSONS,
-        status_code=429,
-        json={"error_code": "4290801", "message": "Daily object quota exceeded"},
-    )
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # a daily quota: retrying cannot help before midnight
+        {
+            "status_code": 429,
+            "json": {"error_code": "4290801", "message": "Daily object quota exceeded"},
+        },
+        # no permission: a new token would not have it either
+        {"status_code": 403, "json": {"error_code": "4030801", "message": "no permission"}},
+    ],
+)
+def test_ingest_fatal_errors_not_retried(client, requests_mock, sleeps, reply):
+    api = requests_mock.post(INGEST + PERSONS, **reply)
     with pytest.raises(IngestionAPIError) as info:
         client.ingest(PERSONS, b"{}")
     assert api.call_count == 1
     assert info.value.retryable is False
-    assert info.value.error_code == "4290801"
+    assert info.value.error_code == reply["json"]["error_code"]
 
 
 def test_ingest_401_refreshes_token_once(client, requests_mock, tokens, sleeps):
@@ -114,18 +122,6 @@ def test_ingest_token_rejected_again_after_refresh_is_retried(client, requests_m
     tokens_sent = [r.headers["X-Mkto-User-Token"] for r in api.request_history]
     assert len(set(tokens_sent)) == 3
     assert len(sleeps) == 1
-
-
-def test_ingest_permission_error_not_retried(client, requests_mock, sleeps):
-    api = requests_mock.post(
-        INGEST + PERSONS,
-        status_code=403,
-        json={"error_code": "4030801", "message": "no permission"},
-    )
-    with pytest.raises(IngestionAPIError) as info:
-        client.ingest(PERSONS, b"{}")
-    assert api.call_count == 1
-    assert info.value.retryable is False
 
 
 def test_ingest_is_not_held_to_the_rest_limits(settings, tokens, requests_mock):

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import random
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from marketo_sandbox.assumptions import SEED_ENV
 from marketo_sandbox.server import SandboxServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Draw the sandbox's assumed behaviours at random once per run (xdist workers inherit it).
+
+    Set MARKETO_SANDBOX_ASSUMPTION_SEED to replay a run; the seed is printed in the header and
+    again under a failing run's summary.
+    """
+    if not os.environ.get(SEED_ENV):
+        os.environ[SEED_ENV] = str(random.SystemRandom().randrange(1_000_000))
+
+
+def pytest_report_header() -> str:
+    """The seed, first thing in the output."""
+    return f"sandbox assumptions: {SEED_ENV}={os.environ.get(SEED_ENV)}"
 
 
 @pytest.fixture
@@ -122,7 +140,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """One line at the end of any run that included reliability tests."""
+    """One line at the end of any run that included reliability tests; the seed on failure."""
+    if terminalreporter.stats.get("failed") or terminalreporter.stats.get("error"):
+        terminalreporter.write_line(
+            f"sandbox assumptions were drawn with {SEED_ENV}={os.environ.get(SEED_ENV)}; "
+            "set it to replay this run"
+        )
     if not any(total for _, total in _counts.values()) and not _secrets["scans"]:
         return
     faults, bad = _counts["faults"], _counts["bad_inputs"]

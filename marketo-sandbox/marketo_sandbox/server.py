@@ -21,6 +21,7 @@ from typing_extensions import Self
 
 from marketo_sandbox.admin import AdminClient
 from marketo_sandbox.app import DEFAULT_MUNCHKIN_ID
+from marketo_sandbox.assumptions import SEED_ENV, randomised
 
 TEMPLATE_DIR = Path(tempfile.gettempdir()) / "marketo-sandbox-templates"
 
@@ -90,6 +91,7 @@ class SandboxServer:
         start_timeout: float | None = None,
         faults: list[tuple[str, str, int]] | None = None,
         use_template: bool = True,
+        assumption_seed: int | None = None,
     ) -> None:
         self._tmpdir = None if db_path else tempfile.mkdtemp(prefix="marketo-sandbox-")
         self.db_path = Path(db_path) if db_path else Path(self._tmpdir) / "sandbox.db"
@@ -99,7 +101,12 @@ class SandboxServer:
         self.strict = strict
         self.client_id = client_id
         self.client_secret = client_secret
-        self.options = options or {}
+        if assumption_seed is None and os.environ.get(SEED_ENV):
+            assumption_seed = int(os.environ[SEED_ENV])
+        #: The draw of assumed behaviours (assumptions.py) this server runs with; None: defaults.
+        self.assumption_seed = assumption_seed
+        drawn = randomised(assumption_seed) if assumption_seed is not None else {}
+        self.options = {**drawn, **(options or {})}
         self.munchkin_id = munchkin_id
         self.api_users = api_users or []
         self.port = port or free_port()

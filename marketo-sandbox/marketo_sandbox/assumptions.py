@@ -1,0 +1,45 @@
+"""Behaviours the published pages do not state, each a run-time option the tests randomise.
+
+A fake Marketo that hard-codes one guess for every silence agrees with the connectors built on
+the same guess. Every such guess is listed here: its option key (read by the family that owns
+it through `options.get(key, default)`), the sandbox's default, the values a test run draws
+from, and why it is an assumption. `randomised(seed)` gives one draw; `SandboxServer` applies
+the draw named by `MARKETO_SANDBOX_ASSUMPTION_SEED` (tests/conftest.py sets it, printing the
+seed so a failure can be replayed), explicit `options=` always win.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+#: Environment variable naming the seed of the randomised draw (unset: defaults throughout).
+SEED_ENV = "MARKETO_SANDBOX_ASSUMPTION_SEED"
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """One behaviour the pages leave open."""
+
+    option: str
+    default: Any
+    choices: tuple[Any, ...]
+    why: str
+    family: str
+
+
+#: Every assumed behaviour, by family. Add a row when you add a switch; the README table and
+#: `tests/sandbox/test_assumptions.py` read this list.
+ASSUMPTIONS: tuple[Assumption, ...] = ()
+
+
+def defaults() -> dict[str, Any]:
+    """The sandbox's own choice for every assumption."""
+    return {a.option: a.default for a in ASSUMPTIONS}
+
+
+def randomised(seed: int) -> dict[str, Any]:
+    """One reproducible draw over every assumption's choices."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test draws, not secrets
+    return {a.option: rng.choice(a.choices) for a in ASSUMPTIONS}

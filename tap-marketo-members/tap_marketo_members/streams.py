@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import orjson
 from marketo_common import MarketoAPIError, MarketoError
 from singer_sdk import typing as th
 from singer_sdk.exceptions import AbortedSyncFailedException, AbortedSyncPausedException
@@ -16,6 +14,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_marketo_members.client import MarketoStream, PagedFieldsStream
 from tap_marketo_members.exports import ExportFile, ProgramMemberExports
+from tap_marketo_members.output import BatchFiles, RecordLines, SdkRecords
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.rest_members import ProgramMemberQuery
 from tap_marketo_members.scheduler import MB, ExportScheduler, ExportUnit, QuotaReachedError
@@ -24,9 +23,14 @@ from tap_marketo_members.settings import MAX_PROGRAM_IDS_PER_JOB
 from tap_marketo_members.windows import iso, parse_iso, plan_windows
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from singer_sdk.helpers import types
+
+    from tap_marketo_members.sdk import BatchConfig
+
+    Output = RecordLines | SdkRecords | BatchFiles
+    WindowWriter = Callable[[Iterable[dict]], Iterator[list[str]]]
 
 PROGRAMS_PATH = "/rest/asset/v1/programs.json"
 PROGRAMS_PAGE = 200  # Asset API maxReturn limit
@@ -238,14 +242,56 @@ class ProgramMembersStream(MarketoStream):
     def _sync_records(
         self, context: types.Context | None = None, *, write_messages: bool = True
     ) -> Iterator[dict]:
+        output = self._record_output() if write_messages else SdkRecords(lambda _: None)
+        for _ in self._export(context, output):
+            pass  # record outputs finish no batch files
+        yield from ()
+
+    def get_batches(
+        self, batch_config: BatchConfig, context: types.Context | None = None
+    ) -> Iterator[tuple[Any, list[str]]]:
+        """Rows go from each export file straight into batch files, one BATCH message each.
+
+        The SDK writes each BATCH message (and a STATE that carries no newer bookmark) as this
+        yields; a window's bookmark is committed only after its last file was yielded, so a
+        STATE never covers a row whose file was not announced.
+        """
+        if not self.fast_path_possible() or self.ABORT_AT_RECORD_COUNT is not None:
+            self.logger.info(
+                "program_members: %s, so members go out as RECORD lines, not BATCH files",
+                "a record limit applies (dry run)"
+                if self.ABORT_AT_RECORD_COUNT is not None
+                else "stream maps or flattening apply",
+            )
+            yield from (
+                (batch_config.encoding, m) for m in self._export(context, self._record_output())
+            )
+            return
+        files = BatchFiles(
+            batch_config,
+            tap_name=self.tap_name,
+            stream_name=self.name,
+            properties=self.effective_schema["properties"],
+        )
+        self.used_fast_path = True
+        for manifest in self._export(context, files):
+            yield batch_config.encoding, manifest
+        self.logger.info(
+            "program_members: %d BATCH files (%s%s), %d bytes of rows",
+            files.files,
+            files.format,
+            ", gzip" if files.gzip else "",
+            files.bytes_written,
+        )
+
+    def _export(self, context: types.Context | None, output: Output) -> Iterator[list[str]]:
         contexts = [dict(context)] if context else (self._program_contexts or self.partitions or [])
         if not contexts:
             self.logger.info("No programs to export")
             return
         with self.get_sync_timer():
-            self._sync_members(contexts, write_messages=write_messages)
+            yield from self._sync_members(contexts, output)
         self._write_state_message()
-        yield from ()
 
     # ----------------------------------------------------------------- planning
 
@@ -335,13 +381,14 @@ class ProgramMembersStream(MarketoStream):
 
     # ----------------------------------------------------------------- sync
 
-    def _sync_members(self, contexts: list[dict], *, write_messages: bool) -> None:
+    def _sync_members(self, contexts: list[dict], output: Output) -> Iterator[list[str]]:
+        """Export every program; yields the manifest of each batch file as it is closed."""
         program_ids = [int(ctx["programId"]) for ctx in contexts]
         fields = self.export_fields()
         parser = MemberFileParser(self.effective_schema["properties"], {f: f for f in fields})
         exports = ProgramMemberExports(self.marketo, logger=self.logger)
         counter = self.get_record_counter()
-        emit = self._emitter(counter, write_messages=write_messages)
+        emit = self._window_writer(counter, output)
         stream_state = self.stream_state
         quota_day = _quota_day()
         upper, bulk_available = self._upper_bound(exports, program_ids[0])
@@ -354,9 +401,9 @@ class ProgramMembersStream(MarketoStream):
             committed: dict[int, dict[int, str | None]] = {}
             try:
                 if rest_ids:
-                    self._sync_rest(rest_ids, fields, upper, emit)
+                    yield from self._sync_rest(rest_ids, fields, upper, emit)
                 for unit, exported, info in scheduler.run(self._plan(bulk_ids, upper)):
-                    self._emit_file(parser, unit, exported, emit)
+                    yield from emit(self._file_records(parser, unit, exported))
                     stream_state["export_bytes_today"] = {
                         "day": quota_day,
                         "bytes": scheduler.used_bytes,
@@ -370,7 +417,7 @@ class ProgramMembersStream(MarketoStream):
                     exc,
                 )
             finally:
-                emit(None)
+                output.flush()
         self.logger.info(
             "program_members: %d records from %d export jobs (%s path)",
             self.records_written,
@@ -420,14 +467,11 @@ class ProgramMembersStream(MarketoStream):
             on_jobs_changed=jobs_changed,
         )
 
-    def _emit_file(
-        self,
-        parser: MemberFileParser,
-        unit: ExportUnit,
-        exported: ExportFile,
-        emit: Any,
-    ) -> None:
-        records = parser.records(
+    @staticmethod
+    def _file_records(
+        parser: MemberFileParser, unit: ExportUnit, exported: ExportFile
+    ) -> Iterator[dict]:
+        return parser.records(
             exported.path,
             label=f"export of {unit.describe()}",
             has_nul=exported.has_nul,
@@ -435,8 +479,6 @@ class ProgramMembersStream(MarketoStream):
             upper=unit.upper,
             program_id=unit.program_ids[0] if len(unit.program_ids) == 1 else None,
         )
-        emit(records)
-        emit(None)  # every record of the file is out before any STATE that may follow
 
     def _commit(
         self,
@@ -494,8 +536,8 @@ class ProgramMembersStream(MarketoStream):
         return chosen
 
     def _sync_rest(
-        self, program_ids: list[int], fields: list[str], upper: str | None, emit: Any
-    ) -> None:
+        self, program_ids: list[int], fields: list[str], upper: str | None, emit: WindowWriter
+    ) -> Iterator[list[str]]:
         member_names = set(self.member_field_names)
         query = ProgramMemberQuery(
             self.marketo,
@@ -510,8 +552,7 @@ class ProgramMembersStream(MarketoStream):
                 self.logger.warning("Program %s: no bookmark or start_date; skipped by REST", pid)
                 continue
             for window in query.windows(parse_iso(start), end, self.settings.window_days):
-                emit(query.members(pid, window))
-                emit(None)
+                yield from emit(query.members(pid, window))
                 state = self.get_context_state({"programId": pid})
                 state["replication_key"] = self.replication_key
                 state["replication_key_value"] = window.end_iso
@@ -529,101 +570,40 @@ class ProgramMembersStream(MarketoStream):
             and not maps[0].flattening_enabled
         )
 
-    def _emitter(self, counter: Any, *, write_messages: bool) -> Any:
-        """A callable taking an iterable of records (None = flush) and writing RECORD lines."""
-        fast = write_messages and self.fast_path_possible()
-        self.used_fast_path = fast
+    def _record_output(self) -> Output:
+        """RECORD lines: the fast writer, or the SDK's when stream maps change records."""
+        if self.fast_path_possible():
+            self.used_fast_path = True
+            return RecordLines(self.name, self._stream_version)
+        self.used_fast_path = False
+        self.logger.info("program_members: stream maps in use, records go through the SDK")
+        return SdkRecords(self._write_record_message)
+
+    def _window_writer(self, counter: Any, output: Output) -> WindowWriter:
+        """Writes one window's rows to `output` and counts them.
+
+        It yields the manifest of each batch file it closes; once exhausted, every row is out.
+        """
         limit = self.ABORT_AT_RECORD_COUNT
-        if not fast:
-            self.logger.info("program_members: stream maps in use, records go through the SDK")
 
-            def emit_generic(records: Iterable[dict] | None) -> None:
-                if records is None:
-                    return
-                for record in records:
-                    if limit is not None:
-                        self._check_max_record_limit(self.records_written)
-                    if write_messages:
-                        self._write_record_message(record)
-                    self.records_written += 1
-                    counter.increment()
-
-            return emit_generic
-
-        writer = RecordLineWriter(self.name, self._stream_version)
-
-        def emit_fast(records: Iterable[dict] | None) -> None:
-            if records is None:
-                writer.flush()
-                return
+        def write(records: Iterable[dict]) -> Iterator[list[str]]:
             if limit is not None:
-                records = self._limited(records, limit, writer)
-            written = writer.write_all(records)
+                records = self._limited(records, limit, output)
+            written = yield from output.write(records)
             self.records_written += written
             counter.increment(written)
             self.state_manager.is_flushed = False
 
-        return emit_fast
+        return write
 
-    def _limited(
-        self, records: Iterable[dict], limit: int, writer: RecordLineWriter
-    ) -> Iterator[dict]:
+    def _limited(self, records: Iterable[dict], limit: int, output: Output) -> Iterator[dict]:
         seen = 0
         for record in records:
             if self.records_written + seen >= limit:
-                writer.flush()
+                output.flush()
                 self._check_max_record_limit(limit)
             seen += 1  # noqa: SIM113
             yield record
-
-
-class RecordLineWriter:
-    """RECORD lines serialised by orjson straight to stdout in ~1 MB writes (the fast path)."""
-
-    FLUSH_BYTES = 1 << 20
-
-    def __init__(self, stream: str, version: int | None) -> None:
-        self._message: dict[str, Any] = {
-            "type": "RECORD",
-            "stream": stream,
-            "record": None,
-            "time_extracted": None,
-        }
-        if version is not None:
-            self._message["version"] = version
-        self._buffer = bytearray()
-
-    def write_all(self, records: Iterable[dict]) -> int:
-        """Serialise and write every record; returns how many."""
-        message = self._message
-        message["time_extracted"] = dt.datetime.now(dt.timezone.utc).isoformat()
-        buffer = self._buffer
-        extend = buffer.extend
-        dumps = orjson.dumps
-        option = orjson.OPT_APPEND_NEWLINE
-        limit = self.FLUSH_BYTES
-        count = 0
-        for count, record in enumerate(records, start=1):  # noqa: B007
-            message["record"] = record
-            extend(dumps(message, option=option))
-            if len(buffer) >= limit:
-                self.flush()
-        return count
-
-    def flush(self) -> None:
-        """Write buffered lines in one call, after anything the SDK wrote before them."""
-        if not self._buffer:
-            return
-        out = sys.stdout
-        out.flush()
-        binary = getattr(out, "buffer", None)
-        if binary is not None:
-            binary.write(self._buffer)
-            binary.flush()
-        else:  # a text-only stdout (some test harnesses)
-            out.write(self._buffer.decode())
-            out.flush()
-        self._buffer.clear()
 
 
 def _quota_day() -> str:

@@ -20,6 +20,7 @@ from singer_sdk.helpers.capabilities import (
 
 from tap_marketo_members import __version__
 from tap_marketo_members.exports import ExportError
+from tap_marketo_members.output import check_batch_config
 from tap_marketo_members.parsing import ExportParseError
 from tap_marketo_members.schema import program_member_schema, select_lead_fields
 from tap_marketo_members.settings import DEFAULT_LEAD_FIELDS, TapSettings
@@ -42,8 +43,11 @@ class TapMarketoMembers(Tap):
 
     name = "tap-marketo-members"
     message_writer_class = MsgSpecWriter
-    # No BATCH: program members already come from Marketo's own bulk files, streamed as records.
+    # BATCH: program member rows go from Marketo's export files straight into batch files
+    # (output.BatchFiles), with each window's STATE after its files; the other streams use the
+    # SDK's own batcher.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        PluginCapabilities.BATCH,
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
         TapCapabilities.DISCOVER,
@@ -200,6 +204,8 @@ class TapMarketoMembers(Tap):
         try:
             MarketoSettings.from_config(self._config)
             settings = TapSettings.from_config(self._config)
+            if self._config.get("batch_config") is not None:
+                check_batch_config(self._config["batch_config"])
             if settings.rest_fallback == "always" and settings.start_date is None:
                 raise ConfigError(  # noqa: TRY301
                     "start_date", "a date when rest_fallback is 'always' (REST reads by window)"

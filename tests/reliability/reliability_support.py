@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from singer_output import expand_batches
 from tap_marketo_members.tap import TapMarketoMembers
 from target_marketo_ingest.target import TargetMarketoIngest
 
@@ -536,9 +537,12 @@ def members_catalog(config: dict) -> dict:
 
 
 def parse_messages(text: str) -> list[dict]:
+    """Singer lines (BATCH messages expanded into their rows, as a target reads them)."""
     lines = text.split("\n")
     # the last line may be one that a SIGKILL cut short
-    return [json.loads(line) for line in lines if line.strip() and line.rstrip().endswith("}")]
+    return expand_batches(
+        [json.loads(line) for line in lines if line.strip() and line.rstrip().endswith("}")]
+    )
 
 
 def run_tap_inprocess(

@@ -395,9 +395,19 @@ def test_tap_survives_sandbox_restart(sandbox_factory, restart_retries):
     no_export_left_running(sb)
 
 
-def test_tap_survives_sigkill_and_rerun_from_last_state(sandbox_factory, tmp_path):
+@pytest.mark.parametrize("output", ["records", "batch"])
+def test_tap_survives_sigkill_and_rerun_from_last_state(sandbox_factory, tmp_path, output):
+    """Killed outright after a bookmark, rerun from the last STATE: every member, no gap. With
+    BATCH output the rows are those of the files announced before that STATE."""
     sb = _sandbox(sandbox_factory, job_fixed_seconds=300)
-    expected, config, catalog = _tap_setup(sb)
+    extra = {}
+    if output == "batch":
+        extra["batch_config"] = {
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": (tmp_path / "batches").as_uri()},
+            "batch_size": 500,
+        }
+    expected, config, catalog = _tap_setup(sb, **extra)
     proc, out, err = start_tap_process(config, catalog, tmp_path)
 
     def bookmarked():
@@ -417,6 +427,7 @@ def test_tap_survives_sigkill_and_rerun_from_last_state(sandbox_factory, tmp_pat
             proc.kill()
     first = parse_messages(out.read_text())
     last_state = [m["value"] for m in first if m["type"] == "STATE"][-1]
+    assert any(m.get("from_batch") for m in first) == (output == "batch")
     assert [j for j in sb.admin.dump("export_jobs") if j["status"] in ("Queued", "Processing")]
     sb.admin.set_options(job_fixed_seconds=30)
     second = run_tap_inprocess(config, catalog, state=last_state)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import json
 import logging
@@ -14,10 +13,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from singer_output import expand_batches, read_batch_file
 from tap_marketo_members.tap import TapMarketoMembers
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+__all__ = ["expand_batches", "read_batch_file"]
 
 LOGGERS = ("tap-marketo-members", "tap_marketo_members", "marketo_common")
 
@@ -83,33 +85,6 @@ def run_tap(config: dict, *, state: dict | None = None, catalog: dict | None = N
     out.seek(0)
     text = out.read()
     return TapRun(parse_lines(text), logs.getvalue(), text)
-
-
-def read_batch_file(url: str, encoding: dict) -> list[dict]:
-    """The rows of one batch file (jsonl, gzip or not, or parquet)."""
-    assert url.startswith("file://"), url
-    path = url.removeprefix("file://")
-    if encoding["format"] == "parquet":
-        import pyarrow.parquet as pq  # noqa: PLC0415
-
-        return pq.read_table(path).to_pylist()
-    opener = gzip.open if encoding.get("compression") == "gzip" else open
-    with opener(path, "rb") as handle:
-        return [json.loads(line) for line in handle]
-
-
-def expand_batches(messages: list[dict]) -> list[dict]:
-    out = []
-    for message in messages:
-        if message["type"] != "BATCH":
-            out.append(message)
-            continue
-        for url in message["manifest"]:
-            out.extend(
-                {"type": "RECORD", "stream": message["stream"], "record": row, "from_batch": url}
-                for row in read_batch_file(url, message["encoding"])
-            )
-    return out
 
 
 def key(row: dict) -> tuple[int, int]:

@@ -6,6 +6,8 @@ loads nothing (target-duckdb 0.8.0 with duckdb 2.x did) fails here.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import uuid
 from typing import TYPE_CHECKING
@@ -204,3 +206,65 @@ def test_postgres_both_ways(
             (f"{schema}-new_people", "no-at-sign"),
         ]
     )
+
+
+def test_postgres_with_batch_every_member_checked_with_sql(
+    meltano: Meltano,
+    pg_schema: tuple[Postgres, str],
+    sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+    meltano_state: dict[str, str],
+) -> None:
+    """`meltano run tap-marketo-members-batch target-postgres`: members travel as BATCH files
+    (none as RECORD lines), every member's row equals the sandbox's, and the bookmark is saved."""
+    sandbox = sandbox_factory(seed="demo", time_scale=60.0)
+    postgres, schema = pg_schema
+    batch_root = tmp_path / "batch"
+    env = {
+        **tap_env(sandbox, tmp_path, meltano_state),
+        **postgres.meltano_env("TARGET_POSTGRES"),
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        "TAP_MARKETO_MEMBERS_BATCH_BATCH_CONFIG": json.dumps(
+            {
+                "encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": batch_root.as_uri()},
+                "batch_size": 2000,
+            }
+        ),
+    }
+    run = meltano("run", "tap-marketo-members-batch", "target-postgres", env=env)
+    files = sorted(batch_root.glob("tap-marketo-members--program_members-*.json.gz"))
+    assert len(files) >= 3  # 5,074 members in files of 2,000 rows
+    assert "BATCH files (jsonl, gzip)" in run.stdout + run.stderr
+    members = sandbox.admin.dump("program_members")
+    rows = postgres.query(
+        f'SELECT "programId", "leadId", "statusName", extract(epoch FROM "updatedAt")::bigint, '
+        f'"sessionsAttended", "vipAttendee", md5("myCustomField"), "email" '  # values hold newlines
+        f"FROM {schema}.program_members"
+    )
+    got = {(int(r[0]), int(r[1])): r[2:] for r in rows}
+    assert len(got) == len(rows) == len(members)
+    leads = {lead["id"]: lead for lead in sandbox.admin.dump("leads")}
+
+    def text(value: object) -> str:
+        if value is None or value == "":
+            return "\\N"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        return str(value)
+
+    for member in members:
+        row = got[(member["programId"], member["leadId"])]
+        expected = [
+            member["statusName"],
+            int(dt.datetime.fromisoformat(member["updatedAt"].replace("Z", "+00:00")).timestamp()),
+            member["sessionsAttended"],
+            member["vipAttendee"],
+            hashlib.md5(member["myCustomField"].encode()).hexdigest()
+            if member["myCustomField"]
+            else None,
+            leads[member["leadId"]].get("email"),
+        ]
+        assert list(row) == [text(v) for v in expected], (member, row)
+    state = meltano("state", "list", env=env).stdout
+    assert "tap-marketo-members-batch-to-target-postgres" in state

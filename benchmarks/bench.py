@@ -23,6 +23,7 @@ from typing import Any
 
 import baselines
 import orjson
+import pipeline
 from harness import (
     TAP,
     TARGET,
@@ -69,6 +70,7 @@ class Scale:
     packing_records: int  # records written through the bulk import path for packing
     ingest_records: int  # records sent through the Data Ingestion path for packing
     repeats: int  # baseline repeats (fastest taken)
+    pipeline_members: tuple[int, ...] = (3_000,)  # `meltano run` into PostgreSQL, each size
 
 
 SCALES = {
@@ -85,6 +87,7 @@ SCALES = {
         packing_records=200_000,
         ingest_records=20_000,
         repeats=3,
+        pipeline_members=(200_000, 1_000_000),
     ),
     "tiny": Scale(
         name="tiny",
@@ -102,7 +105,9 @@ SCALES = {
     ),
 }
 
-SECTIONS = ("throughput", "packing", "slots", "memory")
+SECTIONS = ("throughput", "packing", "slots", "memory", "pipeline")
+# Meltano and PostgreSQL (scripts/services) needed; at tiny scale only when asked for by --only.
+NEEDS_SERVICES = ("pipeline",)
 
 
 def per_100k(calls: float, records: int) -> float | None:
@@ -853,8 +858,28 @@ class Bench:
         )
         self.add(calls_figure("api_calls_ingest_per_100k", self.PACKING_KEYS[3][1], calls, records))
 
+    def pipeline(self) -> None:
+        """`meltano run` into PostgreSQL with RECORD lines and with BATCH files (pipeline.py)."""
+        bench = pipeline.PipelineBench(self.work)
+        points = []
+        for n in self.scale.pipeline_members:
+            sb = self.sandbox(
+                f"pipeline-{n}",
+                seed=None,
+                members=n,
+                time_scale=EXPORT_TIME_SCALE,
+                options={"export_rows_per_second": 1e9},
+            )
+            try:
+                points.append(bench.measure(sb, n))
+            finally:
+                sb.__exit__(None, None, None)
+        for figure in pipeline.figures(points):
+            self.add(figure)
+
     def run(self, sections: list[str]) -> None:
         keys = {
+            "pipeline": pipeline.KEYS,
             "throughput": self.THROUGHPUT_KEYS,
             "memory": self.MEMORY_KEYS,
             "slots": self.SLOT_KEYS,
@@ -1004,12 +1029,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/run", description=__doc__)
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma list of sections: {','.join(SECTIONS)}"
+        "--only",
+        default=None,
+        help=f"comma list of sections: {','.join(SECTIONS)} (default: all; at tiny scale all but "
+        f"{','.join(NEEDS_SERVICES)}, which needs Meltano and PostgreSQL)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir for inspection")
     args = parser.parse_args(argv)
+    if args.only is None:
+        skip = NEEDS_SERVICES if args.scale == "tiny" else ()
+        args.only = ",".join(s for s in SECTIONS if s not in skip)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from marketo_sandbox.ingestion.apply import dump_rows
+import orjson
+
+from marketo_sandbox.bulk.jobs import fetch_all
+from marketo_sandbox.ingestion.apply import dump_rows, ensure_schema
 from marketo_sandbox.ingestion.common import (
     bad_request,
     check_keys,
@@ -119,3 +122,28 @@ def dump(store: Any) -> list[dict]:
         "SELECT * FROM companies ORDER BY id",
         lambda r: {"id": r["id"], "externalCompanyId": r["external_company_id"]},
     )
+
+
+def query(store: Any, field: str, values: list, after: int, limit: int) -> list[dict]:
+    """Companies whose `field` is one of `values`, by id after `after` (REST Get Companies)."""
+    if field == "id":
+        where = "id IN ({})"
+    elif field == "externalCompanyId":
+        where = "external_company_id IN ({})"
+    else:
+        where = f"json_extract(data, '$.{field}') IN ({{}})"  # field: a known FIELDS name
+    marks = ", ".join("?" * len(values))
+    sql = f"SELECT * FROM companies WHERE {where.format(marks)} AND id > ? ORDER BY id LIMIT ?"  # noqa: S608
+    ensure_schema(store)
+    with store.tx() as conn:
+        rows = fetch_all(conn, sql, (*values, after, limit))
+    return [
+        {
+            "id": r["id"],
+            "externalCompanyId": r["external_company_id"],
+            **orjson.loads(r["data"]),
+            "createdAt": r["created_at"],
+            "updatedAt": r["updated_at"],
+        }
+        for r in rows
+    ]

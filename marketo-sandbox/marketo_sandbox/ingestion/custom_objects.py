@@ -18,7 +18,10 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from marketo_sandbox.ingestion.apply import dump_rows
+import orjson
+
+from marketo_sandbox.bulk.jobs import fetch_all
+from marketo_sandbox.ingestion.apply import dump_rows, ensure_schema
 from marketo_sandbox.ingestion.common import (
     IngestionError,
     bad_request,
@@ -152,3 +155,31 @@ def dump(store: Any) -> list[dict]:
         "SELECT * FROM custom_objects ORDER BY api_name, created_at",
         lambda r: {"apiName": r["api_name"], "marketoGUID": r["marketo_guid"]},
     )
+
+
+def query(
+    store: Any, api_name: str, field: str, values: list, *, after: int, limit: int
+) -> list[dict]:
+    """Records of `api_name` whose `field` is one of `values`, in rowid order after `after`."""
+    marks = ", ".join("?" * len(values))
+    if field == "marketoGUID":
+        where = f"marketo_guid IN ({marks})"
+    else:
+        where = f"json_extract(data, '$.{field}') IN ({marks})"  # field: a known type field
+    sql = (
+        f"SELECT rowid AS seq_key, * FROM custom_objects WHERE api_name = ? AND {where} "  # noqa: S608
+        "AND rowid > ? ORDER BY rowid LIMIT ?"
+    )
+    ensure_schema(store)
+    with store.tx() as conn:
+        rows = fetch_all(conn, sql, (api_name, *values, after, limit))
+    return [
+        {
+            "rowid": r["seq_key"],
+            "marketoGUID": r["marketo_guid"],
+            **orjson.loads(r["data"]),
+            "createdAt": r["created_at"],
+            "updatedAt": r["updated_at"],
+        }
+        for r in rows
+    ]

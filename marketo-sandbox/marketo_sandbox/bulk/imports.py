@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import re
 import uuid
 from pathlib import Path
@@ -115,9 +116,23 @@ def setup(app: Any, sched: Scheduler) -> None:
             done="Complete",
             max_running=lambda: int(option(app, "import_max_running")),
             work=work,
-            duration=job_duration(app, "import_rows_per_second"),
+            duration=_jittered(app, job_duration(app, "import_rows_per_second")),
         )
     )
+
+
+def _jittered(app: Any, duration: Callable[[int], float]) -> Callable[[int], float]:
+    """`duration` scaled by a factor from 1 ± `import_duration_jitter` (assumed switch, default 0).
+
+    Real import jobs of the same size do not take the same time; a client must not rely on it.
+    """
+
+    def scaled(rows: int) -> float:
+        jitter = float(option(app, "import_duration_jitter") or 0.0)
+        factor = random.uniform(1.0 - jitter, 1.0 + jitter) if jitter > 0 else 1.0  # noqa: S311
+        return duration(rows) * max(0.0, factor)
+
+    return scaled
 
 
 def _housekeeping_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:

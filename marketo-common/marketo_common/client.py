@@ -46,6 +46,8 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare 
 
 # Marketo answers 414 above 8 KB of URL; past this we resend as POST with _method=GET.
 MAX_GET_URL = 7_000
+#: data-ingestion.md, "Headers": X-Request-Source is at most 50 characters, X-Correlation-Id 255.
+MAX_REQUEST_SOURCE = 50
 _TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -167,7 +169,8 @@ class MarketoClient:
             path = path.replace("{munchkinId}", self.settings.munchkin_id)
         if not isinstance(body, bytes):
             body = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "X-Request-Source": self.user_agent}
+        source = self.user_agent[:MAX_REQUEST_SOURCE]
+        headers = {"Content-Type": "application/json", "X-Request-Source": source}
         if correlation_id:
             headers["X-Correlation-Id"] = correlation_id
         return self._retry(self._ingest_call, path, body, headers)

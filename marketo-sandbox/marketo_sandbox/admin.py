@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -298,6 +299,26 @@ class AdminClient:
     def expire_tokens(self) -> int:
         """Expire every issued token now."""
         return self._call("POST", "/_sandbox/tokens/expire", {})["expired"]
+
+    def ingestion(self, request_id: str | None = None) -> dict[str, Any]:
+        """Data Ingestion after the 202: `pending` requests and `failures` (all, or one id's)."""
+        query = f"?requestId={request_id}" if request_id else ""
+        return self._call("GET", f"/_sandbox/ingestion{query}")
+
+    def wait_ingestion(self, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait until every accepted Data Ingestion request is applied; returns the failures.
+
+        Requests are applied a little after their 202 (sandbox time), so a test reading what a
+        target wrote waits here first.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.ingestion()
+            if not state["pending"]:
+                return state["failures"]
+            if time.monotonic() > deadline:
+                raise AdminError(f"Data Ingestion still has {state['pending']} requests pending")
+            time.sleep(0.02)
 
     def reset(self, seed: str | None = "demo", members: int = 0) -> None:
         """Empty the db and seed it again."""

@@ -39,8 +39,8 @@ _SMALL_BODY = 8192
 DEFAULT_MUNCHKIN_ID = "123-ABC-456"
 #: API families built on the core, mounted when importable. Each module has `ROUTES` (a list of
 #: Starlette routes) and may have `on_startup(app)` / `on_shutdown(app)` (sync or async), run
-#: by the app's lifespan, e.g. to start job workers, and `on_reset(app)`, run after
-#: `/_sandbox/reset` emptied the db.
+#: by the app's lifespan, e.g. to start job workers, `on_reset(app)`, run after
+#: `/_sandbox/reset` emptied the db, and `MIDDLEWARE` (Starlette middleware, inside the log).
 FAMILY_MODULES = ("marketo_sandbox.bulk.routes", "marketo_sandbox.ingestion.routes")
 #: Query/form parameters never written to the request log.
 SECRET_PARAMS = frozenset({"access_token", "client_secret", "client_id_secret", "password"})
@@ -171,9 +171,14 @@ class RequestLogMiddleware:
             )
 
 
+def _ingestion(request: Request) -> bool:
+    """Data Ingestion answers `{error_code, message}`, not the REST envelope."""
+    return request.url.path.startswith("/subscriptions/")
+
+
 async def _marketo_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MarketoHTTPError)
-    if request.url.path.startswith("/subscriptions/"):
+    if _ingestion(request):
         status = exc.http_status if exc.http_status != 200 else 400  # noqa: PLR2004
         return JSONResponse({"error_code": exc.code, "message": exc.message}, status_code=status)
     return exc.response()
@@ -181,6 +186,10 @@ async def _marketo_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if _ingestion(request):
+        # the gateway's "Resource not found" for any path or method it does not route (assumed)
+        body = {"error_code": "404040", "message": "Resource not found"}
+        return JSONResponse(body, status_code=404)
     if exc.status_code == HTTPStatus.NOT_FOUND:
         return error(610, "Requested resource not found", http_status=404)
     if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
@@ -194,6 +203,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     """Any bug becomes Marketo's 611 instead of a traceback page (the traceback goes to the log)."""
     log.error("unhandled error on %s %s: %r", request.method, request.url.path, exc)
+    if _ingestion(request):
+        body = {"error_code": "5000801", "message": "Internal Server Error"}
+        return JSONResponse(body, status_code=500)
     return error(611, "System error", http_status=500)
 
 
@@ -254,6 +266,7 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
     routes = [*identity.ROUTES, *rest.ROUTES, *admin.ROUTES]
     for module in families:
         routes.extend(module.ROUTES)
+    family_middleware = [m for module in families for m in getattr(module, "MIDDLEWARE", [])]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -291,6 +304,7 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
             # Limits before faults: a `slow` call holds its concurrency slot, as a slow
             # Marketo call does.
             Middleware(RequestLogMiddleware, store=store, options=options),
+            *family_middleware,
             Middleware(RestLimitsMiddleware, limits=limits),
             Middleware(FaultMiddleware, faults=faults),
             Middleware(UriLengthMiddleware),

@@ -31,7 +31,32 @@ class Assumption:
 
 #: Every assumed behaviour, by family. Add a row when you add a switch; the README table and
 #: `tests/sandbox/test_assumptions.py` read this list.
-ASSUMPTIONS: tuple[Assumption, ...] = ()
+ASSUMPTIONS: tuple[Assumption, ...] = (
+    # bulk import and Data Ingestion
+    Assumption(
+        option="import_rows_per_second",
+        default=1000.0,
+        choices=(250.0, 1000.0, 4000.0),
+        why="bulk-import.md gives no import speed; the sandbox's import pace in sandbox time",
+        family="bulk import",
+    ),
+    Assumption(
+        option="import_duration_jitter",
+        default=0.0,
+        choices=(0.0, 0.25, 0.5),
+        why="import job durations vary on a real instance; each job's duration is scaled by a "
+        "factor drawn from 1 ± this fraction",
+        family="bulk import",
+    ),
+    Assumption(
+        option="ingestion_apply_delay_seconds",
+        default=5.0,
+        choices=(1.0, 5.0, 30.0, 120.0),
+        why="data-ingestion.md says requests execute asynchronously (low latency) but not how "
+        "long after the 202 they are applied; sandbox seconds",
+        family="data ingestion",
+    ),
+)
 
 
 def defaults() -> dict[str, Any]:

@@ -1052,7 +1052,11 @@ class Store:
         return lead_id
 
     def _lead_values(
-        self, lead_fields: Mapping[str, Mapping[str, Any]], row: Mapping[str, Any]
+        self,
+        lead_fields: Mapping[str, Mapping[str, Any]],
+        row: Mapping[str, Any],
+        *,
+        invalid_email_ok: bool = False,
     ) -> dict[str, Any]:
         values = {}
         for key, value in row.items():
@@ -1061,6 +1065,8 @@ class Store:
                 raise ValueError(f"Field '{key}' not found")
             if key in ("createdAt", "updatedAt"):
                 raise ValueError(f"Field '{key}' is not updateable")
+            if invalid_email_ok and field["dataType"] == "email":
+                field = {**field, "dataType": "string"}  # kept as given (member import)
             values[key] = check_value(field, value)
         return values
 
@@ -1110,13 +1116,19 @@ class Store:
         return out
 
     def upsert_program_members(
-        self, program_id: int, status_name: str, rows: Sequence[Mapping[str, Any]]
+        self,
+        program_id: int,
+        status_name: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        invalid_email_ok: bool = False,
     ) -> list[tuple[str, int | None, str | None]]:
         """Insert-or-update members of a program with a status: per row (status, leadId, reason).
 
         Each row needs `email` (the dedupe field; a lead is created when none matches) or a
         `leadId` of an existing lead. Other keys are lead fields (written to the lead) or
-        updateable program member fields. status is 'created', 'updated' or 'failed'. An
+        updateable program member fields. status is 'created', 'updated' or 'failed'.
+        `invalid_email_ok` keeps a malformed email as given (bulk member import warns). An
         'updated' row whose status was not moved (the member is already in or past the given
         status, Marketo's step rule) carries a reason saying so, for warnings. An unknown program
         raises 1013, an invalid status name 1003.
@@ -1129,7 +1141,9 @@ class Store:
         out: list[tuple[str, int | None, str | None]] = []
         with self.tx() as conn:
             for row in rows:
-                result = self._upsert_member_row(conn, program, status, pm, lead_fields, row, now)
+                result = self._upsert_member_row(
+                    conn, program, status, pm, lead_fields, row, now, invalid_email_ok
+                )
                 out.append(result)
         return out
 
@@ -1142,6 +1156,7 @@ class Store:
         lead_fields: Mapping[str, Mapping[str, Any]],
         row: Mapping[str, Any],
         now: str,
+        invalid_email_ok: bool = False,
     ) -> tuple[str, int | None, str | None]:
         lead_part: dict[str, Any] = {}
         pm_part: dict[str, Any] = {}
@@ -1157,7 +1172,9 @@ class Store:
             else:
                 return "failed", None, f"Field '{key}' not found"
         try:
-            lead_values = self._lead_values(lead_fields, lead_part)
+            lead_values = self._lead_values(
+                lead_fields, lead_part, invalid_email_ok=invalid_email_ok
+            )
             pm_values = {k: check_value(pm[k], v) for k, v in pm_part.items()}
         except ValueError as exc:
             return "failed", None, str(exc)

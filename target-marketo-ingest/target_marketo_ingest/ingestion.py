@@ -98,10 +98,9 @@ class IngestionEndpoint:
             if route.dedupe_by:
                 header["dedupeBy"] = route.dedupe_by
         else:
+            # The program member bodies take `programs` only: no priority (data-ingestion.md).
             self.path = "/subscriptions/{munchkinId}/programmembers" + ("/delete" if delete else "")
             self.list_key = "programs"
-            if route.priority:
-                header["priority"] = route.priority
         head = orjson.dumps(header)[:-1]
         self.prefix = head + (b"," if header else b"") + f'"{self.list_key}":['.encode()
         self.suffix = b"]}"

@@ -44,7 +44,13 @@ DEFAULT_METHODS: dict[str, str] = {
 
 PRIORITIES = ("normal", "high")
 ACTIONS = ("createOnly", "updateOnly", "createOrUpdate")
-DEDUPE_BY = ("dedupeFields", "idField")
+DEDUPE_BY = ("dedupeFields", "idField", "marketoGUID")
+#: data-ingestion.md: companies dedupe by dedupeFields or idField, custom objects by
+#: dedupeFields or marketoGUID.
+DEDUPE_BY_METHOD = {
+    INGEST_COMPANIES: ("dedupeFields", "idField"),
+    INGEST_CUSTOM_OBJECT: ("dedupeFields", "marketoGUID"),
+}
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,9 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
         or "programId",
         status_field=_as_str(raw.get("status_field"), f"{base}.status_field") or "statusName",
         dedupe_fields=tuple(dedupe_fields),
-        dedupe_by=_choice(raw.get("dedupe_by"), f"{base}.dedupe_by", DEDUPE_BY),
+        dedupe_by=_choice(
+            raw.get("dedupe_by"), f"{base}.dedupe_by", DEDUPE_BY_METHOD.get(method, DEDUPE_BY)
+        ),
         action=_choice(raw.get("action"), f"{base}.action", ACTIONS),
         priority=_choice(raw.get("priority"), f"{base}.priority", PRIORITIES),
         custom_object_name=_as_str(raw.get("custom_object_name"), f"{base}.custom_object_name"),

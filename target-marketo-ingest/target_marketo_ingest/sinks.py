@@ -139,7 +139,7 @@ class MarketoSink(Sink):
             )
             return IngestionWriter(self.ctx, validator, catalog, keys)
         if method == INGEST_CUSTOM_OBJECT:
-            keys = route.dedupe_fields
+            keys = ("marketoGUID",) if route.dedupe_by == "marketoGUID" else route.dedupe_fields
             validator = self._make_validator(
                 target.describe(f"customobjects/{route.custom_object_name}"),
                 required=list(keys),

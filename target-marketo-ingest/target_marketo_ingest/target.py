@@ -52,7 +52,12 @@ STREAM_OPTIONS = th.ObjectType(
     th.Property("program_id_field", th.StringType, description="Record field with programId."),
     th.Property("status_field", th.StringType, description="Record field with the status."),
     th.Property("dedupe_fields", th.ArrayType(th.StringType)),
-    th.Property("dedupe_by", th.StringType(allowed_values=["dedupeFields", "idField"])),
+    th.Property(
+        "dedupe_by",
+        th.StringType(allowed_values=["dedupeFields", "idField", "marketoGUID"]),
+        description="Companies: dedupeFields or idField; custom objects: dedupeFields or "
+        "marketoGUID.",
+    ),
     th.Property(
         "action", th.StringType(allowed_values=["createOnly", "updateOnly", "createOrUpdate"])
     ),

@@ -37,6 +37,15 @@ def test_ingest_202_returns_request_id_and_sends_the_headers(client, requests_mo
     assert json.loads(sent.body) == body
 
 
+def test_ingest_request_source_at_most_50_characters(settings, tokens, requests_mock):
+    api = requests_mock.post(INGEST + PERSONS, status_code=202, headers={"X-Request-Id": "r"})
+    client = MarketoClient(settings, user_agent="target-marketo-ingest/10.20.30-dev+local.build")
+    client.ingest("/subscriptions/{munchkinId}/persons", b"{}")
+    source = api.last_request.headers["X-Request-Source"]
+    assert len(source) == 50
+    assert client.user_agent.startswith(source)
+
+
 def test_ingest_non_202_raises_with_error_code(client, requests_mock, sleeps):
     api = requests_mock.post(
         INGEST + PERSONS,

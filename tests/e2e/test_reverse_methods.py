@@ -264,6 +264,8 @@ def run_target(
     states = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     assert states, f"no STATE emitted\n{tail(proc.stderr)}"
     assert states[-1]["bookmarks"][stream]["done"] == len(records)
+    # Data Ingestion applies a little after the 202: wait before reading what was written
+    sandbox.admin.wait_ingestion(60)
     return proc, [r for r in read_jsonl(rejects) if r.get("kind", "reject") == "reject"]
 
 

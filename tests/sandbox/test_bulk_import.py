@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 import pytest
+from marketo_sandbox.storage import LEAD
 from sandbox_helpers import leads_by_email
 from test_bulk_support import Api, fresh, parse
 
@@ -96,16 +97,55 @@ def test_lead_import_refusals(api):
     assert api.error("post", LEADS, files={"file": ("x.csv", "email\na@b.co\n")})[0] == "1003"
     bad_lookup = {"format": "csv", "lookupField": "shoeSize"}
     files_ = {"file": ("x.csv", "email\na@b.co\n")}
-    assert api.error("post", LEADS, params=bad_lookup, files=files_)[0] == "1003"
+    assert api.error("post", LEADS, params=bad_lookup, files=files_)[0] == "1006"
     assert api.error("post", LEADS, params={"format": "csv"}, data={"x": "1"})[0] in {"1003", "612"}
     assert api.error("post", LEADS, params={"format": "csv"}, json={"a": 1})[0] == "612"
     missing = api.error("get", "/bulk/v1/leads/batch/987654.json")
     assert missing[0] == "1003"
 
 
+@pytest.mark.parametrize("lookup", ["firstName", "lastName", "city", "createdAt"])
+def test_lead_import_lookup_field_not_supported_1011(api, lookup):
+    """error-codes.md 1011: a lookup field Marketo does not dedupe on (ex: firstName, lastName)."""
+    files_ = {"file": ("x.csv", f"email,{lookup}\na@b.co,x\n")}
+    code, message = api.error(
+        "post", LEADS, params={"format": "csv", "lookupField": lookup}, files=files_
+    )
+    assert (code, lookup in message) == ("1011", True)
+
+
+def test_lead_import_lookup_on_a_custom_string_field(api, fast_sandbox):
+    fields = fast_sandbox.admin.dump("fields")
+    custom = next(
+        f["name"]
+        for f in fields
+        if f["object"] == LEAD and f["isCustom"] and f["dataType"] == "string"
+    )
+    job = import_leads(api, f"email,{custom}\ncustom.lookup@example.com,K-1\n", lookupField=custom)
+    assert job["status"] == "Complete"
+
+
+def test_lead_import_list_and_partition_must_exist(api, fast_sandbox):
+    text = "email\nlisted@example.com\n"
+    files_ = {"file": ("x.csv", text)}
+    code, _ = api.error("post", LEADS, params={"format": "csv", "listId": "77"}, files=files_)
+    assert code == "1013"
+    code, _ = api.error(
+        "post", LEADS, params={"format": "csv", "partitionName": "EMEA"}, files=files_
+    )
+    assert code == "1003"
+    assert import_leads(api, text, partitionName="Default")["status"] == "Complete"
+    fast_sandbox.admin.set_options(static_lists=[77], lead_partitions=["Default", "EMEA"])
+    try:
+        assert import_leads(api, text, listId="77", partitionName="EMEA")["status"] == "Complete"
+    finally:
+        fast_sandbox.admin.set_options(static_lists=None, lead_partitions=None)
+
+
 @pytest.mark.parametrize("extra", [1, 2 * 1024 * 1024])
 def test_import_file_over_10_mb_refused(api, fast_sandbox, extra):
-    body = "x" * (10 * 1024 * 1024 - len("email\n") + extra)
+    """bulk-import.md "Limits": 10 MB, i.e. more than 10,000,000 bytes is refused."""
+    body = "x" * (10_000_000 - len("email\n") + extra)
     before = len(fast_sandbox.admin.dump("import_jobs"))
     reply = api.post(LEADS, params={"format": "csv"}, files={"file": ("big.csv", "email\n" + body)})
     assert reply.status_code == 413
@@ -165,6 +205,45 @@ def test_program_member_import(api, fast_sandbox):
     assert (again["numOfLeadsProcessed"], again["numOfRowsWithWarning"]) == (1, 1)
     members = {m["leadId"]: m for m in fast_sandbox.admin.dump("program_members", 1002)}
     assert members[new_lead["id"]]["statusName"] == "Influenced"
+
+
+def test_program_member_import_invalid_email_is_a_warning(api, fast_sandbox):
+    """The page's "Warnings" example: the row is imported, with "Invalid email address"."""
+    text = (
+        "firstName,lastName,email,title,company,leadScore\n"
+        "Aerys,Targaryen,INVALID_EMAIL,Targaryen,House Targaryen,0\n"
+    )
+    job = pm_import(api, 1003, text, "Registered")
+    assert job["status"] == "Complete"
+    counts = (job["numOfLeadsProcessed"], job["numOfRowsFailed"], job["numOfRowsWithWarning"])
+    assert counts == (1, 0, 1)
+    warnings = parse(api.get(f"{PM_IMPORT}/{job['batchId']}/warnings.json").content)
+    assert warnings == [
+        [
+            "firstName",
+            "lastName",
+            "email",
+            "title",
+            "company",
+            "leadScore",
+            "Import Warning Reason",
+        ],
+        [
+            "Aerys",
+            "Targaryen",
+            "INVALID_EMAIL",
+            "Targaryen",
+            "House Targaryen",
+            "0",
+            "Invalid email address",
+        ],
+    ]
+    lead = leads_by_email(fast_sandbox)["invalid_email"]
+    members = {m["leadId"]: m for m in fast_sandbox.admin.dump("program_members", 1003)}
+    assert members[lead["id"]]["statusName"] == "Registered"
+    # Lead import keeps its own rule: a malformed lookup email fails the row.
+    lead_job = import_leads(api, "email,firstName\nNOT_AN_EMAIL,X\n")
+    assert (lead_job["numOfLeadsProcessed"], lead_job["numOfRowsFailed"]) == (0, 1)
 
 
 def test_program_member_import_refuses_unknown_status_and_program(api):

@@ -31,11 +31,19 @@ class Ingest:
             **kw,
         )
 
-    def accepted(self, path: str, body) -> str:
-        reply = self.post(path, body)
+    def accepted(self, path: str, body, headers=None) -> str:
+        reply = self.post(path, body, headers=headers)
         assert reply.status_code == 202, reply.text
         assert reply.content == b""
         return reply.headers["X-Request-Id"]
+
+    def applied(self, path: str, body) -> str:
+        """Accepted, then waited for: the sandbox applies requests after the 202."""
+        request_id = self.accepted(path, body)
+        admin = self.api.sb.admin
+        admin.wait_ingestion()
+        assert admin.ingestion(request_id)["failures"] == []
+        return request_id
 
     def refused(self, path: str, body, status: int = 400, **kw) -> tuple[str, str]:
         reply = self.post(path, body, **kw)
@@ -63,8 +71,8 @@ def test_persons_upsert(ingest, sb):
             {"email": existing["email"], "lastName": "Ingested"},
         ],
     }
-    first = ingest.accepted("/persons", body)
-    second = ingest.accepted("/persons", body)
+    first = ingest.applied("/persons", body)
+    second = ingest.applied("/persons", body)
     assert first != second
     leads = leads_by_email(sb)
     assert leads["brooklyn.parker@karnv.com"]["company"] == "Karnv"
@@ -78,9 +86,9 @@ def test_persons_two_dedupe_fields_are_anded(ingest, sb):
         "dedupeFields": {"field1": "email", "field2": "firstName"},
         "persons": [{"email": "and.match@example.com", "firstName": "Ann", "city": "Oslo"}],
     }
-    ingest.accepted("/persons", body)
+    ingest.applied("/persons", body)
     body["persons"][0]["city"] = "Bergen"
-    ingest.accepted("/persons", body)
+    ingest.applied("/persons", body)
     matches = [x for x in sb.admin.dump("leads") if x["email"] == "and.match@example.com"]
     assert [m["city"] for m in matches] == ["Bergen"]
 
@@ -137,16 +145,16 @@ def test_token_only_in_header(ingest, sb):
         json=body,
         timeout=30,
     )
-    assert reply.status_code == 401
-    assert reply.json()["error_code"] == "401013"
+    assert reply.status_code == 403  # no X-Mkto-User-Token: "Oauth token is missing"
+    assert reply.json()["error_code"] == "403010"
     reply = ingest.api.http.post(
         f"{sb.base_url}{SUB}/persons",
         headers={"Authorization": f"Bearer {token}"},
         json=body,
         timeout=30,
     )
-    assert reply.status_code == 401
-    assert reply.json()["error_code"] == "401013"
+    assert reply.status_code == 403
+    assert reply.json()["error_code"] == "403010"
     code, _ = ingest.refused("/persons", body, status=401, headers={"X-Mkto-User-Token": "nope"})
     assert code == "401013"
 
@@ -184,7 +192,7 @@ def test_companies(ingest, sb):
             {"externalCompanyId": "ext-002", "company": "Globex", "industry": "Manufacturing"},
         ],
     }
-    ingest.accepted("/companies", body)
+    ingest.applied("/companies", body)
     companies = {c["externalCompanyId"]: c for c in sb.admin.dump("companies")}
     assert companies["ext-001"]["numberOfEmployees"] == 5000
     update = {
@@ -192,12 +200,15 @@ def test_companies(ingest, sb):
         "dedupeBy": "IDFIELD",
         "companies": [{"id": companies["ext-001"]["id"], "company": "Acme (Renamed)"}],
     }
-    ingest.accepted("/companies", update)
+    ingest.applied("/companies", update)
     create_only = {
         "action": "createOnly",
         "input": [{"externalCompanyId": "ext-002", "company": "X"}],
     }
-    ingest.accepted("/companies", create_only)
+    request_id = ingest.accepted("/companies", create_only)
+    sb.admin.wait_ingestion()
+    [failure] = sb.admin.ingestion(request_id)["failures"]
+    assert (failure["record"], failure["kind"]) == ("input[0]", "companies")
     companies = {c["externalCompanyId"]: c for c in sb.admin.dump("companies")}
     assert companies["ext-001"]["company"] == "Acme (Renamed)"
     assert companies["ext-002"]["company"] == "Globex"  # createOnly leaves existing ones alone
@@ -233,6 +244,8 @@ def test_companies_invalid(ingest, body, code, fragment):
 
 
 def test_custom_objects(ingest, sb):
+    people = [{"email": "brooklyn.parker@karnv.com"}, {"email": "johnny.neal@yvu30.com"}]
+    ingest.applied("/persons", {"persons": people})
     body = {
         "dedupeBy": "dedupeFields",
         "priority": "high",
@@ -241,15 +254,15 @@ def test_custom_objects(ingest, sb):
             {"email": "johnny.neal@yvu30.com", "vin": "V-2", "make": "BMW", "year": 1989},
         ],
     }
-    ingest.accepted("/customobjects/purchases", body)
+    ingest.applied("/customobjects/purchases", body)
     body["customObjects"] = [{"vin": "V-1", "model": "3-Series 330i"}]
-    ingest.accepted("/customobjects/purchases", body)
+    ingest.applied("/customobjects/purchases", body)
     records = {r["vin"]: r for r in sb.admin.dump("custom_objects")}
     assert records["V-1"]["model"] == "3-Series 330i"
     assert records["V-1"]["year"] == 2003
     guid = records["V-2"]["marketoGUID"]
-    by_id = {"dedupeBy": "idField", "customObjects": [{"marketoGUID": guid, "year": 1990}]}
-    ingest.accepted("/customobjects/purchases", by_id)
+    by_id = {"dedupeBy": "marketoGUID", "customObjects": [{"marketoGUID": guid, "year": 1990}]}
+    ingest.applied("/customobjects/purchases", by_id)
     assert {r["vin"]: r for r in sb.admin.dump("custom_objects")}["V-2"]["year"] == 1990
 
 
@@ -257,7 +270,9 @@ def test_custom_objects(ingest, sb):
     ("body", "code", "fragment"),
     [
         ({"customObjects": [{"vin": "A"}, {"make": "no vin"}]}, "4000802", "index 1"),
-        ({"dedupeBy": "idField", "customObjects": [{"vin": "A"}]}, "4000802", "marketoGUID"),
+        ({"dedupeBy": "marketoGUID", "customObjects": [{"vin": "A"}]}, "4000802", "marketoGUID"),
+        ({"dedupeBy": "idField", "customObjects": [{"vin": "A"}]}, "4000801", "dedupeBy"),
+        ({"input": [{"vin": "A"}]}, "4000801", "input"),
         ({"dedupeBy": "guid", "customObjects": [{"vin": "A"}]}, "4000801", "dedupeBy"),
         ({"customObjects": [{"vin": "A", "year": "old"}]}, "4000802", "year"),
     ],
@@ -285,11 +300,11 @@ def test_program_members_sync_and_delete(ingest, sb):
             {"programId": 1002, "statusName": "influenced", "input": [{"leadId": outsiders[2]}]},
         ]
     }
-    ingest.accepted("/programmembers", body)
+    ingest.applied("/programmembers", body)
     members = {m["leadId"]: m for m in sb.admin.dump("program_members", 1002)}
     assert [members[i]["statusName"] for i in outsiders] == ["Engaged", "Engaged", "Influenced"]
     delete = {"programs": [{"programId": 1002, "members": [{"leadId": outsiders[0]}]}]}
-    ingest.accepted("/programmembers/delete", delete)
+    ingest.applied("/programmembers/delete", delete)
     members = {m["leadId"] for m in sb.admin.dump("program_members", 1002)}
     assert outsiders[0] not in members
     assert outsiders[1] in members
@@ -407,3 +422,162 @@ def test_apply_delay_and_restart(sandbox_factory):
     while "later@example.com" not in leads_by_email(sb):
         assert time.monotonic() < deadline, "the parked request was never applied"
         time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------- round 2: the page
+
+
+def test_every_response_carries_x_request_id(ingest, sb):
+    """Responses section: "Every response returns a unique request ID", errors included."""
+    person = {"persons": [{"email": "rid@example.com"}]}
+    replies = [
+        ingest.post("/persons", person),  # 202
+        ingest.post("/persons", {"persons": []}),  # 400
+        ingest.post("/persons", person, headers={"X-Mkto-User-Token": "nope"}),  # 401
+        ingest.api.http.post(f"{sb.base_url}{SUB}/persons", json=person, timeout=30),  # 403
+        ingest.post("/nothing-here", person),  # 404
+        ingest.post("/persons", {"persons": [{"email": "a@x.co", "leadNotes": "x" * 1100000}]}),
+    ]
+    sb.admin.inject_fault(f"{SUB}/persons", "http_503")
+    replies.append(ingest.post("/persons", person))
+    assert [r.status_code for r in replies] == [202, 400, 401, 403, 404, 413, 503]
+    ids = [r.headers.get("X-Request-Id") for r in replies]
+    assert all(ids), ids
+    assert len(set(ids)) == len(ids)
+    assert replies[4].json()["error_code"] == "404040"
+
+
+def test_missing_token_403010_invalid_token_401013(ingest, sb):
+    body = {"persons": [{"email": "tok@example.com"}]}
+    reply = ingest.api.http.post(f"{sb.base_url}{SUB}/persons", json=body, timeout=30)
+    assert (reply.status_code, reply.json()["error_code"]) == (403, "403010")
+    code, message = ingest.refused("/persons", body, 401, headers={"X-Mkto-User-Token": "x:ab"})
+    assert (code, message) == ("401013", "Oauth token is invalid")
+
+
+@pytest.mark.parametrize(("header", "limit"), [("X-Correlation-Id", 255), ("X-Request-Source", 50)])
+def test_trace_headers_have_the_pages_maximum_lengths(ingest, header, limit):
+    body = {"persons": [{"email": "trace@example.com"}]}
+    ingest.accepted("/persons", body, headers={header: "c" * limit})
+    code, message = ingest.refused("/persons", body, headers={header: "c" * (limit + 1)})
+    assert code == "4000801"
+    assert header in message
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/companies", {"priority": "high", "input": [{"externalCompanyId": "p-1"}]}),
+        (
+            "/programmembers",
+            {
+                "priority": "high",
+                "programs": [{"programId": 1001, "status": "Invited", "members": [{"leadId": 1}]}],
+            },
+        ),
+        ("/programmembers/delete", {"priority": "normal", "programs": []}),
+        ("/persons", {"action": "createOnly", "persons": [{"email": "a@example.com"}]}),
+    ],
+)
+def test_attributes_the_endpoint_table_does_not_list_are_4000801(ingest, path, body):
+    code, message = ingest.refused(path, body)
+    assert code == "4000801"
+    assert "Unknown attribute" in message
+
+
+def test_company_field_names_are_case_insensitive(ingest, sb):
+    body = {"input": [{"EXTERNALCOMPANYID": "ci-1", "Company": "Case Co", "numberofemployees": 7}]}
+    ingest.applied("/companies", body)
+    company = {c["externalCompanyId"]: c for c in sb.admin.dump("companies")}["ci-1"]
+    assert (company["company"], company["numberOfEmployees"]) == ("Case Co", 7)
+    twice = {"input": [{"externalCompanyId": "ci-2", "company": "A", "COMPANY": "B"}]}
+    assert ingest.refused("/companies", twice)[0] == "4000802"
+
+
+def test_program_member_sync_takes_custom_fields_any_case(ingest, sb):
+    in_1001 = {m["leadId"] for m in sb.admin.dump("program_members", 1001)}
+    lead = next(x["id"] for x in sb.admin.dump("leads") if x["id"] not in in_1001)
+    member = {"leadId": lead, "MYCUSTOMFIELD": "from ingestion", "sessionsattended": 3}
+    body = {"programs": [{"programId": 1001, "status": "Registered", "members": [member]}]}
+    ingest.applied("/programmembers", body)
+    row = {m["leadId"]: m for m in sb.admin.dump("program_members", 1001)}[lead]
+    assert (row["myCustomField"], row["sessionsAttended"]) == ("from ingestion", 3)
+    standard = {"leadId": lead, "reachedSuccess": True}
+    bad = {"programs": [{"programId": 1001, "status": "Registered", "members": [standard]}]}
+    code, message = ingest.refused("/programmembers", bad)
+    assert (code, "reachedSuccess" in message) == ("4000802", True)
+    wrong_type = {"leadId": lead, "sessionsAttended": "many"}
+    bad["programs"][0]["members"] = [wrong_type]
+    assert ingest.refused("/programmembers", bad)[0] == "4000802"
+    delete = {
+        "programs": [{"programId": 1001, "members": [{"leadId": lead, "myCustomField": "x"}]}]
+    }
+    assert ingest.refused("/programmembers/delete", delete)[0] == "4000802"
+
+
+def test_persons_partition_must_exist(ingest, sb):
+    body = {"partitionName": "EMEA", "persons": [{"email": "emea@example.com"}]}
+    code, message = ingest.refused("/persons", body)
+    assert (code, "EMEA" in message) == ("4000801", True)
+    ingest.applied("/persons", {"partitionName": "Default", "persons": body["persons"]})
+    sb.admin.set_options(lead_partitions=["Default", "EMEA"])
+    try:
+        ingest.applied("/persons", body)
+    finally:
+        sb.admin.set_options(lead_partitions=None)
+
+
+def test_applied_after_the_202_and_failures_recorded_with_the_request_id(sandbox_factory):
+    """Asynchronous: nothing is applied at the 202; records that fail, fail after it."""
+    sb = sandbox_factory(
+        seed="demo", time_scale=60.0, options={"ingestion_apply_delay_seconds": 60}
+    )
+    ingest = Ingest(Api(sb))
+    trace = {"X-Correlation-Id": "corr-1", "X-Request-Source": "pytest"}
+    rid = ingest.accepted("/persons", {"persons": [{"email": "async@example.com"}]}, trace)
+    assert "async@example.com" not in leads_by_email(sb)
+    assert sb.admin.ingestion()["pending"] == 1
+    assert sb.admin.wait_ingestion() == []
+    assert "async@example.com" in leads_by_email(sb)
+    unknown_lead = {
+        "programs": [{"programId": 1001, "status": "Invited", "members": [{"leadId": 9999999}]}]
+    }
+    rid = ingest.accepted("/programmembers", unknown_lead, trace)
+    missing = {"action": "updateOnly", "input": [{"externalCompanyId": "nobody"}]}
+    rid2 = ingest.accepted("/companies", missing)
+    sb.admin.wait_ingestion()
+    [failure] = sb.admin.ingestion(rid)["failures"]
+    assert failure["record"] == "programs[0].members[0]"
+    assert "Lead not found" in failure["reason"]
+    assert (failure["correlationId"], failure["requestSource"]) == ("corr-1", "pytest")
+    [failure] = sb.admin.ingestion(rid2)["failures"]
+    assert (failure["record"], failure["kind"]) == ("input[0]", "companies")
+    assert sb.admin.dump("ingestion_failures")[-1]["requestId"] == rid2
+
+
+def test_custom_object_waits_65_minutes_for_its_person(sandbox_factory):
+    """The page: a missing linked person is retried for 65 minutes, then the record fails."""
+    sb = sandbox_factory(seed="demo", time_scale=60.0, options={"ingestion_apply_delay_seconds": 1})
+    ingest = Ingest(Api(sb))
+    body = {"customObjects": [{"email": "late@example.com", "vin": "LATE-1"}]}
+    late = ingest.accepted("/customobjects/purchases", body)
+    never = ingest.accepted(
+        "/customobjects/purchases",
+        {"customObjects": [{"email": "never@example.com", "vin": "N-1"}]},
+    )
+    time.sleep(0.5)  # 30 sandbox seconds: tried once, both wait for the next try (5 minutes)
+    assert sb.admin.ingestion()["pending"] == 2
+    assert sb.admin.dump("custom_objects") == []
+    ingest.accepted("/persons", {"persons": [{"email": "late@example.com"}]})
+    sb.admin.advance(20 * 60)  # the next try finds the person of the first
+    deadline = time.monotonic() + 15
+    while not sb.admin.dump("custom_objects"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert sb.admin.ingestion()["pending"] == 1
+    sb.admin.advance(50 * 60)  # past the 65-minute window
+    failures = sb.admin.wait_ingestion()
+    assert [r["vin"] for r in sb.admin.dump("custom_objects")] == ["LATE-1"]
+    assert [f["requestId"] for f in failures] == [never]
+    assert "65-minute" in failures[0]["reason"]
+    assert sb.admin.ingestion(late)["failures"] == []

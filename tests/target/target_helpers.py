@@ -83,6 +83,15 @@ def target_config(sandbox: Any, tmp_path: Path, **extra: Any) -> dict:
     return config
 
 
+def wait_ingested(sandbox: Any, timeout: float = 30.0) -> list[dict]:
+    """Wait until the sandbox has applied every accepted Data Ingestion request.
+
+    Marketo (and the sandbox) applies them a little after the 202, so a test reading what the
+    target wrote waits here first. Returns the records that failed after their 202.
+    """
+    return sandbox.admin.wait_ingestion(timeout)
+
+
 def wait_for(check: Any, timeout: float = 10.0) -> Any:
     """Poll until check() is truthy (the sandbox applies ingestion asynchronously)."""
     deadline = time.monotonic() + timeout

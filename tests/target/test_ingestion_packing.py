@@ -54,7 +54,7 @@ def _config(tmp_path, **extra):
         "max_retries": 2,
         "streams": {
             "people": {"method": "ingest_persons"},
-            "pm": {"method": "ingest_program_members", "status": "Member"},
+            "pm": {"method": "ingest_program_members", "status": "Member", "priority": "high"},
         },
     }
     config.update(extra)
@@ -115,6 +115,7 @@ def test_program_members_count_lead_references_across_programs(marketo, tmp_path
     full = sent[counts.index(1000)]
     assert {p["programId"] for p in full["programs"]} == {1001, 1002}
     assert all(p["status"] == "Member" for body in sent for p in body["programs"])
+    assert all(set(body) == {"programs"} for body in sent)  # the page's table: no priority
     assert run.summary("pm")["accepted"] == 1200
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from target_helpers import LEAD_SCHEMA, record, run_target, schema, state, target_config, wait_for
+from target_helpers import (
+    LEAD_SCHEMA,
+    record,
+    run_target,
+    schema,
+    state,
+    target_config,
+    wait_ingested,
+)
 
 
 def test_persons_split_on_400_rejects_only_the_bad_record(shared_sandbox, tmp_path):
@@ -28,11 +36,9 @@ def test_persons_split_on_400_rejects_only_the_bad_record(shared_sandbox, tmp_pa
     assert reject["record"]["email"] == "person27@ingest.example"
     assert summary["requests"] > 2  # the 40-object batch was split down to the bad record
 
-    def applied():
-        leads = {lead["email"]: lead for lead in shared_sandbox.admin.dump("leads")}
-        return all(f"person{i}@ingest.example" in leads for i in range(n) if i != 27) and leads
-
-    leads = wait_for(applied)
+    wait_ingested(shared_sandbox)
+    leads = {lead["email"]: lead for lead in shared_sandbox.admin.dump("leads")}
+    assert all(f"person{i}@ingest.example" in leads for i in range(n) if i != 27)
     assert "person27@ingest.example" not in leads
     assert leads["person3@ingest.example"]["firstName"] == "P3"
     assert run.states == [{"people": n}]
@@ -105,15 +111,10 @@ def test_companies_and_custom_objects(shared_sandbox, tmp_path):
     assert purchases["accepted"] == 2
     assert purchases["superseded"] == 1
 
-    companies = wait_for(
-        lambda: (
-            {c.get("externalCompanyId"): c for c in shared_sandbox.admin.dump("companies")}
-            if len(shared_sandbox.admin.dump("companies")) >= 2
-            else None
-        )
-    )
+    wait_ingested(shared_sandbox)
+    companies = {c.get("externalCompanyId"): c for c in shared_sandbox.admin.dump("companies")}
     assert companies["ext-1"]["company"] == "Acme"
-    objects = wait_for(lambda: shared_sandbox.admin.dump("custom_objects"))
+    objects = shared_sandbox.admin.dump("custom_objects")
     by_vin = {o.get("vin", o.get("fields", {}).get("vin")): o for o in objects}
     assert "VIN1" in by_vin
     assert "Audi" in str(by_vin["VIN1"])  # last record wins within a batch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from target_helpers import record, run_target, schema, state, target_config, wait_for
+from target_helpers import record, run_target, schema, state, target_config, wait_ingested
 
 MEMBER_SCHEMA = {
     "properties": {
@@ -137,13 +137,10 @@ def test_ingest_program_members_sync_and_delete(shared_sandbox, tmp_path):
     assert reject["field"] == "leadId"
     assert summary["requests"] == 2  # one sync, one delete: members packed into one body
 
-    def applied():
-        members = _members(fast_sandbox, 1003)
-        return all(members.get(i, {}).get("statusName") == "Registered" for i in new) and all(
-            i not in members for i in gone
-        )
-
-    assert wait_for(applied)
+    wait_ingested(fast_sandbox)
+    members = _members(fast_sandbox, 1003)
+    assert all(members.get(i, {}).get("statusName") == "Registered" for i in new)
+    assert all(i not in members for i in gone)
     assert run.states == [{"pm": 1}]
 
 

@@ -59,6 +59,17 @@ def test_named_default_fills_a_mapping_without_method():
         ({"x": {"method": "bulk_leads", "list_id": "ten"}}, "streams.x.list_id: expected an"),
         ({"x": {"method": "ingest_persons", "dedupe_fields": ["a", "b", "c"]}}, "at most 2"),
         ({"x": {"method": "ingest_companies", "action": "upsert"}}, "streams.x.action"),
+        (  # data-ingestion.md: custom objects dedupe by dedupeFields or marketoGUID
+            {
+                "x": {
+                    "method": "ingest_custom_object",
+                    "custom_object_name": "c",
+                    "dedupe_by": "idField",
+                }
+            },
+            "streams.x.dedupe_by",
+        ),
+        ({"x": {"method": "ingest_companies", "dedupe_by": "marketoGUID"}}, "streams.x.dedupe_by"),
         ({"x": {"method": "bulk_leads", "field_map": {"a": 1}}}, "streams.x.field_map"),
         (
             {"x": {"method": "ingest_program_members", "status": "Not in Program"}},

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 DEFAULTS: dict[str, Any] = {
     "export_rows_per_second": 1000.0,
     "import_rows_per_second": 1000.0,
+    "import_duration_jitter": 0.0,
     "job_fixed_seconds": None,
     "export_daily_quota_mb": 500.0,
     "updated_at_filter_supported": True,

@@ -2,6 +2,13 @@
 
 createOrUpdate on `lookupField` (default email). Rows are applied in file order in chunks, so a
 lead appearing twice in one file ends with the values of its last row (Marketo: last wins).
+
+`lookupField` is limited to the fields Marketo dedupes on: a standard field outside
+`LOOKUP_FIELDS` (firstName, lastName, ...) answers 1011 "Field not supported" (error-codes.md),
+custom string, email and integer fields are allowed, an unknown name is 1006. `listId` must name
+a static list of option `static_lists` (1013 "Object not found", error-codes.md: a list by id);
+`partitionName` a lead partition of option `lead_partitions` (default only "Default"; the page
+gives no code: 1003 assumed).
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ from marketo_sandbox.bulk.imports import (
     status_reply,
 )
 from marketo_sandbox.envelope import MarketoHTTPError
+from marketo_sandbox.storage import LEAD
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-#: Fields Marketo accepts as lookupField for lead imports (plus custom string/integer fields
-#: marked searchable, which the sandbox does not distinguish further).
+#: Standard fields Marketo accepts as lookupField for lead imports (plus custom string, email and
+#: integer fields).
 LOOKUP_FIELDS = (
     "id",
     "cookie",
@@ -36,7 +44,9 @@ LOOKUP_FIELDS = (
     "sfdcContactId",
     "sfdcLeadId",
     "sfdcLeadOwnerId",
+    "sfdcOpptyId",
 )
+LOOKUP_CUSTOM_TYPES = ("string", "email", "integer")
 #: Lead fields a file may not set.
 READ_ONLY = frozenset({"createdAt", "updatedAt"})
 
@@ -70,17 +80,27 @@ def row_handler(store: Any, params: dict) -> RowHandler:
 def _params(request: Request, params: dict) -> tuple[str, dict]:
     """(format, kept parameters) or 1003 for a bad one."""
     fmt = import_format(params)
+    options = request.app.state.options
     lookup = params.get("lookupField") or "email"
-    fields = {f["name"] for f in request.app.state.store.describe_lead_fields()}
-    if lookup not in fields:
-        raise MarketoHTTPError(1003, f"Invalid lookupField '{lookup}'")
+    field = request.app.state.store.field_map(LEAD).get(lookup)
+    if field is None:
+        raise MarketoHTTPError(1006, f"Field '{lookup}' not found")
+    custom_ok = field["isCustom"] and field["dataType"] in LOOKUP_CUSTOM_TYPES
+    if lookup not in LOOKUP_FIELDS and not custom_ok:
+        raise MarketoHTTPError(1011, f"Field '{lookup}' not supported")
     list_id = params.get("listId") or None
     if list_id is not None and not str(list_id).isdigit():
         raise MarketoHTTPError(1003, f"Invalid listId '{list_id}'")
+    lists = {int(x) for x in options.get("static_lists") or []}
+    if list_id is not None and int(list_id) not in lists:
+        raise MarketoHTTPError(1013, f"Static list '{list_id}' not found")
+    partition = params.get("partitionName") or None
+    if partition is not None and partition not in (options.get("lead_partitions") or ["Default"]):
+        raise MarketoHTTPError(1003, f"Invalid partitionName '{partition}'")
     kept = {
         "lookupField": lookup,
         "listId": int(list_id) if list_id else None,
-        "partitionName": params.get("partitionName") or None,
+        "partitionName": partition,
     }
     return fmt, kept
 

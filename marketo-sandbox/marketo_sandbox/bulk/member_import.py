@@ -6,7 +6,9 @@ Insert-or-update members of one program with one status; every row needs email (
 field; a lead is created when none matches). Assumed where Marketo does not say: an unknown
 program or status name refuses the job at once with 1003 (status "Not in Program" too); invalid
 typed values fail the row; unknown or read-only columns are ignored with a warning on each row
-that has a value in them; a member already in or past the status gets a warning.
+that has a value in them; a member already in or past the status gets a warning. Documented
+(the page's "Warnings" example): a malformed email is a warning "Invalid email address" and the
+row is imported, its lead keeping that email.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class MemberRows(RowHandler):
     """Lead fields and updateable program member fields; the rest warns."""
 
     key = "email"
+    keeps_invalid_email = True
 
     def __init__(self, store: Any, params: dict) -> None:
         self.store = store
@@ -50,7 +53,9 @@ class MemberRows(RowHandler):
 
     def apply(self, records: list[dict]) -> list[tuple]:
         """Insert or update members with the job's status."""
-        return self.store.upsert_program_members(self.program_id, self.status, records)
+        return self.store.upsert_program_members(
+            self.program_id, self.status, records, invalid_email_ok=True
+        )
 
 
 def row_handler(store: Any, params: dict) -> RowHandler:

@@ -1,11 +1,13 @@
-"""Applying accepted Data Ingestion requests: at once, or after a delay that survives restarts.
+"""Applying accepted Data Ingestion requests, after the 202, as Marketo does.
 
-Marketo applies ingested data asynchronously. With `ingestion_apply_delay_seconds` 0 (default)
-the sandbox applies a request before its 202 goes out, so a test reading the data right after
-sees it; with a delay, the request waits in SQLite and the bulk scheduler's driver applies it
-once that much sandbox time has passed. Per-record problems found while applying (a lead id that
-does not exist, an update of a missing company) are logged and skipped, as Marketo reports them
-only through its Observability stream.
+"Data Ingestion requests execute asynchronously" (data-ingestion.md): every accepted request
+waits in SQLite and the bulk scheduler's driver applies it once `ingestion_apply_delay_seconds`
+of sandbox time have passed (an assumed switch; 0 applies before the 202 goes out). Records
+that cannot be applied fail after the 202; Marketo reports them only on its Observability
+stream, so the sandbox records them in `ingestion_failures` with the request id, correlation id
+and request source (admin: `GET /_sandbox/ingestion`, dump `ingestion_failures`). Custom objects
+whose linked person does not exist yet are retried on the page's retry intervals within its
+65-minute window, then fail.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ log = logging.getLogger("marketo_sandbox.ingestion")
 
 PENDING = "ingestion_pending"
 USAGE = "ingestion_usage"
+FAILURES = "ingestion_failures"
+#: The service's retry intervals (data-ingestion.md, "Retries"), in seconds after the previous try.
+RETRY_SECONDS = (300, 900, 1200, 1200)
+#: "If that Person is added during the retry window (65 minutes), then the update is successful."
+LINK_WINDOW_SECONDS = 65 * 60
+#: Where each object type's failed records sit in its body.
+_LIST_KEYS = {"persons": "persons", "companies": "input", "custom_objects": "customObjects"}
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {PENDING} (
     request_id TEXT PRIMARY KEY,
@@ -36,6 +45,17 @@ CREATE TABLE IF NOT EXISTS {PENDING} (
     due_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS {USAGE} (day TEXT PRIMARY KEY, objects INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS {FAILURES} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    record TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    correlation_id TEXT,
+    request_source TEXT,
+    client_id TEXT,
+    failed_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS companies (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     external_company_id TEXT UNIQUE,
@@ -94,30 +114,92 @@ def _appliers() -> dict[str, Any]:
     }
 
 
-def apply_now(store: Any, kind: str, plan: dict, request_id: str) -> None:
-    """Apply one accepted request; a failure is logged, never raised to the client."""
+def apply_now(store: Any, kind: str, plan: dict, request_id: str) -> dict | None:
+    """Apply one accepted request and record the records that failed.
+
+    Returns the plan of a retry still to come (custom objects waiting for their person), if any.
+    Never raises to the client: a bug becomes a 5000801 failure of the whole request.
+    """
     try:
-        problems = _appliers()[kind](store, plan)
+        result = _appliers()[kind](store, plan)
     except Exception:
         log.exception("ingestion request %s (%s) failed to apply", request_id, kind)
-        return
-    if problems:
-        log.info(
-            "ingestion request %s (%s): %d records skipped, first: %s",
+        record_failures(store, kind, plan, request_id, [("request", "Internal Server Error")])
+        return None
+    failed, waiting = result if isinstance(result, tuple) else (result, [])
+    retry = _retry_plan(store, plan, waiting) if waiting else None
+    if retry is None and waiting:
+        link = plan.get("link")
+        for index in waiting:
+            value = _record(plan, index).get(link)
+            why = f"Person with {link} '{value}' not found within the 65-minute retry window"
+            failed = [*failed, (index, why)]
+    if failed:
+        record_failures(store, kind, plan, request_id, failed)
+    return retry
+
+
+def _record(plan: dict, index: int) -> dict:
+    return plan["records"][plan["indices"].index(index)]
+
+
+def _retry_plan(store: Any, plan: dict, waiting: list[int]) -> dict | None:
+    """The plan of the waiting records' next try, or None once the 65-minute window is over."""
+    attempt = int(plan.get("attempt", 0))
+    if attempt >= len(RETRY_SECONDS):
+        return None
+    first = plan.get("firstTry", store.clock.timestamp())
+    due = store.clock.timestamp() + RETRY_SECONDS[attempt]
+    if due - first > LINK_WINDOW_SECONDS:
+        return None
+    return {
+        **plan,
+        "records": [_record(plan, i) for i in waiting],
+        "indices": waiting,
+        "attempt": attempt + 1,
+        "firstTry": first,
+        "dueAt": due,
+    }
+
+
+def record_failures(
+    store: Any, kind: str, plan: dict, request_id: str, failed: list[tuple[Any, str]]
+) -> None:
+    """Keep the records that failed after the 202, standing in for the Observability stream."""
+    meta = plan.get("request") or {}
+    now = store.clock.now_iso()
+    list_key = _LIST_KEYS.get(kind)
+    rows = [
+        (
             request_id,
             kind,
-            len(problems),
-            problems[0],
+            f"{list_key}[{where}]" if isinstance(where, int) and list_key else str(where),
+            reason,
+            meta.get("X-Correlation-Id"),
+            meta.get("X-Request-Source"),
+            meta.get("clientId"),
+            now,
         )
+        for where, reason in failed
+    ]
+    with store.tx() as conn:
+        conn.executemany(
+            f"INSERT INTO {FAILURES} (request_id, kind, record, reason, correlation_id, "  # noqa: S608
+            "request_source, client_id, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    log.info("ingestion request %s (%s): %d records failed", request_id, kind, len(rows))
 
 
 def accept(app: Any, kind: str, plan: dict, request_id: str) -> None:
-    """Apply now, or park the request until `ingestion_apply_delay_seconds` have passed."""
+    """Park the request until `ingestion_apply_delay_seconds` have passed (0: apply now)."""
     store = app.state.store
     delay = float(option(app, "ingestion_apply_delay_seconds") or 0)
     if delay <= 0:
-        apply_now(store, kind, plan, request_id)
-        return
+        retry = apply_now(store, kind, plan, request_id)
+        if retry is None:
+            return
+        plan, delay = retry, retry["dueAt"] - store.clock.timestamp()
     from marketo_sandbox.bulk.common import scheduler  # noqa: PLC0415
 
     sched = scheduler(app)
@@ -127,6 +209,32 @@ def accept(app: Any, kind: str, plan: dict, request_id: str) -> None:
             (request_id, kind, dumps(plan), sched.now() + delay),
         )
     sched.wake()
+
+
+def pending_count(store: Any) -> int:
+    """Accepted requests not applied yet (retries of waiting custom objects included)."""
+    ensure_schema(store)
+    return int(store.conn().execute(f"SELECT COUNT(*) FROM {PENDING}").fetchone()[0])  # noqa: S608
+
+
+def dump_failures(store: Any) -> list[dict]:
+    """Admin dump `ingestion_failures`: every record that failed after its 202."""
+    ensure_schema(store)
+    with store.tx() as conn:
+        rows = fetch_all(conn, f"SELECT * FROM {FAILURES} ORDER BY id")  # noqa: S608
+    return [
+        {
+            "requestId": r["request_id"],
+            "kind": r["kind"],
+            "record": r["record"],
+            "reason": r["reason"],
+            "correlationId": r["correlation_id"],
+            "requestSource": r["request_source"],
+            "clientId": r["client_id"],
+            "failedAt": r["failed_at"],
+        }
+        for r in rows
+    ]
 
 
 def setup(app: Any, sched: Scheduler) -> None:
@@ -141,8 +249,17 @@ def setup(app: Any, sched: Scheduler) -> None:
             (now,),
         )
         for row in due:
-            apply_now(store, row["kind"], orjson.loads(row["plan"]), row["request_id"])
+            retry = apply_now(store, row["kind"], orjson.loads(row["plan"]), row["request_id"])
             with store.tx() as conn:
-                conn.execute(f"DELETE FROM {PENDING} WHERE request_id = ?", (row["request_id"],))  # noqa: S608
+                if retry is None:
+                    conn.execute(
+                        f"DELETE FROM {PENDING} WHERE request_id = ?",  # noqa: S608
+                        (row["request_id"],),
+                    )
+                else:
+                    conn.execute(
+                        f"UPDATE {PENDING} SET plan = ?, due_at = ? WHERE request_id = ?",  # noqa: S608
+                        (dumps(retry), retry["dueAt"], row["request_id"]),
+                    )
 
     sched.hooks.append(hook)

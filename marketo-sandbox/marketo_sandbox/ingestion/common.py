@@ -1,13 +1,14 @@
 """The Data Ingestion request pipeline every object type shares.
 
 Token only in `X-Mkto-User-Token`; JSON bodies up to 1 MB and 1000 objects; a per-second request
-rate per client id (wall clock) and a daily object quota (sandbox day); 202 with an empty body
-and `X-Request-Id`, or `{error_code, message}`.
+rate per client id (wall clock) and a daily object quota (sandbox day); 202 with an empty body,
+or `{error_code, message}`; every response, errors included, carries `X-Request-Id`
+(`RequestIdMiddleware`).
 
-Error codes, where Marketo's tables are silent, follow its pattern (HTTP status, 0, 3 digits):
-401013 bad/missing/expired token, 404040 unknown subscription or object, 4000801 bad request,
-4000802 invalid data (names the first bad object), 4130801 body over 1 MB, 429001 request rate,
-4290801 daily object quota.
+Codes from the page's tables: 403010 token missing, 401013 token invalid or expired, 404040
+unknown subscription or object, 4000801 bad request, 4000802 invalid data (names the first bad
+object), 429001 request rate, 4290801 daily object quota, 5000801 internal error. Where the page
+is silent the sandbox follows its pattern (HTTP status, 0, 3 digits): 4130801 body over 1 MB.
 """
 
 from __future__ import annotations
@@ -34,11 +35,15 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 1024 * 1024
 MAX_OBJECTS = 1000
 TOKEN_HEADER = "X-Mkto-User-Token"  # noqa: S105 - a header name, not a secret
+REQUEST_ID_HEADER = "X-Request-Id"
+#: The page's request headers and their maximum lengths ("Headers" > "Request").
+TRACE_HEADERS = {"X-Correlation-Id": 255, "X-Request-Source": 50}
+PREFIX = "/subscriptions/"
 
 DEFAULTS: dict[str, Any] = {
     "ingestion_requests_per_second": 5000,
     "ingestion_daily_object_limit": 10_000_000,
-    "ingestion_apply_delay_seconds": 0,
+    "ingestion_apply_delay_seconds": 5.0,
 }
 
 
@@ -98,20 +103,70 @@ def _rate_window(app: Any) -> _RateWindow:
 
 
 def _authenticate(request: Request) -> str:
-    if "access_token" in request.query_params:
-        raise IngestionError(
-            401, "401013", f"Access token must be sent in the {TOKEN_HEADER} header, not the URL"
-        )
+    """The caller's client id, or the page's token errors.
+
+    403 403010 without the header (a token in the URL or in `Authorization` does not count),
+    401 401013 for an unknown or expired token.
+    """
     try:
         user = authenticate(request, allow_query_token=False, header=TOKEN_HEADER)
     except MarketoHTTPError as exc:
-        messages = {
-            "600": f"Access token missing: send it in the {TOKEN_HEADER} header",
-            "601": "Access token invalid",
-            "602": "Access token expired",
-        }
+        if exc.code == "600":
+            raise IngestionError(
+                403, "403010", f"Oauth token is missing: send it in the {TOKEN_HEADER} header"
+            ) from None
+        messages = {"601": "Oauth token is invalid", "602": "Oauth token is invalid (expired)"}
         raise IngestionError(401, "401013", messages.get(exc.code, exc.message)) from None
     return user.client_id
+
+
+def request_id(request: Request) -> str:
+    """The id `RequestIdMiddleware` gave this request."""
+    return request.scope.get("state", {}).get("ingestion_request_id") or str(uuid.uuid4())
+
+
+def trace_headers(request: Request) -> dict[str, str]:
+    """`X-Correlation-Id` and `X-Request-Source` as sent; 4000801 past their lengths.
+
+    The page gives the maximum lengths but no code: 4000801 "Bad request" is assumed.
+    """
+    out = {}
+    for name, limit in TRACE_HEADERS.items():
+        value = request.headers.get(name)
+        if value is None:
+            continue
+        if len(value) > limit:
+            raise bad_request(f"{name} is {len(value)} characters long; at most {limit}")
+        out[name] = value
+    return out
+
+
+class RequestIdMiddleware:
+    """Gives every `/subscriptions/` request an id and sends it as `X-Request-Id`.
+
+    Outside the handlers, so faults, 404s and internal errors carry it too ("Every response
+    returns a unique request ID").
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Tag the request and its response start."""
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        rid = str(uuid.uuid4())
+        scope.setdefault("state", {})["ingestion_request_id"] = rid
+        header = (REQUEST_ID_HEADER.lower().encode(), rid.encode())
+
+        async def tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != header[0]]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        await self.app(scope, receive, tagged)
 
 
 async def _read_body(request: Request) -> bytes:
@@ -167,6 +222,7 @@ async def handle(
         raise IngestionError(429, "429001", f"Too many requests: limit {limit} per second")
     if request.query_params:
         raise bad_request("Query parameters are not accepted")
+    traces = trace_headers(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise bad_request("Content-Type must be application/json")
@@ -179,9 +235,10 @@ async def handle(
         raise bad_request("The body must be a JSON object")
     kind, plan, objects = validate(request, body)
     count_objects(request, objects)
-    request_id = str(uuid.uuid4())
-    await run_in_threadpool(apply.accept, request.app, kind, plan, request_id)
-    return Response(status_code=202, headers={"X-Request-Id": request_id})
+    rid = request_id(request)
+    plan["request"] = {"clientId": client, **traces}
+    await run_in_threadpool(apply.accept, request.app, kind, plan, rid)
+    return Response(status_code=202, headers={REQUEST_ID_HEADER: rid})
 
 
 def one_of(body: dict, names: tuple[str, ...], what: str) -> Any:
@@ -212,26 +269,57 @@ def check_priority(body: dict) -> str:
 
 
 def check_keys(body: dict, allowed: tuple[str, ...]) -> None:
-    """4000801 for an attribute the endpoint does not know."""
+    """4000801 for an attribute the endpoint's table does not list (the page gives no code)."""
     unknown = [k for k in body if k not in allowed]
     if unknown:
         raise bad_request(f"Unknown attribute '{unknown[0]}'")
 
 
-def dedupe_by_id(body: dict) -> tuple[str, bool]:
-    """`dedupeBy` as given (default dedupeFields) and whether it is idField (case-insensitive)."""
-    dedupe_by = body.get("dedupeBy", "dedupeFields")
-    if not isinstance(dedupe_by, str) or dedupe_by.lower() not in ("dedupefields", "idfield"):
-        raise bad_request(f"Invalid dedupeBy '{dedupe_by}': dedupeFields or idField")
-    return dedupe_by, dedupe_by.lower() == "idfield"
+def dedupe_by(body: dict, choices: tuple[str, ...]) -> str:
+    """`dedupeBy` (default dedupeFields), matched case-insensitively, as its canonical spelling."""
+    value = body.get("dedupeBy", choices[0])
+    by_lower = {c.lower(): c for c in choices}
+    if not isinstance(value, str) or value.lower() not in by_lower:
+        raise bad_request(f"Invalid dedupeBy '{value}': {' or '.join(choices)}")
+    return by_lower[value.lower()]
+
+
+def canonical_names(
+    index: int | str, record: dict, fields: dict[str, str], what: str, suffix: str = ""
+) -> dict:
+    """The record with each name as the field list spells it (the page: case-insensitive).
+
+    4000802 for an unknown name, or one given twice in different cases.
+    """
+    by_lower = {name.lower(): name for name in fields}
+    out: dict[str, Any] = {}
+    for name, value in record.items():
+        canonical = by_lower.get(name.lower()) if isinstance(name, str) else None
+        if canonical is None:
+            raise invalid_data(index, f"unknown field '{name}'{suffix}")
+        if canonical in out:
+            raise invalid_data(index, f"field '{canonical}' is given twice in {what}")
+        out[canonical] = value
+    return out
 
 
 def coerce_record(
-    index: int, record: Any, fields: dict[str, str], what: str, unknown_suffix: str = ""
+    index: int | str,
+    record: Any,
+    fields: dict[str, str],
+    what: str,
+    unknown_suffix: str = "",
+    *,
+    any_case: bool = False,
 ) -> dict:
-    """A non-empty object whose every field is known, coerced to its data type."""
+    """A non-empty object whose every field is known, coerced to its data type.
+
+    `any_case`: field names match whatever their case (companies, program member fields).
+    """
     if not isinstance(record, dict) or not record:
         raise invalid_data(index, f"{what} must be a non-empty object")
+    if any_case:
+        record = canonical_names(index, record, fields, what, unknown_suffix)
     row = {}
     for name, value in record.items():
         kind = fields.get(name)

@@ -3,20 +3,26 @@
 `action` createOnly | updateOnly | createOrUpdate (default; case-sensitive). `dedupeBy`
 dedupeFields (default) | idField, case-insensitive; idField only with updateOnly. With
 dedupeFields each company needs `externalCompanyId` and must not carry `id`; with idField the
-reverse. Companies go in the sandbox's `companies` table (admin dump `companies`).
+reverse. Field names are case-insensitive (stored as the describe spells them). The body takes
+only the attributes the page's table lists (no `priority`). Companies go in the sandbox's
+`companies` table (admin dump `companies`, REST `GET /rest/v1/companies.json`). A company that
+cannot be applied (updateOnly of a missing one, createOnly of an existing one; assumed
+examples) fails after the 202 and is recorded with the request id (`apply.record_failures`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from marketo_sandbox.ingestion.apply import dump_rows
+import orjson
+
+from marketo_sandbox.bulk.jobs import fetch_all
+from marketo_sandbox.ingestion.apply import dump_rows, ensure_schema
 from marketo_sandbox.ingestion.common import (
     bad_request,
     check_keys,
-    check_priority,
     coerce_record,
-    dedupe_by_id,
+    dedupe_by,
     dumps,
     invalid_data,
     merge_data,
@@ -50,38 +56,37 @@ FIELDS: dict[str, str] = {
 
 def validate(_request: Request, body: dict) -> tuple[str, dict, int]:
     """Check action/dedupeBy and each company; the first bad one → 4000802."""
-    check_keys(body, ("action", "dedupeBy", "input", "companies", "priority"))
-    check_priority(body)
+    check_keys(body, ("action", "dedupeBy", "input", "companies"))
     action = body.get("action", "createOrUpdate")
     if action not in ACTIONS:
         raise bad_request(f"Invalid action '{action}': one of {', '.join(ACTIONS)}")
-    dedupe_by, by_id = dedupe_by_id(body)
+    by = dedupe_by(body, ("dedupeFields", "idField"))
+    by_id = by == "idField"
     if by_id and action != "updateOnly":
         raise bad_request(f"dedupeBy idField is only allowed with action updateOnly, not {action}")
     items = object_list(one_of(body, ("input", "companies"), "input"), "companies")
-    clean = [_company(index, item, by_id, dedupe_by) for index, item in enumerate(items)]
+    clean = [_company(index, item, by_id, by) for index, item in enumerate(items)]
     plan = {"action": action, "byId": by_id, "companies": clean}
     return "companies", plan, len(clean)
 
 
-def _company(index: int, item: Any, by_id: bool, dedupe_by: str) -> dict:
-    if not isinstance(item, dict) or not item:
-        raise invalid_data(index, "a company must be a non-empty object")
+def _company(index: int, item: Any, by_id: bool, by: str) -> dict:
+    row = coerce_record(index, item, FIELDS, "a company", any_case=True)
     key, banned = ("id", "externalCompanyId") if by_id else ("externalCompanyId", "id")
-    if item.get(key) in (None, ""):
-        raise invalid_data(index, f"missing '{key}' (required with dedupeBy {dedupe_by})")
-    if banned in item:
-        raise invalid_data(index, f"'{banned}' is not allowed with dedupeBy {dedupe_by}")
-    return coerce_record(index, item, FIELDS, "a company")
+    if row.get(key) in (None, ""):
+        raise invalid_data(index, f"missing '{key}' (required with dedupeBy {by})")
+    if banned in row:
+        raise invalid_data(index, f"'{banned}' is not allowed with dedupeBy {by}")
+    return row
 
 
-def apply(store: Any, plan: dict) -> list[str]:
-    """Create/update companies per the action; returns records skipped and why."""
+def apply(store: Any, plan: dict) -> list[tuple[int, str]]:
+    """Create/update companies per the action; returns (index, reason) of those that failed."""
     now = store.clock.now_iso()
     action, by_id = plan["action"], plan["byId"]
     problems = []
     with store.tx() as conn:
-        for row in plan["companies"]:
+        for index, row in enumerate(plan["companies"]):
             if by_id:
                 found = conn.execute(
                     "SELECT id, data FROM companies WHERE id = ?", (row["id"],)
@@ -94,9 +99,8 @@ def apply(store: Any, plan: dict) -> list[str]:
             values = {k: v for k, v in row.items() if k not in ("id", "externalCompanyId")}
             if found is None:
                 if action == "updateOnly":
-                    problems.append(
-                        f"company not found: {row.get('id') or row.get('externalCompanyId')}"
-                    )
+                    key = row.get("id") or row.get("externalCompanyId")
+                    problems.append((index, f"Company not found: {key}"))
                     continue
                 conn.execute(
                     "INSERT INTO companies (external_company_id, data, created_at, updated_at) "
@@ -105,7 +109,7 @@ def apply(store: Any, plan: dict) -> list[str]:
                 )
                 continue
             if action == "createOnly":
-                problems.append(f"company exists: {row['externalCompanyId']}")
+                problems.append((index, f"Company already exists: {row['externalCompanyId']}"))
                 continue
             merge_data(conn, "companies", "id", found, values, now=now)
     return problems
@@ -118,3 +122,28 @@ def dump(store: Any) -> list[dict]:
         "SELECT * FROM companies ORDER BY id",
         lambda r: {"id": r["id"], "externalCompanyId": r["external_company_id"]},
     )
+
+
+def query(store: Any, field: str, values: list, after: int, limit: int) -> list[dict]:
+    """Companies whose `field` is one of `values`, by id after `after` (REST Get Companies)."""
+    if field == "id":
+        where = "id IN ({})"
+    elif field == "externalCompanyId":
+        where = "external_company_id IN ({})"
+    else:
+        where = f"json_extract(data, '$.{field}') IN ({{}})"  # field: a known FIELDS name
+    marks = ", ".join("?" * len(values))
+    sql = f"SELECT * FROM companies WHERE {where.format(marks)} AND id > ? ORDER BY id LIMIT ?"  # noqa: S608
+    ensure_schema(store)
+    with store.tx() as conn:
+        rows = fetch_all(conn, sql, (*values, after, limit))
+    return [
+        {
+            "id": r["id"],
+            "externalCompanyId": r["external_company_id"],
+            **orjson.loads(r["data"]),
+            "createdAt": r["created_at"],
+            "updatedAt": r["updated_at"],
+        }
+        for r in rows
+    ]

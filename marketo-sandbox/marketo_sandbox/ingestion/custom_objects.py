@@ -1,11 +1,16 @@
 """Data Ingestion Custom Objects: `POST /subscriptions/{munchkinId}/customobjects/{apiName}`.
 
 The sandbox knows the custom object types of option `custom_object_types` (apiName →
-{"dedupeFields": [...], "fields": {name: dataType}}), by default the seed's `purchases` example
-(dedupe on `vin`, linked to a person by `email`). `dedupeBy` dedupeFields (default) | idField
-(case-insensitive); with idField each record needs `marketoGUID`. Unknown apiName → 404 404040.
-A record whose linked person does not exist is still stored (Marketo retries the link for
-65 minutes; the sandbox does not model that window).
+{"dedupeFields": [...], "fields": {name: dataType}, "linkField"?: name}), by default the seed's
+`purchases` example (dedupe on `vin`, linked to a person by `email`; a type with an `email`
+field links by it unless `linkField` says otherwise). The body takes `priority`, `dedupeBy` and
+`customObjects` only (the page's table); `dedupeBy` is dedupeFields (default) or marketoGUID
+(case-insensitive, assumed); with marketoGUID each record needs `marketoGUID` and updates that
+record. Unknown apiName → 404 404040.
+
+After the 202 (the page): a record whose linked person does not exist is retried on the
+service's retry intervals (5, then 15, 20, 20 minutes) and fails once the 65-minute window is
+over; an unknown marketoGUID fails at once (assumed). Failures are recorded with the request id.
 """
 
 from __future__ import annotations
@@ -13,14 +18,17 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from marketo_sandbox.ingestion.apply import dump_rows
+import orjson
+
+from marketo_sandbox.bulk.jobs import fetch_all
+from marketo_sandbox.ingestion.apply import dump_rows, ensure_schema
 from marketo_sandbox.ingestion.common import (
     IngestionError,
     bad_request,
     check_keys,
     check_priority,
     coerce_record,
-    dedupe_by_id,
+    dedupe_by,
     dumps,
     invalid_data,
     merge_data,
@@ -58,12 +66,12 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
     spec = object_types(request).get(api_name)
     if spec is None:
         raise IngestionError(404, "404040", f"Custom object '{api_name}' not found")
-    check_keys(body, ("priority", "dedupeBy", "customObjects", "input"))
+    check_keys(body, ("priority", "dedupeBy", "customObjects"))
     check_priority(body)
-    _, by_id = dedupe_by_id(body)
-    if "customObjects" in body and "input" in body:
-        raise bad_request("Give only one of customObjects, input")
-    records = object_list(body.get("customObjects", body.get("input")), "customObjects")
+    by_id = dedupe_by(body, ("dedupeFields", "marketoGUID")) == "marketoGUID"
+    if "customObjects" not in body:
+        raise bad_request("customObjects is required")
+    records = object_list(body["customObjects"], "customObjects")
     fields: dict[str, str] = {**spec["fields"], "marketoGUID": "string"}
     keys: list[str] = ["marketoGUID"] if by_id else list(spec["dedupeFields"])
     clean = []
@@ -75,17 +83,44 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
         if missing:
             raise invalid_data(index, f"missing dedupe field '{missing[0]}'")
         clean.append(row)
-    plan = {"apiName": api_name, "byId": by_id, "keys": keys, "records": clean}
+    plan = {
+        "apiName": api_name,
+        "byId": by_id,
+        "keys": keys,
+        "link": link_field(spec),
+        "records": clean,
+        "indices": list(range(len(clean))),
+    }
     return "custom_objects", plan, len(clean)
 
 
-def apply(store: Any, plan: dict) -> list[str]:
-    """Insert or update by dedupe key (or update by marketoGUID)."""
+def link_field(spec: dict[str, Any]) -> str | None:
+    """The field linking a record to a person by email, if the type has one."""
+    if "linkField" in spec:
+        return spec["linkField"]
+    return "email" if "email" in (spec.get("fields") or {}) else None
+
+
+def apply(store: Any, plan: dict) -> tuple[list[tuple[int, str]], list[int]]:
+    """Insert or update by dedupe key (or update by marketoGUID).
+
+    Returns (failed (index, reason), indices of records waiting for their linked person).
+    """
     now = store.clock.now_iso()
-    api_name, keys = plan["apiName"], plan["keys"]
-    problems = []
+    api_name, keys, link = plan["apiName"], plan["keys"], plan.get("link")
+    problems: list[tuple[int, str]] = []
+    waiting: list[int] = []
     with store.tx() as conn:
-        for row in plan["records"]:
+        for index, row in zip(plan["indices"], plan["records"], strict=True):
+            person = row.get(link) if link else None
+            if (
+                person
+                and not conn.execute(
+                    "SELECT 1 FROM leads WHERE email = ? LIMIT 1", (person,)
+                ).fetchone()
+            ):
+                waiting.append(index)
+                continue
             values = {k: v for k, v in row.items() if k != "marketoGUID"}
             if plan["byId"]:
                 found = conn.execute(
@@ -94,7 +129,7 @@ def apply(store: Any, plan: dict) -> list[str]:
                     (api_name, row["marketoGUID"]),
                 ).fetchone()
                 if found is None:
-                    problems.append(f"{api_name} {row['marketoGUID']} not found")
+                    problems.append((index, f"{api_name} {row['marketoGUID']} not found"))
                     continue
             else:
                 dedupe_key = dumps([row[k] for k in keys])
@@ -110,7 +145,7 @@ def apply(store: Any, plan: dict) -> list[str]:
                     )
                     continue
             merge_data(conn, "custom_objects", "marketo_guid", found, values, now=now)
-    return problems
+    return problems, waiting
 
 
 def dump(store: Any) -> list[dict]:
@@ -120,3 +155,31 @@ def dump(store: Any) -> list[dict]:
         "SELECT * FROM custom_objects ORDER BY api_name, created_at",
         lambda r: {"apiName": r["api_name"], "marketoGUID": r["marketo_guid"]},
     )
+
+
+def query(
+    store: Any, api_name: str, field: str, values: list, *, after: int, limit: int
+) -> list[dict]:
+    """Records of `api_name` whose `field` is one of `values`, in rowid order after `after`."""
+    marks = ", ".join("?" * len(values))
+    if field == "marketoGUID":
+        where = f"marketo_guid IN ({marks})"
+    else:
+        where = f"json_extract(data, '$.{field}') IN ({marks})"  # field: a known type field
+    sql = (
+        f"SELECT rowid AS seq_key, * FROM custom_objects WHERE api_name = ? AND {where} "  # noqa: S608
+        "AND rowid > ? ORDER BY rowid LIMIT ?"
+    )
+    ensure_schema(store)
+    with store.tx() as conn:
+        rows = fetch_all(conn, sql, (api_name, *values, after, limit))
+    return [
+        {
+            "rowid": r["seq_key"],
+            "marketoGUID": r["marketo_guid"],
+            **orjson.loads(r["data"]),
+            "createdAt": r["created_at"],
+            "updatedAt": r["updated_at"],
+        }
+        for r in rows
+    ]

@@ -1,8 +1,10 @@
 """Data Ingestion Persons: `POST /subscriptions/{munchkinId}/persons` (insert or update leads).
 
 `dedupeFields` (field1, field2; ANDed) default to email. Allowed: id, email, the sfdc* ids, and
-string/integer lead fields (the seed's example dedupes on email + firstName). `partitionName` is
-checked for shape only: the sandbox has one lead partition (assumed, documented).
+string/integer lead fields (the seed's example dedupes on email + firstName). `partitionName`
+(default "Default") must name a lead partition of option `lead_partitions` (assumed: the page
+gives no code for an unknown one; 4000801). A person that cannot be applied (several leads match
+its dedupe fields) fails after the 202, recorded with the request id.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 NAMED_DEDUPE = ("id", "email", "sfdcAccountId", "sfdcContactId", "sfdcLeadId", "sfdcLeadOwnerId")
 DEDUPE_TYPES = ("string", "integer", "email")
 READ_ONLY = frozenset({"createdAt", "updatedAt"})
+DEFAULT_PARTITION = "Default"
 
 
 def validate(request: Request, body: dict) -> tuple[str, dict, int]:
@@ -34,6 +37,8 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
     partition = body.get("partitionName")
     if partition is not None and (not isinstance(partition, str) or not partition.strip()):
         raise bad_request("partitionName must be a non-empty string")
+    if partition is not None and partition not in lead_partitions(request):
+        raise bad_request(f"partitionName '{partition}' is not a lead partition")
     fields = store.field_map(LEAD)
     dedupe = _dedupe_fields(body.get("dedupeFields"), fields)
     persons = object_list(body.get("persons"), "persons")
@@ -57,6 +62,11 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
             raise invalid_data(index, f"missing dedupe field '{missing[0]}'")
         clean.append(row)
     return "persons", {"dedupe": dedupe, "persons": clean}, len(clean)
+
+
+def lead_partitions(request: Request) -> list[str]:
+    """The subscription's lead partitions: option `lead_partitions`, by default only Default."""
+    return list(request.app.state.options.get("lead_partitions") or [DEFAULT_PARTITION])
 
 
 def _dedupe_fields(value: Any, fields: dict[str, dict]) -> list[str]:
@@ -91,23 +101,23 @@ def _match(conn: Any, fields: dict[str, dict], row: dict, dedupe: list[str]) -> 
     return [r[0] for r in conn.execute(sql, params)]
 
 
-def apply(store: Any, plan: dict) -> list[str]:
-    """Insert or update each person; returns the problems met (logged by the caller)."""
+def apply(store: Any, plan: dict) -> list[tuple[int, str]]:
+    """Insert or update each person; returns (index, reason) of those that failed."""
     dedupe: list[str] = plan["dedupe"]
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     if len(dedupe) == 1:
         results = store.upsert_leads(plan["persons"], dedupe[0])
-        return [r[2] for r in results if r[0] == "failed"]
+        return [(i, r[2] or "Failed") for i, r in enumerate(results) if r[0] == "failed"]
     fields = store.field_map(LEAD)
-    for row in plan["persons"]:
+    for index, row in enumerate(plan["persons"]):
         matches = _match(store.conn(), fields, row, dedupe)
         if len(matches) > 1:
-            problems.append("several leads match the dedupe fields")
+            problems.append((index, "Several leads match the dedupe fields"))
             continue
         if matches:
             result = store.upsert_leads([{**row, "id": matches[0]}], "id")[0]
         else:
             result = store.upsert_leads([row], dedupe[0])[0]
         if result[0] == "failed":
-            problems.append(result[2])
+            problems.append((index, result[2] or "Failed"))
     return problems

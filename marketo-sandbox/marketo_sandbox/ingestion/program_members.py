@@ -1,11 +1,14 @@
 """Data Ingestion Program Members: `/subscriptions/{munchkinId}/programmembers[/delete]`.
 
-`programs`: [{programId, status | statusName, members | input: [{leadId}]}]. The 1000-object
+`programs`: [{programId, status | statusName, members | input: [{leadId, customField...}]}]; the
+body takes `programs` only (the page's table: no `priority`). Sync members may carry custom
+program member fields, names case-insensitive; delete members carry only leadId. The 1000-object
 limit counts lead references across all programs. The status must be a progression status of
 the program (case-insensitive) and never "Not in Program" (that is what delete is for).
 Program-level problems are a bad request (4000801); a bad lead reference is invalid data
 (4000802 naming `programs[i].members[j]`). The same lead twice in one program of one request is
-refused as invalid data (Marketo fails such records; clients should dedupe).
+refused as invalid data (Marketo fails such records; clients should dedupe). A lead id that does
+not exist fails after the 202 (assumed example), recorded with the request id.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from marketo_sandbox.ingestion.common import (
     MAX_OBJECTS,
     bad_request,
     check_keys,
-    check_priority,
+    coerce_record,
     invalid_data,
 )
-from marketo_sandbox.storage import NOT_IN_PROGRAM, Store
+from marketo_sandbox.storage import NOT_IN_PROGRAM, PROGRAM_MEMBER, Store
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -27,8 +30,16 @@ if TYPE_CHECKING:
 
 def _programs(request: Request, body: dict, *, with_status: bool) -> tuple[list[dict], int]:
     store = request.app.state.store
-    check_keys(body, ("programs", "priority"))
-    check_priority(body)
+    check_keys(body, ("programs",))
+    custom = (
+        {
+            f["name"]: f["dataType"]
+            for f in store.field_map(PROGRAM_MEMBER).values()
+            if f["isCustom"] and f["updateable"]
+        }
+        if with_status
+        else {}
+    )
     programs = body.get("programs")
     if not isinstance(programs, list) or not programs:
         raise bad_request("programs must be a non-empty array")
@@ -56,24 +67,28 @@ def _programs(request: Request, body: dict, *, with_status: bool) -> tuple[list[
         if program is None:
             raise bad_request(f"{where}: program {pid} not found")
         status_name = _status(program, entry, where) if with_status else None
-        plan.append({"programId": pid, "status": status_name, "leadIds": _lead_ids(entry, where)})
+        members = _members(entry, where, custom)
+        plan.append({"programId": pid, "status": status_name, "members": members})
     return plan, total
 
 
-def _lead_ids(entry: dict, where: str) -> list[int]:
-    """The program's lead references: positive ints, each once."""
+def _members(entry: dict, where: str, custom: dict[str, str]) -> list[dict]:
+    """The program's members: a positive leadId each, once, plus custom fields (sync)."""
     if "members" in entry and "input" in entry:
         raise bad_request(f"{where}: give only one of members, input")
     members = entry.get("members", entry.get("input"))
     if not isinstance(members, list) or not members:
         raise bad_request(f"{where}.members must be a non-empty array")
-    lead_ids: list[int] = []
+    out: list[dict] = []
     seen: set[int] = set()
     for j, member in enumerate(members):
         spot = f"{where}.members[{j}]"
         lead_id = member.get("leadId") if isinstance(member, dict) else None
-        if isinstance(member, dict) and set(member) - {"leadId"}:
-            raise invalid_data(spot, f"unknown field '{min(set(member) - {'leadId'})}'")
+        extra = {k: v for k, v in member.items() if k != "leadId"} if lead_id is not None else {}
+        suffix = " (only custom program member fields)"
+        values = {}
+        if extra:
+            values = coerce_record(spot, extra, custom, "a member", suffix, any_case=True)
         if not isinstance(lead_id, int) or isinstance(lead_id, bool) or lead_id <= 0:
             raise invalid_data(spot, "leadId must be a positive integer")
         if lead_id in seen:
@@ -81,8 +96,8 @@ def _lead_ids(entry: dict, where: str) -> list[int]:
                 spot, f"lead {lead_id} appears twice for program {entry['programId']}"
             )
         seen.add(lead_id)
-        lead_ids.append(lead_id)
-    return lead_ids
+        out.append({**values, "leadId": lead_id})
+    return out
 
 
 def _status(program: dict, entry: dict, where: str) -> str:
@@ -114,20 +129,29 @@ def validate_delete(request: Request, body: dict) -> tuple[str, dict, int]:
     return "program_members_delete", {"programs": plan}, total
 
 
-def apply(store: Any, plan: dict) -> list[str]:
-    """Add leads to programs or move their status forward."""
+def apply(store: Any, plan: dict) -> list[tuple[str, str]]:
+    """Add leads to programs or move their status forward; (where, reason) of failures."""
     problems = []
-    for entry in plan["programs"]:
-        rows = [{"leadId": lead_id} for lead_id in entry["leadIds"]]
-        results = store.upsert_program_members(entry["programId"], entry["status"], rows)
-        problems += [r[2] for r in results if r[0] == "failed" and r[2]]
+    for i, entry in enumerate(plan["programs"]):
+        pid, status = entry["programId"], entry["status"]
+        results = store.upsert_program_members(pid, status, entry["members"])
+        problems += [
+            (f"programs[{i}].members[{j}]", r[2] or "Failed")
+            for j, r in enumerate(results)
+            if r[0] == "failed"
+        ]
     return problems
 
 
-def apply_delete(store: Any, plan: dict) -> list[str]:
-    """Remove leads from programs."""
+def apply_delete(store: Any, plan: dict) -> list[tuple[str, str]]:
+    """Remove leads from programs; (where, reason) of those not removed."""
     problems = []
-    for entry in plan["programs"]:
-        results = store.delete_program_members(entry["programId"], entry["leadIds"])
-        problems += [r[2] for r in results if r[0] != "deleted" and r[2]]
+    for i, entry in enumerate(plan["programs"]):
+        lead_ids = [m["leadId"] for m in entry["members"]]
+        results = store.delete_program_members(entry["programId"], lead_ids)
+        problems += [
+            (f"programs[{i}].members[{j}]", r[2] or "Not deleted")
+            for j, r in enumerate(results)
+            if r[0] != "deleted"
+        ]
     return problems

@@ -1,17 +1,22 @@
 """Data Ingestion routes, mirroring `https://mkto-ingestion-api.adobe.io/subscriptions/{munchkinId}/...`.
 
-The sandbox serves them on its own host (`ingestion_base_url == base_url`).
+The sandbox serves them on its own host (`ingestion_base_url == base_url`). `GET
+/_sandbox/ingestion` (admin, never the connectors) stands in for the Observability stream: the
+requests still to apply and the records that failed after their 202.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from marketo_sandbox.admin import register_dump
-from marketo_sandbox.ingestion import companies, custom_objects, persons, program_members
-from marketo_sandbox.ingestion.common import handle
+from marketo_sandbox.envelope import JSONResponse
+from marketo_sandbox.ingestion import apply, companies, custom_objects, persons, program_members
+from marketo_sandbox.ingestion.common import RequestIdMiddleware, handle
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -45,13 +50,31 @@ async def post_program_members_delete(request: Request) -> Response:
     return await handle(request, program_members.validate_delete)
 
 
+async def admin_ingestion(request: Request) -> Response:
+    """`GET /_sandbox/ingestion[?requestId=]`: {pending, failures}, as Observability would say."""
+    store = request.app.state.store
+    wanted = request.query_params.get("requestId")
+
+    def read() -> dict:
+        failures = apply.dump_failures(store)
+        if wanted:
+            failures = [f for f in failures if f["requestId"] == wanted]
+        return {"pending": apply.pending_count(store), "failures": failures}
+
+    return JSONResponse(await run_in_threadpool(read))
+
+
 ROUTES = [
     Route(f"{BASE}/persons", post_persons, methods=["POST"]),
     Route(f"{BASE}/customobjects/{{apiName}}", post_custom_objects, methods=["POST"]),
     Route(f"{BASE}/companies", post_companies, methods=["POST"]),
     Route(f"{BASE}/programmembers", post_program_members, methods=["POST"]),
     Route(f"{BASE}/programmembers/delete", post_program_members_delete, methods=["POST"]),
+    Route("/_sandbox/ingestion", admin_ingestion, methods=["GET"]),
 ]
+#: Added to the app's middleware by `app.create_app`.
+MIDDLEWARE = [Middleware(RequestIdMiddleware)]
 
 register_dump("companies", companies.dump)
 register_dump("custom_objects", custom_objects.dump)
+register_dump("ingestion_failures", apply.dump_failures)

@@ -579,9 +579,10 @@ class Store:
         description: str = "",
         status: str = "",
         folder_id: int | None = None,
+        created_at: str | None = None,
     ) -> None:
-        """Create a program (its channel must exist)."""
-        now = self.clock.now_iso()
+        """Create a program (its channel must exist); `created_at` for seeded history."""
+        now = created_at or self.clock.now_iso()
         with self.tx() as conn:
             conn.execute(
                 "INSERT INTO programs (id, name, description, type, channel, status, folder_id, "
@@ -711,13 +712,19 @@ class Store:
         fields: Sequence[str],
         updated_from: datetime | str | None = None,
         updated_to: datetime | str | None = None,
+        *,
+        status_names: Sequence[str] = (),
+        is_exhausted: bool | None = None,
+        nurture_cadence: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Members of `program_ids` as dicts of the requested API names (lead fields joined).
 
         Values: bool for booleans, int for integers/scores, float for float/currency, ISO-8601
         `Z` strings for datetimes, `YYYY-MM-DD` for dates, str otherwise, None when empty.
-        `updated_from`/`updated_to` bound the member's updatedAt (both inclusive). Ordered by
-        program and lead id. Uses its own connection, so it may be consumed in any thread.
+        `updated_from`/`updated_to` bound the member's updatedAt (both inclusive); the extract's
+        other filters (status names ORed, case-insensitive; isExhausted; nurtureCadence) are ANDed.
+        Ordered by program and lead id. Uses its own connection, so it may be consumed in any
+        thread.
         """
         ids = [int(p) for p in program_ids]
         if not ids:
@@ -731,6 +738,15 @@ class Store:
         if updated_to is not None:
             where.append("pm.updated_at <= ?")
             params.append(_iso(updated_to))
+        if status_names:
+            where.append(f"lower(pm.status_name) IN ({','.join('?' * len(status_names))})")
+            params.extend(name.lower() for name in status_names)
+        if is_exhausted is not None:
+            where.append("pm.is_exhausted = ?")
+            params.append(int(is_exhausted))
+        if nurture_cadence is not None:
+            where.append("pm.nurture_cadence = ?")
+            params.append(nurture_cadence)
         sql = (
             f"SELECT {', '.join(columns)} FROM program_members pm "  # noqa: S608
             "JOIN programs p ON p.id = pm.program_id LEFT JOIN leads l ON l.id = pm.lead_id "

@@ -217,6 +217,13 @@ def coerce(data_type: str, value: Any, length: int | None = None) -> Any:  # noq
         if isinstance(value, bool):
             raise ValueError("a number was expected")
         return float(str(value).strip()) if isinstance(value, str) else float(value)
+    if data_type == "percent":
+        # field-types.md: "expressed as an integer"; real instances hold decimals, kept as given
+        # (a documented deviation): 30 stays 30, 12.5 stays 12.5.
+        if isinstance(value, bool):
+            raise ValueError("a number was expected")
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        return int(number) if number.is_integer() else number
     if data_type == "boolean":
         if isinstance(value, bool):
             return value
@@ -494,7 +501,7 @@ class Store:
         now = self.clock.now_iso()
         dtype = spec["dataType"]
         length = spec.get("length")
-        if length is None and dtype in ("string", "email", "phone", "url"):
+        if length is None and dtype in ("string", "email", "phone", "url", "reference"):
             length = 2000 if dtype == "url" else 255
         with self.tx() as conn:
             pos = conn.execute(
@@ -508,7 +515,7 @@ class Store:
                     spec["displayName"],
                     dtype,
                     length,
-                    1,
+                    int(dtype != "formula"),  # a formula's value is computed, never written
                     0,
                     1,
                     int(bool(spec.get("isHidden", False))),
@@ -888,6 +895,10 @@ class Store:
                 except ValueError as exc:
                     code, _, message = str(exc).partition("|")
                     out.append(("skipped", None, code, message))
+                    continue
+                if not changes:
+                    # "a leadId and one or more fields to update": the code is our choice.
+                    out.append(("skipped", None, "1003", "No field to update"))
                     continue
                 current = self._member_row(conn, program_id, lead_id)
                 if current is None:

@@ -196,9 +196,9 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
 
 
 def _field_names(store: Any) -> set[str]:
-    names = {f["name"] for f in store.describe_program_member_fields()}
-    names.update(f["name"] for f in store.describe_lead_fields())
-    return names
+    """Exportable fields: formula fields "are not exported" (field-types.md)."""
+    described = [*store.describe_program_member_fields(), *store.describe_lead_fields()]
+    return {f["name"] for f in described if f["dataType"] != "formula"}
 
 
 def _program_ids(flt: dict) -> list:

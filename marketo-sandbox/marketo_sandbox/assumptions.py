@@ -32,6 +32,40 @@ class Assumption:
 #: Every assumed behaviour, by family. Add a row when you add a switch; the README table and
 #: `tests/sandbox/test_assumptions.py` read this list.
 ASSUMPTIONS: tuple[Assumption, ...] = (
+    # bulk export and REST
+    Assumption(
+        option="export_status_phase",
+        default="queued",
+        choices=("queued", "clock", "job"),
+        why="bulk-extract.md says a status refreshes at most once per 60 s, not when: from the "
+        "job's queuedAt (queued), on whole minutes of the clock (clock), or at an offset of "
+        "its own (job)",
+        family="bulk export",
+    ),
+    Assumption(
+        option="export_status_start_lag_refreshes",
+        default=0,
+        choices=(0, 1, 2),
+        why="how soon a started job reads Processing is unstated: it may read Queued for up to "
+        "this many refreshes after it started (a finished job reads Completed at once)",
+        family="bulk export",
+    ),
+    Assumption(
+        option="export_duration_jitter",
+        default=0.0,
+        choices=(0.0, 0.2, 0.5),
+        why="real export durations vary with load: each job's processing time is scaled by a "
+        "factor drawn per job from [1 - j, 1 + j]",
+        family="bulk export",
+    ),
+    Assumption(
+        option="export_program_id_column",
+        default="once",
+        choices=("once", "repeated"),
+        why="a programIds export adds programId as the first field; when `fields` names it "
+        "too the page is silent: moved to the front once, or repeated where it was asked",
+        family="bulk export",
+    ),
     # bulk import and Data Ingestion
     Assumption(
         option="import_rows_per_second",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -74,6 +75,24 @@ class Clock:
     def now_iso(self) -> str:
         """`iso(now())`."""
         return self.iso(self.now())
+
+
+#: A filter datetime as the pages ask for it: date and time, whole seconds, optional offset.
+_FILTER_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?([Zz]|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_filter_datetime(value: str) -> datetime:
+    """An `updatedAt` filter bound: "ISO-8601 format, without milliseconds" (ValueError else).
+
+    Milliseconds and a date without a time are refused, as the extract and REST query pages
+    ask; the caller answers 1003.
+    """
+    text = str(value).strip()
+    if not _FILTER_DATETIME.match(text):
+        raise ValueError(f"{value!r}: ISO-8601 date and time without milliseconds expected")
+    if text[-5] in "+-" and text[-3] != ":":
+        text = f"{text[:-2]}:{text[-2:]}"
+    return parse_datetime(text)
 
 
 def parse_datetime(value: str) -> datetime:

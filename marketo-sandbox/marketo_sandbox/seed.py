@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from marketo_sandbox.clock import Clock
+from marketo_sandbox.clock import Clock, parse_datetime
 from marketo_sandbox.storage import CORE_SCHEMA, LEAD, PROGRAM_MEMBER, Store
 
 log = logging.getLogger("marketo_sandbox.seed")
@@ -62,6 +62,16 @@ PROGRAMS = (
     (1003, "User Conference 2026", "Event", "event"),
     (1004, "Monthly Newsletter", "Email Send", "program"),
 )
+#: Days before seeding that each program was created: spread over the last two years, the
+#: long-running nurture and newsletter first, this year's events last.
+PROGRAM_AGE_DAYS = {1001: 120, 1002: 700, 1003: 250, 1004: 540}
+#: How far back the demo's leads go (two years), and the share of updates in the last 60 days.
+HISTORY_DAYS = 730
+RECENT_DAYS = 60
+RECENT_SHARE = 0.6
+#: Engagement program members: every 13th has exhausted the content, every 7th is paused.
+EXHAUSTED_EVERY = 13
+PAUSED_EVERY = 7
 DEMO_PM_FIELDS = (
     {"name": "myCustomField", "displayName": "My Custom Field", "dataType": "string"},
     {"name": "sessionsAttended", "displayName": "Sessions Attended", "dataType": "integer"},
@@ -151,16 +161,25 @@ def _fields(store: Store) -> None:
 
 
 def ensure_programs(store: Store) -> None:
-    """The demo channels and programs 1001-1004 (idempotent)."""
+    """The demo channels and programs 1001-1004 (idempotent), created over the last two years."""
+    now = store.clock.now()
     for name, (program_type, statuses) in CHANNELS.items():
         if store.channel(name) is None:
             store.add_channel(name, program_type, statuses)
     for pid, name, channel, program_type in PROGRAMS:
         if store.program(pid) is None:
+            created = Clock.iso(now - timedelta(days=PROGRAM_AGE_DAYS[pid]))
             store.add_program(
                 pid, name, channel, program_type=program_type, description=f"{name} (demo)",
-                status="on" if program_type == "engagement" else "",
+                status="on" if program_type == "engagement" else "", created_at=created,
             )  # fmt: skip
+
+
+def engagement(program_type: str, lead_id: int) -> tuple[int, str | None]:
+    """(isExhausted, nurtureCadence) of a member: set only in engagement programs."""
+    if program_type != "engagement":
+        return 0, None
+    return int(lead_id % EXHAUSTED_EVERY == 0), "pause" if lead_id % PAUSED_EVERY == 0 else "norm"
 
 
 def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
@@ -171,17 +190,31 @@ def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
     _fields(store)
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
     now = store.clock.now()
-    start = now - timedelta(days=60)
-    span = int((now - start).total_seconds()) - 3600
+    history = now - timedelta(days=HISTORY_DAYS)
+    recent = now - timedelta(days=RECENT_DAYS)
 
     def moment(after: Any = None) -> Any:
-        base = after or start
-        room = max(1, int((now - base).total_seconds()) - 60)
-        return base + timedelta(seconds=rng.randrange(min(room, span)))
+        """Uniform between `after` (default two years ago) and an hour ago."""
+        base = after or history
+        room = max(1, int((now - base).total_seconds()) - 3600)
+        return base + timedelta(seconds=rng.randrange(room))
 
+    def changed(after: Any) -> Any:
+        """A last change after `after`: most in the last 60 days (tests and demos read those)."""
+        if rng.random() < RECENT_SHARE:
+            return moment(max(after, recent))
+        return moment(after)
+
+    program_created = {
+        p["id"]: parse_datetime(p["createdAt"])
+        for p in store.programs()
+        if p["id"] in PROGRAM_AGE_DAYS
+    }
+    lead_created: dict[int, Any] = {}
     lead_rows = []
     for i in range(1, leads + 1):
         created = moment()
+        lead_created[i] = created
         data = {
             "firstName": FIRST[i % len(FIRST)],
             "lastName": LAST[(i * 7) % len(LAST)],
@@ -200,22 +233,23 @@ def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
         }
         email = f"lead{i}@example.com" if i % 97 else f"Lead.{i}+tag@Example.COM"
         iso = Clock.iso(created)
-        lead_rows.append((i, email, iso, Clock.iso(moment(created)), orjson.dumps(data).decode()))
+        lead_rows.append((i, email, iso, Clock.iso(changed(created)), orjson.dumps(data).decode()))
     with store.tx() as conn:
         conn.executemany(
             "INSERT INTO leads (id, email, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?)",
             lead_rows,
         )
     member_rows = []
-    for pid, _, channel, _ in PROGRAMS:
+    for pid, _, channel, program_type in PROGRAMS:
         statuses = CHANNELS[channel][1]
         share = 0.9 if pid == 1002 else 0.55  # noqa: PLR2004
         for lead_id in range(1, leads + 1):
             if rng.random() > share:
                 continue
             status = rng.choice(statuses)
-            joined = moment()
-            updated = moment(joined)
+            joined = moment(max(program_created[pid], lead_created[lead_id]))
+            updated = changed(joined)
+            exhausted, cadence = engagement(program_type, lead_id)
             success = status["success"]
             data = {
                 "registrationCode": f"REG-{pid}-{lead_id:05d}" if channel != "Email Send" else None,
@@ -231,8 +265,7 @@ def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
             }
             member_rows.append(
                 (pid, lead_id, status["name"], int(success), Clock.iso(updated) if success else None,  # noqa: E501
-                 int(lead_id % 5 == 0), int(channel == "Nurture" and lead_id % 13 == 0),
-                 "norm" if channel == "Nurture" else None, Clock.iso(joined), None,
+                 int(lead_id % 5 == 0), exhausted, cadence, Clock.iso(joined), None,
                  "Main Track" if channel == "Nurture" else None, None, rng.randrange(0, 100),
                  rng.randrange(0, 100), Clock.iso(joined), Clock.iso(updated),
                  orjson.dumps(data).decode())
@@ -282,7 +315,7 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
         ).decode()
         for k in range(101)
     ]
-    per_program = [(p["id"], p["progressionStatuses"]) for p in programs]
+    per_program = [(p["id"], p["progressionStatuses"], p["type"]) for p in programs]
     n_programs = len(per_program)
     n_leads = -(-n // n_programs)
     conn = store.conn()
@@ -294,8 +327,11 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
         ).decode()
         for k in range(53)
     ]  # fmt: skip
+    # Leads exist before they join (members change in the last 30 days, leads were created
+    # before that), so no membership predates its lead.
+    born = [Clock.iso(now - timedelta(days=31, minutes=k)) for k in range(997)]
     leads = (
-        (first_lead + k, f"gen{first_lead + k}@example.com", stamps[k % 997], stamps[k % 997],
+        (first_lead + k, f"gen{first_lead + k}@example.com", born[k % 997], stamps[k % 997],
          lead_data[k % 53])
         for k in range(n_leads)
     )  # fmt: skip
@@ -309,16 +345,17 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
         # Program by program, leads ascending: appends to the primary key's B-tree.
         for j in range(n):
             i = (j % n_leads) * n_programs + j // n_leads
-            pid, statuses = per_program[j // n_leads]
+            pid, statuses, program_type = per_program[j // n_leads]
             status = statuses[(i // n_programs) % len(statuses)]
             success = status["success"]
             joined = stamps[i % 997]
             updated = stamps[(i * 7 + 3) % 997]
             updated = max(joined, updated)
+            exhausted, cadence = engagement(program_type, i)
             yield (
                 pid, first_lead + i // n_programs, status["name"], int(success),
-                updated if success else None, i % 3 == 0, 0, None, joined, None, None, None,
-                i % 100, (i * 3) % 100, joined, updated, datas[i % 101],
+                updated if success else None, i % 3 == 0, exhausted, cadence, joined, None, None,
+                None, i % 100, (i * 3) % 100, joined, updated, datas[i % 101],
             )  # fmt: skip
 
     rows = members()

@@ -217,6 +217,13 @@ def coerce(data_type: str, value: Any, length: int | None = None) -> Any:  # noq
         if isinstance(value, bool):
             raise ValueError("a number was expected")
         return float(str(value).strip()) if isinstance(value, str) else float(value)
+    if data_type == "percent":
+        # field-types.md: "expressed as an integer"; real instances hold decimals, kept as given
+        # (a documented deviation): 30 stays 30, 12.5 stays 12.5.
+        if isinstance(value, bool):
+            raise ValueError("a number was expected")
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        return int(number) if number.is_integer() else number
     if data_type == "boolean":
         if isinstance(value, bool):
             return value
@@ -494,7 +501,7 @@ class Store:
         now = self.clock.now_iso()
         dtype = spec["dataType"]
         length = spec.get("length")
-        if length is None and dtype in ("string", "email", "phone", "url"):
+        if length is None and dtype in ("string", "email", "phone", "url", "reference"):
             length = 2000 if dtype == "url" else 255
         with self.tx() as conn:
             pos = conn.execute(
@@ -508,7 +515,7 @@ class Store:
                     spec["displayName"],
                     dtype,
                     length,
-                    1,
+                    int(dtype != "formula"),  # a formula's value is computed, never written
                     0,
                     1,
                     int(bool(spec.get("isHidden", False))),
@@ -579,9 +586,10 @@ class Store:
         description: str = "",
         status: str = "",
         folder_id: int | None = None,
+        created_at: str | None = None,
     ) -> None:
-        """Create a program (its channel must exist)."""
-        now = self.clock.now_iso()
+        """Create a program (its channel must exist); `created_at` for seeded history."""
+        now = created_at or self.clock.now_iso()
         with self.tx() as conn:
             conn.execute(
                 "INSERT INTO programs (id, name, description, type, channel, status, folder_id, "
@@ -711,13 +719,19 @@ class Store:
         fields: Sequence[str],
         updated_from: datetime | str | None = None,
         updated_to: datetime | str | None = None,
+        *,
+        status_names: Sequence[str] = (),
+        is_exhausted: bool | None = None,
+        nurture_cadence: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Members of `program_ids` as dicts of the requested API names (lead fields joined).
 
         Values: bool for booleans, int for integers/scores, float for float/currency, ISO-8601
         `Z` strings for datetimes, `YYYY-MM-DD` for dates, str otherwise, None when empty.
-        `updated_from`/`updated_to` bound the member's updatedAt (both inclusive). Ordered by
-        program and lead id. Uses its own connection, so it may be consumed in any thread.
+        `updated_from`/`updated_to` bound the member's updatedAt (both inclusive); the extract's
+        other filters (status names ORed, case-insensitive; isExhausted; nurtureCadence) are ANDed.
+        Ordered by program and lead id. Uses its own connection, so it may be consumed in any
+        thread.
         """
         ids = [int(p) for p in program_ids]
         if not ids:
@@ -731,6 +745,15 @@ class Store:
         if updated_to is not None:
             where.append("pm.updated_at <= ?")
             params.append(_iso(updated_to))
+        if status_names:
+            where.append(f"lower(pm.status_name) IN ({','.join('?' * len(status_names))})")
+            params.extend(name.lower() for name in status_names)
+        if is_exhausted is not None:
+            where.append("pm.is_exhausted = ?")
+            params.append(int(is_exhausted))
+        if nurture_cadence is not None:
+            where.append("pm.nurture_cadence = ?")
+            params.append(nurture_cadence)
         sql = (
             f"SELECT {', '.join(columns)} FROM program_members pm "  # noqa: S608
             "JOIN programs p ON p.id = pm.program_id LEFT JOIN leads l ON l.id = pm.lead_id "
@@ -872,6 +895,10 @@ class Store:
                 except ValueError as exc:
                     code, _, message = str(exc).partition("|")
                     out.append(("skipped", None, code, message))
+                    continue
+                if not changes:
+                    # "a leadId and one or more fields to update": the code is our choice.
+                    out.append(("skipped", None, "1003", "No field to update"))
                     continue
                 current = self._member_row(conn, program_id, lead_id)
                 if current is None:

@@ -8,10 +8,11 @@ Polling spends calls only where a reply can differ from the last one. Marketo re
 status once every 60 s; we assume (the documents are silent, the sandbox does so) that the
 rhythm counts from the job's `queuedAt`, i.e. from when its enqueue reply arrived. A job of ours
 kept queued ahead cannot start while our own jobs hold both slots, so it is not polled then:
-only when one of ours leaves a slot, at its first refresh after that moment (if that still says
-Queued, once more a refresh later: the reply may predate the start), then, while it stays
-queued, at a slow safety rhythm (another API user's job holds the slot). Were the rhythm not
-anchored so, the first of those polls may show a stale Queued; the second does not.
+only when one of ours leaves a slot, at each refresh after that moment while the reply may
+still be stale, then, while it stays queued, at a slow safety rhythm (another API user's job
+holds the slot). A reply may be stale for a few refreshes: the rhythm may not be anchored on
+queuedAt (one refresh), and a started job may still read Queued for up to two refreshes (the
+documents are silent on both; the sandbox randomises them in tests).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 QUEUE_AHEAD = 2  # jobs waiting in Marketo's queue behind our 2 running ones (limit 10).
 # A queued job whose slot another API user's job holds: polled every this many intervals.
 SAFETY_POLL_INTERVALS = 5
+# Refreshes a started job may still read Queued: up to 2 of lag, 1 of an unknown rhythm phase.
+STALE_REFRESHES = 3
 UNSUPPORTED_FILTER = "1035"
 MB = 1024 * 1024
 
@@ -269,8 +272,8 @@ class ExportScheduler:
         after_free = self._refresh_after(job, self._slot_freed_at)
         if job.last_poll is None:
             return max(job.anchor + interval, after_free)
-        if job.last_poll < self._slot_freed_at + interval:
-            # Its last reply may predate the freed slot; the next refresh surely does not.
+        if job.last_poll < self._slot_freed_at + STALE_REFRESHES * interval:
+            # Its last reply may predate the freed slot or lag its start: poll each refresh.
             return max(job.last_poll + interval, after_free)
         # Still queued a full interval after a slot freed: another API user's job holds it.
         return job.last_poll + SAFETY_POLL_INTERVALS * interval
@@ -333,6 +336,12 @@ class ExportScheduler:
         self.logger.info("Export %s created (%s)", export_id, unit.describe())
         try:
             queued = self.exports.enqueue(export_id)
+        except TooManyJobsError as exc:
+            if "already queued" not in exc.message.lower():
+                self._cancel_quietly(export_id)
+                raise
+            # 1029 "Job already queued": an earlier try of this enqueue reached Marketo.
+            queued = {"status": "Queued"}
         except MarketoError:
             self._cancel_quietly(export_id)
             raise

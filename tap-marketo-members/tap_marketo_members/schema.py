@@ -18,7 +18,7 @@ LOGGER = logging.getLogger(__name__)
 # Choices where Marketo is vague (documented in the README):
 # - reference: the id of another Marketo record, sent as text in exports -> string.
 # - score: Marketo scores are whole numbers -> integer.
-# - percent: stored as a whole number in Marketo's lead database -> integer.
+# - percent: documented as an integer, but real instances hold decimals -> number.
 # - anything unknown (formula, textarea variants Marketo may add) -> string, with a debug log.
 TYPE_MAP: dict[str, tuple[str, str | None, bool]] = {
     "string": ("string", None, True),
@@ -30,7 +30,7 @@ TYPE_MAP: dict[str, tuple[str, str | None, bool]] = {
     "picklist": ("string", None, True),
     "integer": ("integer", None, False),
     "score": ("integer", None, False),
-    "percent": ("integer", None, False),
+    "percent": ("number", None, False),
     "float": ("number", None, False),
     "currency": ("number", None, False),
     "boolean": ("boolean", None, False),

@@ -48,8 +48,10 @@ def test_export_program_ids_and_updated_at_filter(api, fast_sandbox):
     start = dt.datetime.fromisoformat(before.replace("Z", "+00:00"))
     window = {"startAt": before, "endAt": (start + dt.timedelta(days=30)).isoformat()}
     flt = {"programIds": [1001, 1002], "updatedAt": window}
-    _, data = api.run_export(["programId", "leadId", "registrationCode"], flt)
-    rows = parse(data)[1:]
+    _, data = api.run_export(["leadId", "registrationCode"], flt)
+    rows = parse(data)
+    assert rows[0] == ["programId", "leadId", "registrationCode"]  # added first by programIds
+    rows = rows[1:]
     assert sorted(int(r[1]) for r in rows) == sorted(touched)
     assert {r[0] for r in rows} == {"1002"}
     assert {r[2] for r in rows} == {"TOUCHED"}
@@ -119,8 +121,12 @@ def test_status_only_for_creator(sandbox_factory):
     assert owner.get(f"{EXPORT}/{export_id}/file.json").status_code == 200
 
 
+#: The sandbox's own choices for the status rhythm (the default draw), pinned where a test times it.
+QUEUED_PHASE = {"export_status_phase": "queued", "export_status_start_lag_refreshes": 0}
+
+
 def test_status_changes_at_most_once_per_60_sandbox_seconds(sandbox_factory):
-    sb = sandbox_factory(seed="demo", time_scale=60.0)
+    sb = sandbox_factory(seed="demo", time_scale=60.0, options=QUEUED_PHASE)
     api = Api(sb)
     export_id = api.create_export(["leadId"], {"programId": 1004})
     queued_at = api.enqueue(export_id)["queuedAt"]
@@ -145,25 +151,27 @@ def _ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_queue_limits_2_processing_10_queued(fast_sandbox):
+def test_queue_limits_2_processing_10_queued_including_processing(fast_sandbox):
+    """bulk-extract.md: "Maximum queued export jobs, including jobs that are currently
+    exporting: 10"; 2 of them processing."""
     sb = fresh(fast_sandbox, job_fixed_seconds=10**7)
     api = Api(sb)
-    ids = [api.create_export(["leadId"], {"programId": 1001}) for _ in range(13)]
-    for export_id in ids[:12]:
+    ids = [api.create_export(["leadId"], {"programId": 1001}) for _ in range(11)]
+    for export_id in ids[:10]:
         api.enqueue(export_id)
-    assert api.error("post", f"{EXPORT}/{ids[12]}/enqueue.json") == (
+    assert api.error("post", f"{EXPORT}/{ids[10]}/enqueue.json") == (
         "1029",
         "Too many jobs in queue",
     )
     states = _real_states(sb)
-    assert (states.count("Processing"), states.count("Queued")) == (2, 10)
+    assert (states.count("Processing"), states.count("Queued")) == (2, 8)
     running = [j["exportId"] for j in sb.admin.dump("export_jobs") if j["status"] == "Processing"]
     api.ok("post", f"{EXPORT}/{running[0]}/cancel.json")
     _wait(lambda: _real_states(sb).count("Processing") == 2)
-    assert _real_states(sb).count("Queued") == 9
-    assert api.enqueue(ids[12])["status"] == "Queued"
+    assert _real_states(sb).count("Queued") == 7
+    assert api.enqueue(ids[10])["status"] == "Queued"
     listed = api.ok("get", f"{EXPORT}.json", params={"status": "Queued,Processing"})
-    assert len(listed) == 12
+    assert len(listed) == 10
     assert {j["status"] for j in listed} <= {"Queued", "Processing"}
     page = api.get(f"{EXPORT}.json", params={"status": "Cancelled", "batchSize": 1}).json()
     assert [j["exportId"] for j in page["result"]] == [running[0]]
@@ -171,7 +179,7 @@ def test_queue_limits_2_processing_10_queued(fast_sandbox):
     page = api.get(f"{EXPORT}.json", params={"batchSize": 5}).json()
     assert (len(page["result"]), page["moreResult"]) == (5, True)
     rest = api.ok("get", f"{EXPORT}.json", params={"nextPageToken": page["nextPageToken"]})
-    assert len(rest) == 8
+    assert len(rest) == 6
 
 
 def _real_states(sb):
@@ -230,7 +238,7 @@ def test_files_expire_after_7_days(fast_sandbox):
 
 
 def test_processing_time_follows_rows_per_second(fast_sandbox):
-    sb = fresh(fast_sandbox, export_rows_per_second=10)
+    sb = fresh(fast_sandbox, export_rows_per_second=10, export_duration_jitter=0.0)
     api = Api(sb)
     job, _ = api.run_export(["leadId"], {"programId": 1001})
     took = (_ts(job["finishedAt"]) - _ts(job["startedAt"])).total_seconds()

@@ -20,7 +20,7 @@ ROWS = [
     ("picklist", 64, {"type": ["string", "null"], "maxLength": 64}),
     ("integer", None, {"type": ["integer", "null"]}),
     ("score", None, {"type": ["integer", "null"]}),
-    ("percent", None, {"type": ["integer", "null"]}),
+    ("percent", None, {"type": ["number", "null"]}),  # real instances hold decimals
     ("float", None, {"type": ["number", "null"]}),
     ("currency", None, {"type": ["number", "null"]}),
     ("boolean", None, {"type": ["boolean", "null"]}),

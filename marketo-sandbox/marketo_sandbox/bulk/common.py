@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from marketo_sandbox.assumptions import defaults
 from marketo_sandbox.envelope import MarketoHTTPError
 from marketo_sandbox.identity import authenticate
 
@@ -43,7 +44,14 @@ def option(app_or_request: Any, name: str) -> Any:
     app = getattr(app_or_request, "app", app_or_request)
     options = getattr(app.state, "options", None) or {}
     value = options.get(name) if hasattr(options, "get") else None
-    return DEFAULTS.get(name) if value is None else value
+    if value is None:
+        return DEFAULTS[name] if name in DEFAULTS else assumed_default(name)
+    return value
+
+
+def assumed_default(name: str) -> Any:
+    """The sandbox's own choice for an assumed behaviour (`assumptions.ASSUMPTIONS`)."""
+    return defaults().get(name)
 
 
 def job_duration(app: Any, rate_option: str) -> Callable[[int], float]:

@@ -1,9 +1,10 @@
 """Bulk Program Member Extract: `/bulk/v1/program/members/export/...`.
 
 Jobs go Created → Queued → Processing → Completed / Failed, or Cancelled. The status a caller sees
-is a snapshot of the job taken every 60 s of sandbox time from the moment it was queued, as
-Marketo "only updates the status once every 60 seconds"; the file can be fetched as soon as the
-job has really completed.
+is a snapshot of the job taken every 60 s of sandbox time, as Marketo "only updates the status
+once every 60 seconds"; when the refreshes fall and how late a start shows are assumptions
+(`export_status_phase`, `export_status_start_lag_refreshes`). The file can be fetched as soon as
+the job has really completed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import datetime as dt
 import logging
 import math
 import operator
+import random
 import uuid
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +34,7 @@ from marketo_sandbox.bulk.common import (
     scheduler,
 )
 from marketo_sandbox.bulk.jobs import Pool, every, fetch_all, fetch_one, next_seq
-from marketo_sandbox.clock import parse_datetime
+from marketo_sandbox.clock import parse_datetime, parse_filter_datetime
 from marketo_sandbox.envelope import MarketoHTTPError, ok
 from marketo_sandbox.storage import register_schema
 
@@ -72,7 +75,8 @@ CREATE INDEX IF NOT EXISTS {TABLE}_status ON {TABLE} (status, seq);
 STATUS_RHYTHM_SECONDS = 60.0
 MAX_PROGRAM_IDS = 10
 MAX_RANGE_DAYS = 31
-FILTERS = ("programId", "programIds", "updatedAt")
+FILTERS = ("programId", "programIds", "updatedAt", "statusNames", "isExhausted", "nurtureCadence")
+NURTURE_CADENCES = ("pause", "norm")
 POOL = "export"
 
 PATH = "/bulk/v1/program/members/export"
@@ -107,9 +111,19 @@ def setup(app: Any, sched: Scheduler) -> None:
             work=work,
             duration=job_duration(app, "export_rows_per_second"),
             on_cancel=on_cancel,
+            jitter=lambda job: _jitter(option(app, "export_duration_jitter"), job["id"]),
         )
     )
     sched.hooks.append(_expiry_hook(app, sched))
+
+
+def _jitter(spread: Any, job_id: str) -> float:
+    """A job's duration factor in [1 - spread, 1 + spread], the same for the job every time."""
+    spread = min(max(float(spread or 0.0), 0.0), 0.9)
+    if not spread:
+        return 1.0
+    rng = random.Random(zlib.crc32(job_id.encode()))  # noqa: S311 - simulated load, not secrets
+    return 1.0 + rng.uniform(-spread, spread)
 
 
 def _write_file(
@@ -117,8 +131,8 @@ def _write_file(
 ) -> tuple[dict, int]:
     """Stream the members from storage straight into the file: never a whole export in memory."""
     spec = orjson.loads(job["spec"])
-    fields: list[str] = spec["fields"]
-    headers = [spec["headers"].get(f, f) for f in fields]
+    fields: list[str] = spec.get("columns") or spec["fields"]
+    headers = spec.get("header_row") or [spec["headers"].get(f, f) for f in fields]
     flt = spec["filter"]
     program_ids = flt.get("programIds") or [flt["programId"]]
     updated = flt.get("updatedAt")
@@ -127,7 +141,13 @@ def _write_file(
         updated_from = parse_datetime(updated["startAt"])
         updated_to = parse_datetime(updated["endAt"])
     members = store.iter_program_members(
-        program_ids, fields, updated_from=updated_from, updated_to=updated_to
+        program_ids,
+        list(dict.fromkeys(fields)),
+        updated_from=updated_from,
+        updated_to=updated_to,
+        status_names=flt.get("statusNames") or (),
+        is_exhausted=flt.get("isExhausted"),
+        nurture_cadence=flt.get("nurtureCadence"),
     )
     pick = operator.itemgetter(*fields)
     rows = (pick(m) for m in members) if len(fields) > 1 else ((pick(m),) for m in members)
@@ -176,9 +196,9 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
 
 
 def _field_names(store: Any) -> set[str]:
-    names = {f["name"] for f in store.describe_program_member_fields()}
-    names.update(f["name"] for f in store.describe_lead_fields())
-    return names
+    """Exportable fields: formula fields "are not exported" (field-types.md)."""
+    described = [*store.describe_program_member_fields(), *store.describe_lead_fields()]
+    return {f["name"] for f in described if f["dataType"] != "formula"}
 
 
 def _program_ids(flt: dict) -> list:
@@ -222,17 +242,58 @@ def _validate_filter(request: Request, flt: Any) -> dict:
         if not option(request, "updated_at_filter_supported"):
             raise MarketoHTTPError(1035, "Unsupported filter type for target subscription")
         out["updatedAt"] = _validate_range(flt["updatedAt"])
+    _validate_member_filters(store, flt, out)
     return out
+
+
+def _validate_member_filters(store: Any, flt: dict, out: dict) -> None:
+    """The extract's member filters, ANDed: isExhausted, nurtureCadence, statusNames (ORed)."""
+    if "isExhausted" in flt:
+        if not isinstance(flt["isExhausted"], bool):
+            raise MarketoHTTPError(1003, "isExhausted filter must be a boolean")
+        out["isExhausted"] = flt["isExhausted"]
+    if "nurtureCadence" in flt:
+        if flt["nurtureCadence"] not in NURTURE_CADENCES:
+            raise MarketoHTTPError(1003, "nurtureCadence filter must be 'pause' or 'norm'")
+        out["nurtureCadence"] = flt["nurtureCadence"]
+    if "statusNames" in flt:
+        out["statusNames"] = _validate_status_names(store, flt["statusNames"], out)
+
+
+def _validate_status_names(store: Any, names: Any, flt: dict) -> list[str]:
+    """A non-empty array of names; with programIds each must match a member of some program.
+
+    The page: "If a status name is not found in any of the programs, 1003, Invalid Data".
+    """
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise MarketoHTTPError(1003, "statusNames filter must be a non-empty array of strings")
+    if "programIds" in flt:
+        ids = flt["programIds"]
+        marks = ",".join("?" * len(ids))
+        found = {
+            row[0]
+            for row in store.conn().execute(
+                "SELECT DISTINCT lower(status_name) FROM program_members "  # noqa: S608
+                f"WHERE program_id IN ({marks})",
+                ids,
+            )
+        }
+        missing = [n for n in names if n.lower() not in found]
+        if missing:
+            raise MarketoHTTPError(1003, f"Invalid Data: status name not found: {missing[0]}")
+    return names
 
 
 def _validate_range(rng: Any) -> dict:
     if not isinstance(rng, dict) or "startAt" not in rng or "endAt" not in rng:
         raise MarketoHTTPError(1003, "updatedAt filter requires startAt and endAt")
     try:
-        start = parse_datetime(str(rng["startAt"]))
-        end = parse_datetime(str(rng["endAt"]))
+        start = parse_filter_datetime(str(rng["startAt"]))
+        end = parse_filter_datetime(str(rng["endAt"]))
     except ValueError:
-        raise MarketoHTTPError(1003, "Invalid updatedAt date: ISO-8601 expected") from None
+        raise MarketoHTTPError(
+            1003, "Invalid updatedAt date: ISO-8601 without milliseconds expected"
+        ) from None
     if end < start:
         raise MarketoHTTPError(1003, "updatedAt endAt is before startAt")
     if end - start > dt.timedelta(days=MAX_RANGE_DAYS):
@@ -259,19 +320,53 @@ def _validate_spec(request: Request, body: dict) -> tuple[str, dict]:
     stray = [k for k in headers if k not in fields]
     if stray:
         raise MarketoHTTPError(1003, f"columnHeaderNames names fields not exported: {stray[0]}")
+    flt = _validate_filter(request, body.get("filter"))
+    columns, header_row = _columns(request, fields, headers, flt)
     spec = {
         "fields": fields,
         "headers": headers,
-        "filter": _validate_filter(request, body.get("filter")),
+        "filter": flt,
+        "columns": columns,
+        "header_row": header_row,
     }
     return fmt, spec
+
+
+def _columns(
+    request: Request, fields: list[str], headers: dict, flt: dict
+) -> tuple[list[str], list[str]]:
+    """The file's columns: a programIds export adds programId as the first field (the page).
+
+    When `fields` names programId too (the page is silent), option `export_program_id_column`
+    decides: "once" moves it to the front, "repeated" keeps it where asked as well.
+    """
+    if "programIds" not in flt:
+        return fields, [headers.get(f, f) for f in fields]
+    if option(request, "export_program_id_column") == "repeated":
+        return ["programId", *fields], ["programId", *(headers.get(f, f) for f in fields)]
+    columns = ["programId", *(f for f in fields if f != "programId")]
+    return columns, [headers.get(f, f) for f in columns]
 
 
 # ---------------------------------------------------------------------------- views
 
 
-def visible(job: dict, now: float) -> dict:
-    """The job as its creator sees it: state snapshots at most once per 60 s of sandbox time."""
+def refresh_anchor(job: dict, phase: str) -> float:
+    """A moment on the job's 60-s status refresh grid (option `export_status_phase`)."""
+    queued = job["queued_at"]
+    if phase == "clock":
+        return 0.0  # whole minutes of the sandbox clock
+    if phase == "job":
+        return queued + zlib.crc32(job["id"].encode()) % int(STATUS_RHYTHM_SECONDS)
+    return queued
+
+
+def visible(job: dict, now: float, phase: str = "queued", start_lag: int = 0) -> dict:
+    """The job as its creator sees it: state snapshots at most once per 60 s of sandbox time.
+
+    The snapshot is the last refresh at or before `now` on the job's grid; a start shows only
+    `start_lag` refreshes after the one that saw it (assumed), a finish at the first.
+    """
     out: dict[str, Any] = {
         "exportId": job["id"],
         "format": job["format"],
@@ -285,7 +380,8 @@ def visible(job: dict, now: float) -> dict:
     if status == "Cancelled":
         out["queuedAt"] = iso(queued)
         return out
-    snap = queued + STATUS_RHYTHM_SECONDS * math.floor((now - queued) / STATUS_RHYTHM_SECONDS)
+    anchor = refresh_anchor(job, phase)
+    snap = anchor + STATUS_RHYTHM_SECONDS * math.floor((now - anchor) / STATUS_RHYTHM_SECONDS)
     out["queuedAt"] = iso(queued)
     started, finished = job["started_at"], job["finished_at"]
     if status in ("Completed", "Failed") and finished is not None and finished <= snap:
@@ -298,12 +394,22 @@ def visible(job: dict, now: float) -> dict:
             out["fileChecksum"] = job["file_checksum"]
         else:
             out["errorMsg"] = job["fail_message"]
-    elif started is not None and started <= snap:
+    elif started is not None and started <= snap - start_lag * STATUS_RHYTHM_SECONDS:
         out["status"] = "Processing"
         out["startedAt"] = iso(started)
     else:
         out["status"] = "Queued"
     return out
+
+
+def shown(request: Request, job: dict, now: float) -> dict:
+    """`visible` with the run's assumed refresh phase and start lag."""
+    return visible(
+        job,
+        now,
+        str(option(request, "export_status_phase")),
+        int(option(request, "export_status_start_lag_refreshes")),
+    )
 
 
 def _load(request: Request, export_id: str, user: str) -> dict:
@@ -362,6 +468,8 @@ def enqueue(request: Request) -> Response:
     """`POST .../{exportId}/enqueue.json`: 1029 when the queue is full or the quota spent."""
     user = caller(request)
     job = _load(request, request.path_params["exportId"], user)
+    if job["status"] in ("Queued", "Processing"):
+        raise MarketoHTTPError(1029, "Job already queued")
     if job["status"] != "Created":
         raise MarketoHTTPError(1003, f"Job is {job['status']}, only a Created job can be enqueued")
     sched, pool = _pool(request)
@@ -377,8 +485,9 @@ def enqueue(request: Request) -> Response:
         raise MarketoHTTPError(1029, "Export daily quota exceeded")
     fail = "Job failed: export error" if faults.take_kind("job_failed", path, "POST") else None
     with sched.lock:
-        queued, _running = sched.counts(pool)
-        if queued >= int(option(request, "export_max_queued")):
+        queued, running = sched.counts(pool)
+        # bulk-extract.md: at most 10 queued, including the jobs that are exporting.
+        if queued + running >= int(option(request, "export_max_queued")):
             raise MarketoHTTPError(1029, "Too many jobs in queue")
         with sched.store.tx() as conn:
             seq = next_seq(conn, TABLE)
@@ -403,7 +512,7 @@ def status(request: Request) -> Response:
     user = caller(request)
     job = _load(request, request.path_params["exportId"], user)
     sched, _ = _pool(request)
-    view = visible(job, sched.now())
+    view = shown(request, job, sched.now())
     if view.get("fileChecksum") and request.app.state.faults.take_kind(
         "bad_checksum", request.url.path, "GET"
     ):
@@ -470,10 +579,10 @@ def file(request: Request) -> Response:
 def list_jobs(request: Request) -> Response:
     """`GET /bulk/v1/program/members/export.json`: jobs of the last 7 days, `status` filter.
 
-    Lists every job of the subscription (so a client can see who holds the queue), newest first,
-    each with the status its creator would see.
+    Only the calling API user's jobs ("The response includes only jobs that the API user making
+    the call owns"), newest first, each with the status its creator sees.
     """
-    caller(request)
+    user = caller(request)
     wanted: set[str] = set()
     for value in request.query_params.getlist("status"):
         wanted.update(s.strip() for s in value.split(",") if s.strip())
@@ -487,10 +596,11 @@ def list_jobs(request: Request) -> Response:
     with sched.store.tx() as conn:
         jobs = fetch_all(
             conn,
-            f"SELECT * FROM {TABLE} WHERE created_at >= ? ORDER BY created_at DESC",  # noqa: S608
-            (now - 7 * DAY,),
+            f"SELECT * FROM {TABLE} WHERE created_at >= ? AND api_user = ? "  # noqa: S608
+            "ORDER BY created_at DESC",
+            (now - 7 * DAY, user),
         )
-    views = [visible(j, now) for j in jobs]
+    views = [shown(request, j, now) for j in jobs]
     if wanted:
         lower = {w.lower() for w in wanted}
         views = [v for v in views if v["status"].lower() in lower]

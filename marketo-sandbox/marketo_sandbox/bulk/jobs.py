@@ -72,6 +72,8 @@ class Pool:
     #: Sandbox seconds the job should appear to take for this many rows.
     duration: Callable[[int], float]
     on_cancel: Callable[[dict], None] | None = None
+    #: Factor on the job's simulated duration (assumed load jitter); None: exactly `duration`.
+    jitter: Callable[[dict], float] | None = None
     #: Running workers by job id, each with the event that tells it to stop.
     workers: dict[Any, threading.Event] = field(default_factory=dict)
 
@@ -229,7 +231,8 @@ class Scheduler:
             if should_stop():
                 return
             started = job.get("started_at") or self.now()
-            due = started + max(0.0, float(pool.duration(rows)))
+            factor = pool.jitter(job) if pool.jitter is not None else 1.0
+            due = started + max(0.0, float(pool.duration(rows)) * factor)
             columns = {**columns, "work_done": 1, "due_at": due}
             names = ", ".join(f"{k} = ?" for k in columns)
             with self.lock, self.store.tx() as conn:

@@ -33,9 +33,10 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # "displayName ... cannot contain special characters": letters (any script), digits, spaces,
 # underscores and hyphens are accepted; anything else is refused (our reading of the rule).
 _DISPLAY = re.compile(r"^[^\W][\w \-]*$")
+#: Every type of field-types.md, by its API name (text area is `text`).
 CUSTOM_TYPES = frozenset(
     {"string", "text", "integer", "float", "currency", "boolean", "date", "datetime", "email",
-     "phone", "url", "score"}
+     "phone", "url", "score", "percent", "reference", "formula"}
 )  # fmt: skip
 CREATE_ATTRS = frozenset(
     {"displayName", "name", "dataType", "description", "isHidden", "isHtmlEncodingInEmail",

@@ -65,10 +65,9 @@ PROGRAMS = (
 #: Days before seeding that each program was created: spread over the last two years, the
 #: long-running nurture and newsletter first, this year's events last.
 PROGRAM_AGE_DAYS = {1001: 120, 1002: 700, 1003: 250, 1004: 540}
-#: How far back the demo's leads go (two years), and the share of updates in the last 60 days.
+#: How far back the demo's leads go (two years); every member's last change is in the last 60 days.
 HISTORY_DAYS = 730
 RECENT_DAYS = 60
-RECENT_SHARE = 0.6
 #: Engagement program members: every 13th has exhausted the content, every 7th is paused.
 EXHAUSTED_EVERY = 13
 PAUSED_EVERY = 7
@@ -200,10 +199,12 @@ def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
         return base + timedelta(seconds=rng.randrange(room))
 
     def changed(after: Any) -> Any:
-        """A last change after `after`: most in the last 60 days (tests and demos read those)."""
-        if rng.random() < RECENT_SHARE:
-            return moment(max(after, recent))
-        return moment(after)
+        """A last change after `after`, within the last 60 days.
+
+        The history lives in createdAt and membershipDate; a sync from the oldest change still
+        reads a few windows (tests and demos replay from there).
+        """
+        return moment(max(after, recent))
 
     program_created = {
         p["id"]: parse_datetime(p["createdAt"])

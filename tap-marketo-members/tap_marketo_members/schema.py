@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
-# Marketo dataType -> (JSON Schema type, format or None, carries maxLength from `length`).
+# Marketo dataType -> (JSON Schema type, format or None, is text). No maxLength comes from a
+# describe's `length`: Marketo's own describe gives nurtureCadence length 4 while its documented
+# values include "pause" (program-members.md, bulk-program-member-extract.md), so a loader that
+# validated or sized columns by it would refuse real rows.
 # Choices where Marketo is vague (documented in the README):
 # - reference: the id of another Marketo record, sent as text in exports -> string.
 # - score: Marketo scores are whole numbers -> integer.
@@ -47,7 +50,7 @@ MEMBER_REPLICATION_KEY = "updatedAt"
 def property_schema(field: Mapping[str, Any], *, nullable: bool = True) -> dict[str, Any]:
     """JSON Schema for one describe entry ({name, dataType, length, ...})."""
     data_type = str(field.get("dataType") or "").lower()
-    json_type, fmt, with_length = TYPE_MAP.get(data_type, FALLBACK_TYPE)
+    json_type, fmt, _ = TYPE_MAP.get(data_type, FALLBACK_TYPE)
     if data_type not in TYPE_MAP:
         LOGGER.debug(
             "Field %s has unmapped dataType %r: typed as string", field.get("name"), data_type
@@ -55,9 +58,6 @@ def property_schema(field: Mapping[str, Any], *, nullable: bool = True) -> dict[
     schema: dict[str, Any] = {"type": [json_type, "null"] if nullable else json_type}
     if fmt:
         schema["format"] = fmt
-    length = field.get("length")
-    if with_length and isinstance(length, int) and not isinstance(length, bool) and length > 0:
-        schema["maxLength"] = length
     if field.get("displayName"):
         schema["description"] = str(field["displayName"])
     return schema

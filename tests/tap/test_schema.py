@@ -11,13 +11,13 @@ from tap_marketo_members.schema import (
 
 ROWS = [
     # dataType, length, expected schema
-    ("string", 255, {"type": ["string", "null"], "maxLength": 255}),
-    ("text", 2000, {"type": ["string", "null"], "maxLength": 2000}),
-    ("textarea", 10, {"type": ["string", "null"], "maxLength": 10}),
-    ("email", 255, {"type": ["string", "null"], "maxLength": 255}),
-    ("phone", 40, {"type": ["string", "null"], "maxLength": 40}),
-    ("url", 2000, {"type": ["string", "null"], "maxLength": 2000}),
-    ("picklist", 64, {"type": ["string", "null"], "maxLength": 64}),
+    ("string", 255, {"type": ["string", "null"]}),
+    ("text", 2000, {"type": ["string", "null"]}),
+    ("textarea", 10, {"type": ["string", "null"]}),
+    ("email", 255, {"type": ["string", "null"]}),
+    ("phone", 40, {"type": ["string", "null"]}),
+    ("url", 2000, {"type": ["string", "null"]}),
+    ("picklist", 64, {"type": ["string", "null"]}),
     ("integer", None, {"type": ["integer", "null"]}),
     ("score", None, {"type": ["integer", "null"]}),
     ("percent", None, {"type": ["number", "null"]}),  # real instances hold decimals
@@ -26,7 +26,7 @@ ROWS = [
     ("boolean", None, {"type": ["boolean", "null"]}),
     ("datetime", None, {"type": ["string", "null"], "format": "date-time"}),
     ("date", None, {"type": ["string", "null"], "format": "date"}),
-    ("reference", 36, {"type": ["string", "null"], "maxLength": 36}),
+    ("reference", 36, {"type": ["string", "null"]}),
     ("formula_of_the_future", 12, {"type": ["string", "null"]}),
 ]
 
@@ -67,7 +67,7 @@ def test_member_schema_keys_not_nullable_and_lead_fields_do_not_shadow():
     assert props["programId"]["type"] == "integer"
     assert props["leadId"]["type"] == "integer"
     assert props["updatedAt"] == {"type": ["string", "null"], "format": "date-time"}
-    assert props["email"]["maxLength"] == 255
+    assert "maxLength" not in props["email"]
     assert list(props) == ["programId", "leadId", "updatedAt", "statusName", "email"]
 
 
@@ -76,3 +76,11 @@ def test_select_lead_fields_star_and_missing(caplog):
     assert select_lead_fields(describe, ["*"]) == describe
     assert [f["name"] for f in select_lead_fields(describe, ["x", "nope"])] == ["x"]
     assert "nope" in caplog.text
+
+
+def test_no_length_limit_from_describe_refuses_a_documented_value():
+    """Marketo's describe says nurtureCadence has length 4; its documented values include
+    "pause". A schema carrying maxLength 4 made target-postgres refuse every paused member."""
+    field = {"name": "nurtureCadence", "dataType": "string", "length": 4}
+    schema = property_schema(field)
+    assert "maxLength" not in schema

@@ -31,19 +31,19 @@ from marketo_sandbox.bulk.common import (
     job_duration,
     json_body,
     option,
-    scheduler,
 )
-from marketo_sandbox.bulk.jobs import Pool, every, fetch_all, fetch_one, next_seq
 from marketo_sandbox.clock import parse_datetime, parse_filter_datetime
 from marketo_sandbox.envelope import MarketoHTTPError, ok
-from marketo_sandbox.storage import register_schema
+from marketo_sandbox.jobs import Pool, every, fetch_all, fetch_one, next_seq
+from marketo_sandbox.repos.fields import LEAD, PROGRAM_MEMBER
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from starlette.requests import Request
 
-    from marketo_sandbox.bulk.jobs import Scheduler
+    from marketo_sandbox.jobs import Scheduler
 
 log = logging.getLogger("marketo_sandbox.bulk")
 
@@ -81,21 +81,13 @@ POOL = "export"
 
 PATH = "/bulk/v1/program/members/export"
 
-register_schema(SCHEMA)
-
-
-def ensure_schema(store: Any) -> None:
-    """Create the export job table (idempotent)."""
-    store.register_schema(SCHEMA)
-
 
 def setup(app: Any, sched: Scheduler) -> None:
     """Register the export pool (shared by every export type the sandbox serves)."""
-    ensure_schema(app.state.store)
     out_dir = files_dir(app) / "exports"
 
     def work(job: dict, should_stop: Callable[[], bool]) -> tuple[dict, int]:
-        return _write_file(app.state.store, out_dir, job, should_stop)
+        return _write_file(state_of(app).store, out_dir, job, should_stop)
 
     def on_cancel(job: dict) -> None:
         _remove_file(job)
@@ -140,7 +132,7 @@ def _write_file(
     if updated:
         updated_from = parse_datetime(updated["startAt"])
         updated_to = parse_datetime(updated["endAt"])
-    members = store.iter_program_members(
+    members = store.members.iter(
         program_ids,
         list(dict.fromkeys(fields)),
         updated_from=updated_from,
@@ -176,14 +168,14 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
     def hook(now: float) -> None:
         keep = float(option(app, "export_file_retention_days")) * DAY
         old = fetch_all(
-            sched.store.conn(),
+            sched.store.db.conn(),
             f"SELECT id, file_path FROM {TABLE} WHERE status = 'Completed' "  # noqa: S608
             "AND expired = 0 AND finished_at < ?",
             (now - keep,),
         )
         if not old:
             return
-        with sched.store.tx() as conn:
+        with sched.store.db.tx() as conn:
             for job in old:
                 _remove_file(job)
                 conn.execute(f"UPDATE {TABLE} SET expired = 1 WHERE id = ?", (job["id"],))  # noqa: S608
@@ -197,7 +189,7 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
 
 def _field_names(store: Any) -> set[str]:
     """Exportable fields: formula fields "are not exported" (field-types.md)."""
-    described = [*store.describe_program_member_fields(), *store.describe_lead_fields()]
+    described = [*store.fields.describe(PROGRAM_MEMBER), *store.fields.describe(LEAD)]
     return {f["name"] for f in described if f["dataType"] != "formula"}
 
 
@@ -220,7 +212,7 @@ def _program_ids(flt: dict) -> list:
 
 
 def _validate_filter(request: Request, flt: Any) -> dict:
-    store = request.app.state.store
+    store = state_of(request).store
     if not isinstance(flt, dict) or not flt:
         raise MarketoHTTPError(1003, "filter is required: programId or programIds")
     unknown = [k for k in flt if k not in FILTERS]
@@ -232,7 +224,7 @@ def _validate_filter(request: Request, flt: Any) -> dict:
             pid = int(value)
         except (TypeError, ValueError):
             raise MarketoHTTPError(1003, f"Invalid programId: {value!r}") from None
-        if store.program(pid) is None:
+        if store.programs.get(pid) is None:
             raise MarketoHTTPError(1003, f"Program not found: {pid}")
         clean.append(pid)
     out: dict[str, Any] = (
@@ -272,7 +264,7 @@ def _validate_status_names(store: Any, names: Any, flt: dict) -> list[str]:
         marks = ",".join("?" * len(ids))
         found = {
             row[0]
-            for row in store.conn().execute(
+            for row in store.db.conn().execute(
                 "SELECT DISTINCT lower(status_name) FROM program_members "  # noqa: S608
                 f"WHERE program_id IN ({marks})",
                 ids,
@@ -310,7 +302,7 @@ def _validate_spec(request: Request, body: dict) -> tuple[str, dict]:
     fields = body.get("fields")
     if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
         raise MarketoHTTPError(1003, "fields is required: a non-empty array of field names")
-    known = _field_names(request.app.state.store)
+    known = _field_names(state_of(request).store)
     unknown = [f for f in fields if f not in known]
     if unknown:
         raise MarketoHTTPError(1003, f"Invalid fields: {', '.join(unknown)}")
@@ -414,7 +406,7 @@ def shown(request: Request, job: dict, now: float) -> dict:
 
 def _load(request: Request, export_id: str, user: str) -> dict:
     """The job, only for the API user who created it (others get "not found", as if absent)."""
-    with request.app.state.store.tx() as conn:
+    with state_of(request).store.db.tx() as conn:
         job = fetch_one(conn, f"SELECT * FROM {TABLE} WHERE id = ?", (export_id,))  # noqa: S608
     if job is None or job["api_user"] != user:
         raise MarketoHTTPError(1003, f"Export job not found: {export_id}")
@@ -422,7 +414,7 @@ def _load(request: Request, export_id: str, user: str) -> dict:
 
 
 def _pool(request: Request) -> tuple[Scheduler, Pool]:
-    sched = scheduler(request)
+    sched = state_of(request).scheduler
     return sched, sched.pools[POOL]
 
 
@@ -430,7 +422,7 @@ def exported_today(sched: Scheduler, now: float) -> int:
     """Bytes of export files completed in the current quota day (US Central, like Marketo)."""
     clock = sched.clock
     today = clock.quota_day(dt.datetime.fromtimestamp(now, dt.timezone.utc))
-    with sched.store.tx() as conn:
+    with sched.store.db.tx() as conn:
         rows = fetch_all(
             conn,
             f"SELECT finished_at, file_size FROM {TABLE} "  # noqa: S608
@@ -455,7 +447,7 @@ async def create(request: Request) -> Response:
     sched, _ = _pool(request)
     job_id = str(uuid.uuid4())
     now = sched.now()
-    with sched.store.tx() as conn:
+    with sched.store.db.tx() as conn:
         conn.execute(
             f"INSERT INTO {TABLE} (id, api_user, format, spec, status, created_at) "  # noqa: S608
             "VALUES (?, ?, ?, ?, 'Created', ?)",
@@ -473,7 +465,7 @@ def enqueue(request: Request) -> Response:
     if job["status"] != "Created":
         raise MarketoHTTPError(1003, f"Job is {job['status']}, only a Created job can be enqueued")
     sched, pool = _pool(request)
-    faults = request.app.state.faults
+    faults = state_of(request).faults
     path = request.url.path
     if faults.take_kind("too_many_jobs", path, "POST"):
         raise MarketoHTTPError(1029, "Too many jobs in queue")
@@ -489,7 +481,7 @@ def enqueue(request: Request) -> Response:
         # bulk-extract.md: at most 10 queued, including the jobs that are exporting.
         if queued + running >= int(option(request, "export_max_queued")):
             raise MarketoHTTPError(1029, "Too many jobs in queue")
-        with sched.store.tx() as conn:
+        with sched.store.db.tx() as conn:
             seq = next_seq(conn, TABLE)
             conn.execute(
                 f"UPDATE {TABLE} SET status = 'Queued', queued_at = ?, seq = ?, "  # noqa: S608
@@ -513,7 +505,7 @@ def status(request: Request) -> Response:
     job = _load(request, request.path_params["exportId"], user)
     sched, _ = _pool(request)
     view = shown(request, job, sched.now())
-    if view.get("fileChecksum") and request.app.state.faults.take_kind(
+    if view.get("fileChecksum") and state_of(request).faults.take_kind(
         "bad_checksum", request.url.path, "GET"
     ):
         view["fileChecksum"] = "sha256:" + "0" * 64
@@ -565,7 +557,7 @@ def file(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(length)
     send = length
-    if request.app.state.faults.take_kind("truncate", request.url.path, "GET"):
+    if state_of(request).faults.take_kind("truncate", request.url.path, "GET"):
         send = length // 2  # the body stops mid-way while Content-Length promised it all
     media = files.MEDIA_TYPES[job["format"]]
     return StreamingResponse(
@@ -593,7 +585,7 @@ def list_jobs(request: Request) -> Response:
         offset = int(request.query_params.get("nextPageToken") or 0)
     except ValueError:
         raise MarketoHTTPError(1003, "Invalid batchSize or nextPageToken") from None
-    with sched.store.tx() as conn:
+    with sched.store.db.tx() as conn:
         jobs = fetch_all(
             conn,
             f"SELECT * FROM {TABLE} WHERE created_at >= ? AND api_user = ? "  # noqa: S608
@@ -613,8 +605,7 @@ def list_jobs(request: Request) -> Response:
 
 def dump(store: Any) -> list[dict]:
     """Admin dump `export_jobs`: the real state of every job."""
-    ensure_schema(store)
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         jobs = fetch_all(conn, f"SELECT * FROM {TABLE} ORDER BY created_at")  # noqa: S608
     out = []
     for job in jobs:

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from marketo_sandbox.bulk.jobs import fetch_all
-from marketo_sandbox.ingestion.apply import dump_rows, ensure_schema
 from marketo_sandbox.ingestion.common import (
     bad_request,
     check_keys,
@@ -29,6 +27,8 @@ from marketo_sandbox.ingestion.common import (
     object_list,
     one_of,
 )
+from marketo_sandbox.ingestion.tables import dump_rows
+from marketo_sandbox.jobs import fetch_all
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -85,7 +85,7 @@ def apply(store: Any, plan: dict) -> list[tuple[int, str]]:
     now = store.clock.now_iso()
     action, by_id = plan["action"], plan["byId"]
     problems = []
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         for index, row in enumerate(plan["companies"]):
             if by_id:
                 found = conn.execute(
@@ -134,8 +134,7 @@ def query(store: Any, field: str, values: list, after: int, limit: int) -> list[
         where = f"json_extract(data, '$.{field}') IN ({{}})"  # field: a known FIELDS name
     marks = ", ".join("?" * len(values))
     sql = f"SELECT * FROM companies WHERE {where.format(marks)} AND id > ? ORDER BY id LIMIT ?"  # noqa: S608
-    ensure_schema(store)
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         rows = fetch_all(conn, sql, (*values, after, limit))
     return [
         {

@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from marketo_sandbox.bulk.jobs import fetch_all
-from marketo_sandbox.ingestion.apply import dump_rows, ensure_schema
 from marketo_sandbox.ingestion.common import (
     IngestionError,
     bad_request,
@@ -34,6 +32,9 @@ from marketo_sandbox.ingestion.common import (
     merge_data,
     object_list,
 )
+from marketo_sandbox.ingestion.tables import dump_rows
+from marketo_sandbox.jobs import fetch_all
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -56,7 +57,7 @@ DEFAULT_TYPES: dict[str, dict[str, Any]] = {
 
 def object_types(request: Request) -> dict[str, dict[str, Any]]:
     """Known custom object types: the defaults plus option `custom_object_types`."""
-    extra = request.app.state.options.get("custom_object_types") or {}
+    extra = state_of(request).options.get("custom_object_types") or {}
     return {**DEFAULT_TYPES, **extra}
 
 
@@ -110,7 +111,7 @@ def apply(store: Any, plan: dict) -> tuple[list[tuple[int, str]], list[int]]:
     api_name, keys, link = plan["apiName"], plan["keys"], plan.get("link")
     problems: list[tuple[int, str]] = []
     waiting: list[int] = []
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         for index, row in zip(plan["indices"], plan["records"], strict=True):
             person = row.get(link) if link else None
             if (
@@ -170,8 +171,7 @@ def query(
         f"SELECT rowid AS seq_key, * FROM custom_objects WHERE api_name = ? AND {where} "  # noqa: S608
         "AND rowid > ? ORDER BY rowid LIMIT ?"
     )
-    ensure_schema(store)
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         rows = fetch_all(conn, sql, (api_name, *values, after, limit))
     return [
         {

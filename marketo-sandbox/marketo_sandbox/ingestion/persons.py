@@ -18,6 +18,7 @@ from marketo_sandbox.ingestion.common import (
     invalid_data,
     object_list,
 )
+from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import LEAD, check_value
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ DEFAULT_PARTITION = "Default"
 
 def validate(request: Request, body: dict) -> tuple[str, dict, int]:
     """Check the request; invalid persons → 4000802 naming the first."""
-    store = request.app.state.store
+    store = state_of(request).store
     check_keys(body, ("priority", "partitionName", "dedupeFields", "persons"))
     check_priority(body)
     partition = body.get("partitionName")
@@ -39,7 +40,7 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
         raise bad_request("partitionName must be a non-empty string")
     if partition is not None and partition not in lead_partitions(request):
         raise bad_request(f"partitionName '{partition}' is not a lead partition")
-    fields = store.field_map(LEAD)
+    fields = store.fields.map(LEAD)
     dedupe = _dedupe_fields(body.get("dedupeFields"), fields)
     persons = object_list(body.get("persons"), "persons")
     clean: list[dict] = []
@@ -66,7 +67,7 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
 
 def lead_partitions(request: Request) -> list[str]:
     """The subscription's lead partitions: option `lead_partitions`, by default only Default."""
-    return list(request.app.state.options.get("lead_partitions") or [DEFAULT_PARTITION])
+    return list(state_of(request).options.get("lead_partitions") or [DEFAULT_PARTITION])
 
 
 def _dedupe_fields(value: Any, fields: dict[str, dict]) -> list[str]:
@@ -106,18 +107,18 @@ def apply(store: Any, plan: dict) -> list[tuple[int, str]]:
     dedupe: list[str] = plan["dedupe"]
     problems: list[tuple[int, str]] = []
     if len(dedupe) == 1:
-        results = store.upsert_leads(plan["persons"], dedupe[0])
+        results = store.leads.upsert(plan["persons"], dedupe[0])
         return [(i, r[2] or "Failed") for i, r in enumerate(results) if r[0] == "failed"]
-    fields = store.field_map(LEAD)
+    fields = store.fields.map(LEAD)
     for index, row in enumerate(plan["persons"]):
-        matches = _match(store.conn(), fields, row, dedupe)
+        matches = _match(store.db.conn(), fields, row, dedupe)
         if len(matches) > 1:
             problems.append((index, "Several leads match the dedupe fields"))
             continue
         if matches:
-            result = store.upsert_leads([{**row, "id": matches[0]}], "id")[0]
+            result = store.leads.upsert([{**row, "id": matches[0]}], "id")[0]
         else:
-            result = store.upsert_leads([row], dedupe[0])[0]
+            result = store.leads.upsert([row], dedupe[0])[0]
         if result[0] == "failed":
             problems.append((index, result[2] or "Failed"))
     return problems

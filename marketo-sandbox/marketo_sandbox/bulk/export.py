@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("marketo_sandbox.bulk")
 
 TABLE = "bulk_export_jobs"
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bulk_export_jobs (
     id TEXT PRIMARY KEY,
     seq INTEGER,
     api_user TEXT NOT NULL,
@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     bad_checksum INTEGER NOT NULL DEFAULT 0,
     expired INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS {TABLE}_status ON {TABLE} (status, seq);
+CREATE INDEX IF NOT EXISTS bulk_export_jobs_status ON bulk_export_jobs (status, seq);
 """
 STATUS_RHYTHM_SECONDS = 60.0
 POOL = "export"
@@ -165,7 +165,7 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
         keep = float(option(app, "export_file_retention_days")) * DAY
         old = fetch_all(
             sched.store.db.conn(),
-            f"SELECT id, file_path FROM {TABLE} WHERE status = 'Completed' "  # noqa: S608
+            "SELECT id, file_path FROM bulk_export_jobs WHERE status = 'Completed' "
             "AND expired = 0 AND finished_at < ?",
             (now - keep,),
         )
@@ -174,7 +174,7 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
         with sched.store.db.tx() as conn:
             for job in old:
                 _remove_file(job)
-                conn.execute(f"UPDATE {TABLE} SET expired = 1 WHERE id = ?", (job["id"],))  # noqa: S608
+                conn.execute("UPDATE bulk_export_jobs SET expired = 1 WHERE id = ?", (job["id"],))
                 log.info("export %s file expired", job["id"])
 
     return every(60.0, hook)
@@ -247,7 +247,7 @@ def shown(request: Request, job: dict, now: float) -> dict:
 def _load(request: Request, export_id: str, user: str) -> dict:
     """The job, only for the API user who created it (others get "not found", as if absent)."""
     with state_of(request).store.db.tx() as conn:
-        job = fetch_one(conn, f"SELECT * FROM {TABLE} WHERE id = ?", (export_id,))  # noqa: S608
+        job = fetch_one(conn, "SELECT * FROM bulk_export_jobs WHERE id = ?", (export_id,))
     if job is None or job["api_user"] != user:
         raise MarketoHTTPError(1003, f"Export job not found: {export_id}")
     return job
@@ -265,7 +265,7 @@ def exported_today(sched: Scheduler, now: float) -> int:
     with sched.store.db.tx() as conn:
         rows = fetch_all(
             conn,
-            f"SELECT finished_at, file_size FROM {TABLE} "  # noqa: S608
+            "SELECT finished_at, file_size FROM bulk_export_jobs "
             "WHERE status = 'Completed' AND finished_at >= ?",
             (now - 2 * DAY,),
         )
@@ -289,7 +289,7 @@ async def create(request: Request) -> Response:
     now = sched.now()
     with sched.store.db.tx() as conn:
         conn.execute(
-            f"INSERT INTO {TABLE} (id, api_user, format, spec, status, created_at) "  # noqa: S608
+            "INSERT INTO bulk_export_jobs (id, api_user, format, spec, status, created_at) "
             "VALUES (?, ?, ?, ?, 'Created', ?)",
             (job_id, user, fmt, orjson.dumps(spec).decode(), now),
         )
@@ -324,7 +324,7 @@ def enqueue(request: Request) -> Response:
         with sched.store.db.tx() as conn:
             seq = next_seq(conn, TABLE)
             conn.execute(
-                f"UPDATE {TABLE} SET status = 'Queued', queued_at = ?, seq = ?, "  # noqa: S608
+                "UPDATE bulk_export_jobs SET status = 'Queued', queued_at = ?, seq = ?, "
                 "fail_message = ? WHERE id = ?",
                 (now, seq, fail, job["id"]),
             )
@@ -428,7 +428,7 @@ def list_jobs(request: Request) -> Response:
     with sched.store.db.tx() as conn:
         jobs = fetch_all(
             conn,
-            f"SELECT * FROM {TABLE} WHERE created_at >= ? AND api_user = ? "  # noqa: S608
+            "SELECT * FROM bulk_export_jobs WHERE created_at >= ? AND api_user = ? "
             "ORDER BY created_at DESC",
             (now - 7 * DAY, user),
         )
@@ -446,7 +446,7 @@ def list_jobs(request: Request) -> Response:
 def dump(store: Any) -> list[dict]:
     """Admin dump `export_jobs`: the real state of every job."""
     with store.db.tx() as conn:
-        jobs = fetch_all(conn, f"SELECT * FROM {TABLE} ORDER BY created_at")  # noqa: S608
+        jobs = fetch_all(conn, "SELECT * FROM bulk_export_jobs ORDER BY created_at")
     out = []
     for job in jobs:
         row = {

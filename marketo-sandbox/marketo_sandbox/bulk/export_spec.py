@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from marketo_sandbox.bulk import files
 from marketo_sandbox.bulk.common import option
 from marketo_sandbox.clock import parse_filter_datetime
@@ -97,13 +99,12 @@ def _validate_status_names(store: Store, names: Any, flt: dict) -> list[str]:
         raise MarketoHTTPError(1003, "statusNames filter must be a non-empty array of strings")
     if "programIds" in flt:
         ids = flt["programIds"]
-        marks = ",".join("?" * len(ids))
         found = {
             row[0]
             for row in store.db.conn().execute(
-                "SELECT DISTINCT lower(status_name) FROM program_members "  # noqa: S608
-                f"WHERE program_id IN ({marks})",
-                ids,
+                "SELECT DISTINCT lower(status_name) FROM program_members "
+                "WHERE program_id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(list(ids)).decode(),),
             )
         }
         missing = [n for n in names if n.lower() not in found]

@@ -46,8 +46,8 @@ log = logging.getLogger("marketo_sandbox.bulk")
 RowHandlerFactory = "Callable[[Store, dict], RowHandler]"
 
 TABLE = "bulk_import_jobs"
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bulk_import_jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     seq INTEGER,
     kind TEXT NOT NULL,
@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     failures_path TEXT,
     warnings_path TEXT
 );
-CREATE INDEX IF NOT EXISTS {TABLE}_status ON {TABLE} (status, seq);
+CREATE INDEX IF NOT EXISTS bulk_import_jobs_status ON bulk_import_jobs (status, seq);
 """
 POOL = "import"
 #: "Maximum import file size: 10 MB" (bulk-import.md "Limits"): 10,000,000 bytes, the decimal
@@ -81,6 +81,12 @@ _MULTIPART_SLACK = 1024 * 1024
 CHUNK_ROWS = 500
 FAILURE_COLUMN = "Import Failure Reason"
 WARNING_COLUMN = "Import Warning Reason"
+#: A job's file path column, cleared once its file is deleted.
+_CLEAR_FILE = {
+    "upload_path": "UPDATE bulk_import_jobs SET upload_path = NULL WHERE id = ?",
+    "failures_path": "UPDATE bulk_import_jobs SET failures_path = NULL WHERE id = ?",
+    "warnings_path": "UPDATE bulk_import_jobs SET warnings_path = NULL WHERE id = ?",
+}
 LEADS = "leads"
 PROGRAM_MEMBERS = "program_members"
 
@@ -136,8 +142,8 @@ def _housekeeping_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
         keep = float(option(app, "import_batch_retention_days")) * DAY
         jobs = fetch_all(
             sched.store.db.conn(),
-            f"SELECT id, status, created_at, upload_path, failures_path, warnings_path "  # noqa: S608
-            f"FROM {TABLE} WHERE status IN ('Complete', 'Failed') AND "
+            "SELECT id, status, created_at, upload_path, failures_path, warnings_path "
+            "FROM bulk_import_jobs WHERE status IN ('Complete', 'Failed') AND "
             "(upload_path IS NOT NULL OR (created_at < ? AND failures_path IS NOT NULL))",
             (now - keep,),
         )
@@ -148,8 +154,8 @@ def _housekeeping_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
                 if job[name]:
                     Path(job[name]).unlink(missing_ok=True)
             with sched.store.db.tx() as conn:
-                sets = ", ".join(f"{name} = NULL" for name in names)
-                conn.execute(f"UPDATE {TABLE} SET {sets} WHERE id = ?", (job["id"],))  # noqa: S608
+                for name in names:
+                    conn.execute(_CLEAR_FILE[name], (job["id"],))
 
     return every(60.0, hook)
 
@@ -460,7 +466,7 @@ def submit(
         with sched.store.db.tx() as conn:
             seq = next_seq(conn, TABLE)
             cur = conn.execute(
-                f"INSERT INTO {TABLE} (seq, kind, api_user, format, params, status, "  # noqa: S608
+                "INSERT INTO bulk_import_jobs (seq, kind, api_user, format, params, status, "
                 "created_at, queued_at, fail_message, upload_size) "
                 "VALUES (?, ?, ?, ?, ?, 'Queued', ?, ?, ?, ?)",
                 (seq, kind, user, fmt, orjson.dumps(params).decode(), now, now, fail, size),
@@ -469,7 +475,7 @@ def submit(
             final = upload.with_name(f"{batch_id}.upload")
             upload.replace(final)
             conn.execute(
-                f"UPDATE {TABLE} SET upload_path = ? WHERE id = ?",  # noqa: S608
+                "UPDATE bulk_import_jobs SET upload_path = ? WHERE id = ?",
                 (str(final), batch_id),
             )
     sched.wake()
@@ -485,7 +491,7 @@ def load(request: Request, batch_id: str, kind: str, user: str) -> dict:
         raise MarketoHTTPError(1003, f"Invalid batchId: {batch_id}") from None
     sched = state_of(request).scheduler
     with sched.store.db.tx() as conn:
-        job = fetch_one(conn, f"SELECT * FROM {TABLE} WHERE id = ?", (key,))  # noqa: S608
+        job = fetch_one(conn, "SELECT * FROM bulk_import_jobs WHERE id = ?", (key,))
     if job is None or job["kind"] != kind or job["api_user"] != user:
         raise MarketoHTTPError(1003, f"Import batch not found: {batch_id}")
     keep = float(option(request, "import_batch_retention_days")) * DAY
@@ -561,7 +567,7 @@ def rows_file(job: dict, which: str) -> Response:
 def dump(store: Any) -> list[dict]:
     """Admin dump `import_jobs`."""
     with store.db.tx() as conn:
-        jobs = fetch_all(conn, f"SELECT * FROM {TABLE} ORDER BY id")  # noqa: S608
+        jobs = fetch_all(conn, "SELECT * FROM bulk_import_jobs ORDER BY id")
     return [
         {
             "batchId": j["id"],

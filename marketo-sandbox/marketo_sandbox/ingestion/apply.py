@@ -19,7 +19,6 @@ import orjson
 
 from marketo_sandbox.ingestion import companies, custom_objects, persons, program_members
 from marketo_sandbox.ingestion.common import dumps, option
-from marketo_sandbox.ingestion.tables import FAILURES, PENDING
 from marketo_sandbox.jobs import fetch_all
 from marketo_sandbox.state import state_of
 
@@ -116,7 +115,7 @@ def record_failures(
     ]
     with store.db.tx() as conn:
         conn.executemany(
-            f"INSERT INTO {FAILURES} (request_id, kind, record, reason, correlation_id, "  # noqa: S608
+            "INSERT INTO ingestion_failures (request_id, kind, record, reason, correlation_id, "
             "request_source, client_id, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
@@ -136,7 +135,7 @@ def accept(app: Any, kind: str, plan: dict, request_id: str) -> None:
     sched = state_of(app).scheduler
     with store.db.tx() as conn:
         conn.execute(
-            f"INSERT INTO {PENDING} (request_id, kind, plan, due_at) VALUES (?, ?, ?, ?)",  # noqa: S608
+            "INSERT INTO ingestion_pending (request_id, kind, plan, due_at) VALUES (?, ?, ?, ?)",
             (request_id, kind, dumps(plan), sched.now() + delay),
         )
     sched.wake()
@@ -144,13 +143,13 @@ def accept(app: Any, kind: str, plan: dict, request_id: str) -> None:
 
 def pending_count(store: Any) -> int:
     """Accepted requests not applied yet (retries of waiting custom objects included)."""
-    return int(store.db.conn().execute(f"SELECT COUNT(*) FROM {PENDING}").fetchone()[0])  # noqa: S608
+    return int(store.db.conn().execute("SELECT COUNT(*) FROM ingestion_pending").fetchone()[0])
 
 
 def dump_failures(store: Any) -> list[dict]:
     """Admin dump `ingestion_failures`: every record that failed after its 202."""
     with store.db.tx() as conn:
-        rows = fetch_all(conn, f"SELECT * FROM {FAILURES} ORDER BY id")  # noqa: S608
+        rows = fetch_all(conn, "SELECT * FROM ingestion_failures ORDER BY id")
     return [
         {
             "requestId": r["request_id"],
@@ -173,7 +172,7 @@ def setup(app: Any, sched: Scheduler) -> None:
     def hook(now: float) -> None:
         due = fetch_all(
             store.db.conn(),
-            f"SELECT * FROM {PENDING} WHERE due_at <= ? ORDER BY due_at",  # noqa: S608
+            "SELECT * FROM ingestion_pending WHERE due_at <= ? ORDER BY due_at",
             (now,),
         )
         for row in due:
@@ -181,12 +180,12 @@ def setup(app: Any, sched: Scheduler) -> None:
             with store.db.tx() as conn:
                 if retry is None:
                     conn.execute(
-                        f"DELETE FROM {PENDING} WHERE request_id = ?",  # noqa: S608
+                        "DELETE FROM ingestion_pending WHERE request_id = ?",
                         (row["request_id"],),
                     )
                 else:
                     conn.execute(
-                        f"UPDATE {PENDING} SET plan = ?, due_at = ? WHERE request_id = ?",  # noqa: S608
+                        "UPDATE ingestion_pending SET plan = ?, due_at = ? WHERE request_id = ?",
                         (dumps(retry), retry["dueAt"], row["request_id"]),
                     )
 

@@ -25,7 +25,6 @@ from starlette.responses import Response
 
 from marketo_sandbox.envelope import MarketoHTTPError
 from marketo_sandbox.identity import authenticate
-from marketo_sandbox.ingestion.tables import USAGE
 from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import coerce
 
@@ -194,14 +193,14 @@ def count_objects(request: Request, objects: int) -> None:
     limit = int(option(request, "ingestion_daily_object_limit"))
     day = str(state_of(app).clock.quota_day())
     with state_of(app).store.db.tx() as conn:
-        row = conn.execute(f"SELECT objects FROM {USAGE} WHERE day = ?", (day,)).fetchone()  # noqa: S608
+        row = conn.execute("SELECT objects FROM ingestion_usage WHERE day = ?", (day,)).fetchone()
         used = row[0] if row else 0
         if used + objects > limit:
             raise IngestionError(
                 429, "4290801", f"Daily object quota exceeded ({used} of {limit} used today)"
             )
         conn.execute(
-            f"INSERT INTO {USAGE} (day, objects) VALUES (?, ?) "  # noqa: S608
+            "INSERT INTO ingestion_usage (day, objects) VALUES (?, ?) "
             "ON CONFLICT (day) DO UPDATE SET objects = objects + excluded.objects",
             (day, objects),
         )
@@ -335,14 +334,19 @@ def coerce_record(
     return row
 
 
-def merge_data(
-    conn: Any, table: str, key_column: str, found: Any, values: dict, *, now: str
-) -> None:
+#: The JSON-data tables `merge_data` updates, each with its fixed statement.
+_MERGE_DATA = {
+    "companies": "UPDATE companies SET data = ?, updated_at = ? WHERE id = ?",
+    "custom_objects": "UPDATE custom_objects SET data = ?, updated_at = ? WHERE marketo_guid = ?",
+}
+
+
+def merge_data(conn: Any, table: str, found: Any, values: dict, *, now: str) -> None:
     """Update a stored JSON `data` row (`found` = key, data) with `values`."""
     data = orjson.loads(found[1])
     data.update(values)
     conn.execute(
-        f"UPDATE {table} SET data = ?, updated_at = ? WHERE {key_column} = ?",  # noqa: S608
+        _MERGE_DATA[table],
         (dumps(data), now, found[0]),
     )
 

@@ -55,6 +55,12 @@ DEFAULT_TYPES: dict[str, dict[str, Any]] = {
 }
 
 
+_SELECT = "SELECT rowid AS seq_key, * FROM custom_objects WHERE api_name = ? AND "
+_PAGE = " IN (SELECT value FROM json_each(?)) AND rowid > ? ORDER BY rowid LIMIT ?"
+_QUERY_GUID = _SELECT + "marketo_guid" + _PAGE
+_QUERY_DATA = _SELECT + "json_extract(data, ?)" + _PAGE
+
+
 def object_types(request: Request) -> dict[str, dict[str, Any]]:
     """Known custom object types: the defaults plus option `custom_object_types`."""
     extra = state_of(request).options.get("custom_object_types") or {}
@@ -145,7 +151,7 @@ def apply(store: Any, plan: dict) -> tuple[list[tuple[int, str]], list[int]]:
                         (str(uuid.uuid4()), api_name, dedupe_key, dumps(values), now, now),
                     )
                     continue
-            merge_data(conn, "custom_objects", "marketo_guid", found, values, now=now)
+            merge_data(conn, "custom_objects", found, values, now=now)
     return problems, waiting
 
 
@@ -162,17 +168,13 @@ def query(
     store: Any, api_name: str, field: str, values: list, *, after: int, limit: int
 ) -> list[dict]:
     """Records of `api_name` whose `field` is one of `values`, in rowid order after `after`."""
-    marks = ", ".join("?" * len(values))
+    listed = orjson.dumps(list(values)).decode()
     if field == "marketoGUID":
-        where = f"marketo_guid IN ({marks})"
-    else:
-        where = f"json_extract(data, '$.{field}') IN ({marks})"  # field: a known type field
-    sql = (
-        f"SELECT rowid AS seq_key, * FROM custom_objects WHERE api_name = ? AND {where} "  # noqa: S608
-        "AND rowid > ? ORDER BY rowid LIMIT ?"
-    )
+        sql, params = _QUERY_GUID, (api_name, listed, after, limit)
+    else:  # field: a known type field
+        sql, params = _QUERY_DATA, (api_name, f"$.{field}", listed, after, limit)
     with store.db.tx() as conn:
-        rows = fetch_all(conn, sql, (api_name, *values, after, limit))
+        rows = fetch_all(conn, sql, params)
     return [
         {
             "rowid": r["seq_key"],

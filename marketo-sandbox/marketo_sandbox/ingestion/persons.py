@@ -30,6 +30,16 @@ READ_ONLY = frozenset({"createdAt", "updatedAt"})
 DEFAULT_PARTITION = "Default"
 
 
+_FIND_LEADS = "SELECT id FROM leads WHERE "
+#: Dedupe conditions on the leads' own columns (other fields live in `data`).
+_COLUMN_EQUALS = {
+    "id": "id = ?",
+    "email": "email = ?",
+    "created_at": "created_at = ?",
+    "updated_at": "updated_at = ?",
+}
+
+
 def validate(request: Request, body: dict) -> tuple[str, dict, int]:
     """Check the request; invalid persons → 4000802 naming the first."""
     store = state_of(request).store
@@ -93,12 +103,12 @@ def _match(conn: Any, fields: dict[str, dict], row: dict, dedupe: list[str]) -> 
     for name in dedupe:
         column = fields[name]["column"]
         if column:
-            where.append(f"{column} = ?")
+            where.append(_COLUMN_EQUALS[column])
         else:
             where.append("json_extract(data, ?) = ?")
             params.append(f"$.{name}")
         params.append(row[name])
-    sql = f"SELECT id FROM leads WHERE {' AND '.join(where)} LIMIT 2"  # noqa: S608
+    sql = _FIND_LEADS + " AND ".join(where) + " LIMIT 2"
     return [r[0] for r in conn.execute(sql, params)]
 
 

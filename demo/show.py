@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from marketo_sandbox.admin import AdminClient
+from marketo_sandbox.admin_client import AdminClient
 
 ROWS_PER_TABLE = 3
 COLUMNS_SHOWN = 7

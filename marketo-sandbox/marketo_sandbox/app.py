@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import logging
 import threading
@@ -19,86 +18,34 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
 
-from marketo_sandbox import admin, identity
+from marketo_sandbox.admin import ADMIN
+from marketo_sandbox.bulk.routes import BULK
 from marketo_sandbox.clock import Clock
 from marketo_sandbox.envelope import JSONResponse, MarketoHTTPError, error
 from marketo_sandbox.faults import FaultMiddleware, Faults, is_admin
-from marketo_sandbox.identity import ApiUser, Identity
+from marketo_sandbox.identity import IDENTITY, ApiUser, Identity
+from marketo_sandbox.ingestion.routes import INGESTION
+from marketo_sandbox.jobs import Scheduler
 from marketo_sandbox.limits import RELAXED, STRICT, RestLimits, RestLimitsMiddleware
-from marketo_sandbox.storage import MAX_CUSTOM_PM_FIELDS, Store
+from marketo_sandbox.options import CORE_OPTIONS, Options, check_options
+from marketo_sandbox.rest.routes import REST
+from marketo_sandbox.state import SandboxState
+from marketo_sandbox.storage import Store
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from marketo_sandbox.family import DumpFn, Family, Hook
 
 log = logging.getLogger("marketo_sandbox.requests")
 _SMALL_BODY = 8192
 
 DEFAULT_MUNCHKIN_ID = "123-ABC-456"
-#: API families built on the core, mounted when importable. Each module has `ROUTES` (a list of
-#: Starlette routes) and may have `on_startup(app)` / `on_shutdown(app)` (sync or async), run
-#: by the app's lifespan, e.g. to start job workers, `on_reset(app)`, run after
-#: `/_sandbox/reset` emptied the db, and `MIDDLEWARE` (Starlette middleware, inside the log).
-FAMILY_MODULES = ("marketo_sandbox.bulk.routes", "marketo_sandbox.ingestion.routes")
 #: Query/form parameters never written to the request log.
 SECRET_PARAMS = frozenset({"access_token", "client_secret", "client_id_secret", "password"})
-
-CORE_OPTIONS: dict[str, Any] = {
-    "token_ttl_seconds": 3600,
-    "rest_member_filter_limit": 100_000,
-    # "total": refuse a non-leadId filter when the program has more members than the limit;
-    # "matching": only when the matching members do (both exist, per subscription).
-    "rest_member_limit_mode": "total",
-    "rest_max_body_bytes": 1_048_576,
-    "max_custom_program_member_fields": MAX_CUSTOM_PM_FIELDS,
-    "updated_at_filter_supported": True,
-    "log_calls": True,
-}
-
-
-def check_options(changes: Mapping[str, Any]) -> None:
-    """Refuse core options of the wrong type (ValueError naming the option).
-
-    A number stays a non-negative number, a flag a bool: a typo must not turn every later call
-    into an error.
-    """
-    for key, value in changes.items():
-        default = {**CORE_OPTIONS, **RELAXED}.get(key)
-        if key == "rest_member_limit_mode":
-            ok = value in ("total", "matching")
-        elif isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, (int, float)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-        else:
-            ok = True
-        if not ok:
-            raise ValueError(f"option {key!r}: invalid value {value!r}")
-
-
-class Options(dict):
-    """Run-time settings (`/_sandbox/options`); admin changes are kept in the db across restarts.
-
-    Families read their own keys with `options.get(key, default)`.
-    """
-
-    def __init__(self, store: Store, base: Mapping[str, Any]) -> None:
-        super().__init__(base)
-        self.store = store
-
-    def apply(self, changes: Mapping[str, Any], persist: bool = True) -> None:
-        """Set options; persisted ones come back after a restart.
-
-        Core options are checked (`check_options`); other keys belong to families.
-        """
-        check_options(changes)
-        self.update(changes)
-        if persist:
-            saved = orjson.loads(self.store.get_meta("options") or "{}")
-            saved.update(changes)
-            self.store.set_meta("options", orjson.dumps(saved).decode())
 
 
 def redact_query(query: str) -> str:
@@ -148,7 +95,7 @@ class RequestLogMiddleware:
             query = redact_query(scope.get("query_string", b"").decode("latin-1"))
             millis = (time.perf_counter() - started) * 1000
             if self.options.get("log_calls", True):
-                self.store.log_call(
+                self.store.calls.log(
                     (
                         self.store.clock.now_iso(),
                         scope["method"],
@@ -209,21 +156,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error(611, "System error", http_status=500)
 
 
-def load_families() -> list[Any]:
-    """The importable family route modules (bulk, ingestion)."""
-    modules = [_import_family(name) for name in FAMILY_MODULES]
-    return [m for m in modules if m is not None]
-
-
-def _import_family(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and name.startswith(exc.name):
-            return None  # that family is not built (yet)
-        raise
-
-
 def api_users(config: Mapping[str, Any]) -> list[ApiUser]:
     """API users from config: `api_users` [{client_id, client_secret, email?}] or the pair."""
     users = [
@@ -236,46 +168,63 @@ def api_users(config: Mapping[str, Any]) -> list[ApiUser]:
     return users
 
 
-async def _call_hook(hook: Any, app: Starlette) -> None:
+async def _call_hook(hook: Hook | None, app: Starlette) -> None:
+    if hook is None:
+        return
     result = hook(app)
     if inspect.isawaitable(result):
         await result
 
 
+#: Every API family, in routing order; nothing is found by import or registered as a side effect.
+FAMILIES: tuple[Family, ...] = (IDENTITY, REST, BULK, INGESTION, ADMIN)
+
+
+def family_dumps(families: Sequence[Family] = FAMILIES) -> dict[str, DumpFn]:
+    """The admin dump kinds of the families (`/_sandbox/dump/{kind}`, `marketo-sandbox dump`)."""
+    return {kind: fn for family in families for kind, fn in family.dumps.items()}
+
+
+def open_store(db_path: str | Path, clock: Clock | None = None) -> Store:
+    """The store with the core tables and every family's."""
+    schemas = [family.schema for family in FAMILIES if family.schema]
+    return Store(Path(db_path), clock, schemas=schemas)
+
+
+def _files_dir(db_path: str) -> Path:
+    """Export and import files beside the SQLite database, so restarts keep them."""
+    base = Path(db_path).with_name(Path(db_path).name + ".files")
+    for sub in ("exports", "imports"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    return base
+
+
 def create_app(config: Mapping[str, Any]) -> Starlette:
-    """Build the sandbox app.
+    """Build the sandbox app: the core parts, then the families, composed here.
 
     config keys: `db_path` (required), `munchkin_id`, `client_id`/`client_secret` or
     `api_users`, `time_scale`, `strict`, `options` (overrides of the run-time options).
     """
-    from marketo_sandbox import rest  # noqa: PLC0415 - rest imports app helpers lazily
-
-    families = load_families()  # imported first: they register their schemas
     clock = Clock(float(config.get("time_scale", 1.0)))
-    store = Store(Path(config["db_path"]), clock)
+    store = open_store(config["db_path"], clock)
     base = {**CORE_OPTIONS, **(STRICT if config.get("strict") else RELAXED)}
-    base.update(orjson.loads(store.get_meta("options") or "{}"))
+    base.update(orjson.loads(store.db.get_meta("options") or "{}"))
     check_options(config.get("options") or {})
     base.update(config.get("options") or {})
-    options = Options(store, base)
-    faults = Faults()
+    options = Options(store.db, base)
     limits = RestLimits(options, day=clock.quota_day)
-    limits.restore(orjson.loads(store.get_meta("rest_daily") or "{}"))
-    ident = Identity(store, api_users(config), options)
-
-    routes = [*identity.ROUTES, *rest.ROUTES, *admin.ROUTES]
-    for module in families:
-        routes.extend(module.ROUTES)
-    family_middleware = [m for module in families for m in getattr(module, "MIDDLEWARE", [])]
+    limits.restore(orjson.loads(store.db.get_meta("rest_daily") or "{}"))
+    faults = Faults()
+    scheduler = Scheduler(store, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = threading.Event()
 
         def save() -> None:
-            store.flush_calls()
-            store.save_clock()
-            store.set_meta("rest_daily", orjson.dumps(limits.snapshot()).decode())
+            store.calls.flush()
+            store.db.save_clock()
+            store.db.set_meta("rest_daily", orjson.dumps(limits.snapshot()).decode())
 
         def flusher() -> None:  # the request log is written in batches, off the event loop
             while not stop.wait(0.5):
@@ -284,30 +233,32 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
 
         thread = threading.Thread(target=flusher, name="sandbox-flusher", daemon=True)
         thread.start()
-        for module in families:
-            if hasattr(module, "on_startup"):
-                await _call_hook(module.on_startup, app)
+        # at once, so jobs running when the server died resume now
+        scheduler.start()
+        for family in FAMILIES:
+            await _call_hook(family.on_startup, app)
         try:
             yield
         finally:
-            for module in families:
-                if hasattr(module, "on_shutdown"):
-                    await _call_hook(module.on_shutdown, app)
+            for family in FAMILIES:
+                await _call_hook(family.on_shutdown, app)
+            # workers are daemons; their jobs resume on restart
+            scheduler.stop()
             stop.set()
             thread.join(timeout=5)
             save()
             store.close()
 
     app = Starlette(
-        routes=routes,
+        routes=[route for family in FAMILIES for route in family.routes],
         middleware=[
             # Limits before faults: a `slow` call holds its concurrency slot, as a slow
             # Marketo call does.
             Middleware(RequestLogMiddleware, store=store, options=options),
-            *family_middleware,
+            *(m for family in FAMILIES for m in family.middleware),
             Middleware(RestLimitsMiddleware, limits=limits),
             Middleware(FaultMiddleware, faults=faults),
-            Middleware(UriLengthMiddleware),
+            Middleware(UriLengthMiddleware, options=options),
         ],
         exception_handlers={
             MarketoHTTPError: _marketo_error,
@@ -316,14 +267,23 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
         },
         lifespan=lifespan,
     )
-    app.state.config = dict(config)
-    app.state.munchkin_id = config.get("munchkin_id") or DEFAULT_MUNCHKIN_ID
-    app.state.store = store
-    app.state.clock = clock
-    app.state.faults = faults
-    app.state.options = options
-    app.state.limits = limits
-    app.state.identity = ident
+    app.state.sandbox = SandboxState(
+        config=dict(config),
+        munchkin_id=config.get("munchkin_id") or DEFAULT_MUNCHKIN_ID,
+        store=store,
+        clock=clock,
+        faults=faults,
+        options=options,
+        limits=limits,
+        identity=Identity(store, api_users(config), options),
+        scheduler=scheduler,
+        files_dir=_files_dir(str(config["db_path"])),
+        families=FAMILIES,
+        dumps=family_dumps(),
+    )
+    for family in FAMILIES:
+        if family.jobs is not None:
+            family.jobs(app, scheduler)
     return app
 
 
@@ -332,8 +292,9 @@ class UriLengthMiddleware:
 
     MAX_URI = 8192
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, options: Options) -> None:
         self.app = app
+        self.options = options
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse oversized requests before routing."""
@@ -344,7 +305,7 @@ class UriLengthMiddleware:
                 return
             if scope["path"].startswith("/rest/"):
                 length = dict(scope["headers"]).get(b"content-length")
-                limit = scope["app"].state.options.get("rest_max_body_bytes", 1_048_576)
+                limit = self.options.get("rest_max_body_bytes", 1_048_576)
                 if length and length.isdigit() and int(length) > limit:
                     await Response("413, Request Entity Too Large", status_code=413)(
                         scope, receive, send

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from marketo_sandbox.app import DEFAULT_MUNCHKIN_ID
+from marketo_sandbox.state import state_of
 
 
 def _api_user(text: str) -> dict[str, str]:
@@ -93,9 +94,9 @@ def serve(args: argparse.Namespace) -> int:
         "members": args.members,
     }
     app = create_app(config)
-    seed.apply(app.state.store, args.seed, args.members)
+    seed.apply(state_of(app).store, args.seed, args.members)
     for fault in args.fault:
-        app.state.faults.inject(fault["path"], fault["kind"], count=fault["count"])
+        state_of(app).faults.inject(fault["path"], fault["kind"], count=fault["count"])
     base_url = f"http://{args.host}:{args.port}"
     print(f"Marketo sandbox serving at {base_url}", flush=True)  # noqa: T201
     print(  # noqa: T201
@@ -117,23 +118,22 @@ def serve(args: argparse.Namespace) -> int:
 
 def dump(args: argparse.Namespace) -> int:
     """Print rows of a kind as JSON lines."""
-    from marketo_sandbox import admin  # noqa: PLC0415
-    from marketo_sandbox.app import load_families  # noqa: PLC0415
-    from marketo_sandbox.storage import Store  # noqa: PLC0415
+    from marketo_sandbox.admin import dump_kinds  # noqa: PLC0415
+    from marketo_sandbox.app import family_dumps, open_store  # noqa: PLC0415
 
     if not Path(args.db).exists():
         print(f"marketo-sandbox dump: no database at {args.db}", file=sys.stderr)  # noqa: T201
         return 2
-    load_families()  # bulk and ingestion register their dump kinds and tables
-    store = Store(args.db)
+    store = open_store(args.db)
+    dumps = family_dumps()
     if args.kind == "program_members":
-        rows = store.iter_dump_program_members(args.program_id)
-    elif args.kind in admin._DUMPS:  # noqa: SLF001
-        rows = admin._DUMPS[args.kind](store)  # noqa: SLF001
+        rows = store.members.iter_dump(args.program_id)
+    elif args.kind in dumps:
+        rows = dumps[args.kind](store)
     else:
         print(  # noqa: T201
             f"marketo-sandbox dump: unknown kind {args.kind!r}; one of "
-            + ", ".join(admin.dump_kinds()),
+            + ", ".join(dump_kinds(dumps)),
             file=sys.stderr,
         )
         return 2

@@ -13,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from marketo_sandbox.envelope import JSONResponse, MarketoHTTPError
+from marketo_sandbox.family import Family
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -49,7 +51,7 @@ class Identity:
         self.users = {u.client_id: u for u in users}
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[str, float]] = {}
-        for token, client_id, expires_at in store.conn().execute(
+        for token, client_id, expires_at in store.db.conn().execute(
             "SELECT token, client_id, expires_at FROM tokens WHERE expires_at > ?", (time.time(),)
         ):
             self._tokens[token] = (client_id, expires_at)
@@ -65,7 +67,7 @@ class Identity:
             token = f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-"
             token += f"{secrets.token_hex(2)}-{secrets.token_hex(6)}:sb"
             self._tokens[token] = (user.client_id, now + ttl)
-        with self.store.tx() as conn:
+        with self.store.db.tx() as conn:
             conn.execute("DELETE FROM tokens WHERE expires_at < ?", (now - 86400,))
             conn.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token, user.client_id, now + ttl))
         return token, ttl
@@ -77,7 +79,7 @@ class Identity:
             for token, (client_id, _) in list(self._tokens.items()):
                 self._tokens[token] = (client_id, now)
             count = len(self._tokens)
-        with self.store.tx() as conn:
+        with self.store.db.tx() as conn:
             conn.execute("UPDATE tokens SET expires_at = MIN(expires_at, ?)", (now,))
         return count
 
@@ -132,7 +134,7 @@ def authenticate(
             )
     if not token:
         raise MarketoHTTPError(600, "Access token not specified")
-    user = request.app.state.identity.check(token)
+    user = state_of(request).identity.check(token)
     request.state.api_user = user
     return user
 
@@ -150,7 +152,7 @@ async def token(request: Request) -> Response:
         return _oauth_error(400, "invalid_request", "Missing grant type")
     if grant != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant}")
-    identity: Identity = request.app.state.identity
+    identity: Identity = state_of(request).identity
     user = identity.users.get(params.get("client_id") or "")
     if user is None or not secrets.compare_digest(
         user.client_secret.encode(), (params.get("client_secret") or "").encode()
@@ -174,3 +176,4 @@ def _oauth_error(status: int, code: str, description: str) -> Response:
 
 
 ROUTES = [Route("/identity/oauth/token", token, methods=["GET", "POST"])]
+IDENTITY = Family("identity", routes=ROUTES)

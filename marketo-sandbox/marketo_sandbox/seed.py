@@ -149,26 +149,26 @@ SEGMENTS = ["Enterprise", "Mid-Market", "SMB", "Public Sector, EMEA", ""]
 
 
 def _fields(store: Store) -> None:
-    existing_pm = store.field_map(PROGRAM_MEMBER)
-    existing_lead = store.field_map(LEAD)
+    existing_pm = store.fields.map(PROGRAM_MEMBER)
+    existing_lead = store.fields.map(LEAD)
     for spec in DEMO_PM_FIELDS:
         if spec["name"] not in existing_pm:
-            store.create_field(PROGRAM_MEMBER, spec, api_created=False)
+            store.fields.create(PROGRAM_MEMBER, spec, api_created=False)
     for spec in DEMO_LEAD_FIELDS:
         if spec["name"] not in existing_lead:
-            store.create_field(LEAD, spec, api_created=False)
+            store.fields.create(LEAD, spec, api_created=False)
 
 
 def ensure_programs(store: Store) -> None:
     """The demo channels and programs 1001-1004 (idempotent), created over the last two years."""
     now = store.clock.now()
     for name, (program_type, statuses) in CHANNELS.items():
-        if store.channel(name) is None:
-            store.add_channel(name, program_type, statuses)
+        if store.programs.channel(name) is None:
+            store.programs.add_channel(name, program_type, statuses)
     for pid, name, channel, program_type in PROGRAMS:
-        if store.program(pid) is None:
+        if store.programs.get(pid) is None:
             created = Clock.iso(now - timedelta(days=PROGRAM_AGE_DAYS[pid]))
-            store.add_program(
+            store.programs.add(
                 pid, name, channel, program_type=program_type, description=f"{name} (demo)",
                 status="on" if program_type == "engagement" else "", created_at=created,
             )  # fmt: skip
@@ -183,7 +183,7 @@ def engagement(program_type: str, lead_id: int) -> tuple[int, str | None]:
 
 def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
     """Programs, fields, ~2,000 leads and ~5,000 members with awkward values (once per db)."""
-    if store.get_meta("seed_demo"):
+    if store.db.get_meta("seed_demo"):
         return
     ensure_programs(store)
     _fields(store)
@@ -208,7 +208,7 @@ def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
 
     program_created = {
         p["id"]: parse_datetime(p["createdAt"])
-        for p in store.programs()
+        for p in store.programs.all()
         if p["id"] in PROGRAM_AGE_DAYS
     }
     lead_created: dict[int, Any] = {}
@@ -235,7 +235,7 @@ def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
         email = f"lead{i}@example.com" if i % 97 else f"Lead.{i}+tag@Example.COM"
         iso = Clock.iso(created)
         lead_rows.append((i, email, iso, Clock.iso(changed(created)), orjson.dumps(data).decode()))
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         conn.executemany(
             "INSERT INTO leads (id, email, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?)",
             lead_rows,
@@ -272,7 +272,7 @@ def seed_demo(store: Store, leads: int = 2000, seed: int = 42) -> None:
                  orjson.dumps(data).decode())
             )  # fmt: skip
     _insert_members(store, member_rows)
-    store.set_meta("seed_demo", Clock.iso(now))
+    store.db.set_meta("seed_demo", Clock.iso(now))
     log.info("demo seed: %d leads, %d members", len(lead_rows), len(member_rows))
 
 
@@ -286,7 +286,7 @@ _MEMBER_SQL = (
 
 
 def _insert_members(store: Store, rows: Any) -> None:
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         conn.executemany(_MEMBER_SQL, rows)
 
 
@@ -299,7 +299,7 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
     if n <= 0:
         return 0
     ensure_programs(store)
-    programs = store.programs()
+    programs = store.programs.all()
     started = time.perf_counter()
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
     now = store.clock.now()
@@ -319,7 +319,7 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
     per_program = [(p["id"], p["progressionStatuses"], p["type"]) for p in programs]
     n_programs = len(per_program)
     n_leads = -(-n // n_programs)
-    conn = store.conn()
+    conn = store.db.conn()
     first_lead = (conn.execute("SELECT COALESCE(MAX(id), 0) FROM leads").fetchone()[0]) + 1
     lead_data = [
         orjson.dumps(
@@ -336,7 +336,7 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
          lead_data[k % 53])
         for k in range(n_leads)
     )  # fmt: skip
-    with store.tx() as tx:
+    with store.db.tx() as tx:
         tx.executemany(
             "INSERT INTO leads (id, email, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?)",
             leads,
@@ -378,8 +378,8 @@ def generate_members(store: Store, n: int, seed: int = 7) -> int:
         conn.execute("PRAGMA cache_size = -2000")
         with contextlib.suppress(sqlite3.OperationalError):
             conn.execute("PRAGMA journal_mode = WAL")
-    done = int(store.get_meta("generated_members") or 0) + n
-    store.set_meta("generated_members", str(done))
+    done = int(store.db.get_meta("generated_members") or 0) + n
+    store.db.set_meta("generated_members", str(done))
     log.info("generated %d members in %.1f s", n, time.perf_counter() - started)
     return n
 
@@ -390,5 +390,5 @@ def apply(store: Store, kind: str | None, members: int = 0) -> None:
         seed_demo(store)
     elif kind:
         raise ValueError(f"unknown seed {kind!r}; the only seed is 'demo'")
-    if members > int(store.get_meta("generated_members") or 0):
-        generate_members(store, members - int(store.get_meta("generated_members") or 0))
+    if members > int(store.db.get_meta("generated_members") or 0):
+        generate_members(store, members - int(store.db.get_meta("generated_members") or 0))

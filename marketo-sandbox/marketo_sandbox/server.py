@@ -19,7 +19,7 @@ from typing import Any
 
 from typing_extensions import Self
 
-from marketo_sandbox.admin import AdminClient
+from marketo_sandbox.admin_client import AdminClient
 from marketo_sandbox.app import DEFAULT_MUNCHKIN_ID
 from marketo_sandbox.assumptions import SEED_ENV, randomised
 
@@ -34,7 +34,8 @@ def demo_template() -> Path:
     """
     from marketo_sandbox import seed, storage  # noqa: PLC0415 - only when a template is built
 
-    source = b"".join(Path(m.__file__).read_bytes() for m in (seed, storage))
+    repos = sorted(Path(storage.__file__).with_name("repos").glob("*.py"))
+    source = b"".join(p.read_bytes() for p in [Path(seed.__file__), Path(storage.__file__), *repos])
     key = hashlib.sha256(source).hexdigest()[:12]
     hour = time.strftime("%Y%m%d%H", time.gmtime())
     path = TEMPLATE_DIR / f"demo-{key}-{hour}.db"
@@ -43,10 +44,10 @@ def demo_template() -> Path:
     TEMPLATE_DIR.mkdir(parents=True, exist_ok=True)
     building = path.with_suffix(f".{os.getpid()}.tmp")
     # core tables only: the server creates the families' tables from their current code
-    store = storage.Store(building, family_schemas=False)
+    store = storage.Store(building)
     seed.apply(store, "demo")
-    store.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.conn().execute("PRAGMA journal_mode = DELETE")
+    store.db.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.db.conn().execute("PRAGMA journal_mode = DELETE")
     store.close()
     building.replace(path)
     for old in TEMPLATE_DIR.glob("demo-*.db"):

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from marketo_sandbox.admin import AdminError
+from marketo_sandbox.admin_client import AdminError
 from marketo_sandbox.app import create_app, redact_query
 from marketo_sandbox.server import SandboxServer
+from marketo_sandbox.state import state_of
 from sandbox_helpers import error, result
 
 DESCRIBE = "/rest/v1/programs/members/describe.json"
@@ -218,13 +219,13 @@ async def _asgi_get(app, path: str, headers: list[tuple[bytes, bytes]]) -> tuple
 
 def test_a_bug_becomes_611_not_a_traceback(tmp_path) -> None:
     app = create_app({"db_path": str(tmp_path / "x.db")})
-    user = next(iter(app.state.identity.users.values()))
-    token, _ = app.state.identity.issue(user)
+    user = next(iter(state_of(app).identity.users.values()))
+    token, _ = state_of(app).identity.issue(user)
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    app.state.store.field_records = broken
+    state_of(app).store.fields.records = broken
     status, body = asyncio.run(
         _asgi_get(app, DESCRIBE, [(b"authorization", f"Bearer {token}".encode())])
     )

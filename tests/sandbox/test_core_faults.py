@@ -6,7 +6,7 @@ import time
 
 import pytest
 import requests
-from marketo_sandbox.admin import AdminError
+from marketo_sandbox.admin_client import AdminError
 from marketo_sandbox.faults import HTTP_KINDS, JOB_KINDS, Faults
 from marketo_sandbox.server import SandboxServer
 from sandbox_helpers import code

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from marketo_sandbox.admin import AdminError
+from marketo_sandbox.admin_client import AdminError
 from marketo_sandbox.server import SandboxServer
 from sandbox_helpers import error, result
 

@@ -128,13 +128,13 @@ def _at(text: str) -> datetime:
 
 
 def _check_history(store: Store) -> None:
-    programs = {p["id"]: p for p in store.programs()}
+    programs = {p["id"]: p for p in store.programs.all()}
     now = store.clock.now()
     created = {pid: _at(p["createdAt"]) for pid, p in programs.items()}
     assert min(created.values()) >= now - timedelta(days=731)
     assert max(created.values()) - min(created.values()) > timedelta(days=365)
-    leads = {lead["id"]: lead for lead in store.dump_leads()}
-    for member in store.dump_program_members():
+    leads = {lead["id"]: lead for lead in store.leads.dump()}
+    for member in store.members.dump():
         pid = member["programId"]
         first = _at(member["membershipDate"])
         assert created[pid] <= first <= _at(member["updatedAt"]) <= now
@@ -146,7 +146,7 @@ def _check_history(store: Store) -> None:
         engagement = programs[pid]["type"] == "engagement"
         assert (member["nurtureCadence"] in ("pause", "norm")) == engagement
         assert not member["isExhausted"] or engagement
-    nurture = [m for m in store.dump_program_members() if m["programId"] == 1002]
+    nurture = [m for m in store.members.dump() if m["programId"] == 1002]
     assert any(m["isExhausted"] for m in nurture)
     assert any(m["nurtureCadence"] == "pause" for m in nurture)
 
@@ -154,9 +154,9 @@ def _check_history(store: Store) -> None:
 def test_demo_history_is_consistent(tmp_path):
     store = Store(tmp_path / "demo.db", clock=Clock())
     seed.apply(store, "demo")
-    assert [p["id"] for p in store.programs()] == [1001, 1002, 1003, 1004]
+    assert [p["id"] for p in store.programs.all()] == [1001, 1002, 1003, 1004]
     _check_history(store)
-    members = store.dump_program_members()
+    members = store.members.dump()
     now = store.clock.now()
     joined = [_at(m["membershipDate"]) for m in members]
     assert min(joined) < now - timedelta(days=180)  # a history, not last month only

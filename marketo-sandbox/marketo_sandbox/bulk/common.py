@@ -1,10 +1,8 @@
-"""What every bulk endpoint needs: the caller, options, the job scheduler, the file folder."""
+"""What every bulk endpoint needs: the caller, options, the file folder."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -12,13 +10,15 @@ import orjson
 from marketo_sandbox.assumptions import defaults
 from marketo_sandbox.envelope import MarketoHTTPError
 from marketo_sandbox.identity import authenticate
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
-    from starlette.requests import Request
+    from starlette.applications import Starlette
+    from starlette.requests import HTTPConnection, Request
 
-    from marketo_sandbox.bulk.jobs import Scheduler
 
 #: Option defaults of the bulk families (`AdminClient.set_options` overrides them).
 DEFAULTS: dict[str, Any] = {
@@ -39,11 +39,9 @@ DEFAULTS: dict[str, Any] = {
 DAY = 86400.0
 
 
-def option(app_or_request: Any, name: str) -> Any:
+def option(holder: HTTPConnection | Starlette, name: str) -> Any:
     """A sandbox option, falling back to the bulk default."""
-    app = getattr(app_or_request, "app", app_or_request)
-    options = getattr(app.state, "options", None) or {}
-    value = options.get(name) if hasattr(options, "get") else None
+    value = state_of(holder).options.get(name)
     if value is None:
         return DEFAULTS[name] if name in DEFAULTS else assumed_default(name)
     return value
@@ -54,7 +52,7 @@ def assumed_default(name: str) -> Any:
     return defaults().get(name)
 
 
-def job_duration(app: Any, rate_option: str) -> Callable[[int], float]:
+def job_duration(app: Starlette, rate_option: str) -> Callable[[int], float]:
     """Sandbox seconds a job of n rows takes: `job_fixed_seconds`, else rows ÷ the rate option."""
 
     def duration(rows: int) -> float:
@@ -67,20 +65,10 @@ def job_duration(app: Any, rate_option: str) -> Callable[[int], float]:
     return duration
 
 
-def user_key(user: Any) -> str:
-    """A stable name for the API user that owns a job."""
-    for attr in ("client_id", "name", "id", "user_id"):
-        value = getattr(user, attr, None)
-        if value:
-            return str(value)
-    return str(user)
-
-
 def caller(request: Request, form: Any = None) -> str:
-    """Authenticate a bulk call (header, query, or `access_token` form field) → API user key."""
+    """Authenticate a bulk call (header, query, or `access_token` form field) → its client id."""
     token = form.get("access_token") if form is not None else None
-    user = authenticate(request, form_token=token if isinstance(token, str) else None)
-    return user_key(user)
+    return authenticate(request, form_token=token if isinstance(token, str) else None).client_id
 
 
 async def json_body(request: Request) -> dict:
@@ -102,38 +90,6 @@ def iso(epoch: float | None) -> str | None:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_DIR_LOCK = threading.Lock()
-
-
-def files_dir(app: Any) -> Path:
-    """Directory for export and import files: beside the SQLite database, so restarts keep them."""
-    store = app.state.store
-    db = getattr(store, "path", None) or getattr(store, "db_path", None)
-    if db and str(db) != ":memory:":
-        base = Path(db).with_name(Path(db).name + ".files")
-    else:
-        base = Path(getattr(app.state, "files_dir", None) or Path.cwd() / "marketo-sandbox-files")
-    with _DIR_LOCK:
-        for sub in ("exports", "imports"):
-            (base / sub).mkdir(parents=True, exist_ok=True)
-    return base
-
-
-def scheduler(request_or_app: Any) -> Scheduler:
-    """The app's job scheduler with every bulk pool registered."""
-    from marketo_sandbox.bulk import export, imports  # noqa: PLC0415 - avoid an import cycle
-    from marketo_sandbox.bulk.jobs import scheduler_for  # noqa: PLC0415
-
-    app = getattr(request_or_app, "app", request_or_app)
-
-    def setup(sched: Scheduler) -> None:
-        export.setup(app, sched)
-        imports.setup(app, sched)
-        try:
-            from marketo_sandbox.ingestion import apply  # noqa: PLC0415
-
-            apply.setup(app, sched)
-        except ImportError:  # pragma: no cover - ingestion is part of this package
-            pass
-
-    return scheduler_for(app, setup)
+def files_dir(holder: HTTPConnection | Starlette) -> Path:
+    """Directory for export and import files (`SandboxState.files_dir`)."""
+    return state_of(holder).files_dir

@@ -31,25 +31,25 @@ from marketo_sandbox.bulk.common import (
     job_duration,
     json_body,
     option,
-    scheduler,
 )
-from marketo_sandbox.bulk.jobs import Pool, every, fetch_all, fetch_one, next_seq
-from marketo_sandbox.clock import parse_datetime, parse_filter_datetime
+from marketo_sandbox.bulk.export_spec import validate_spec
+from marketo_sandbox.clock import parse_datetime
 from marketo_sandbox.envelope import MarketoHTTPError, ok
-from marketo_sandbox.storage import register_schema
+from marketo_sandbox.jobs import Pool, every, fetch_all, fetch_one, next_seq
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from starlette.requests import Request
 
-    from marketo_sandbox.bulk.jobs import Scheduler
+    from marketo_sandbox.jobs import Scheduler
 
 log = logging.getLogger("marketo_sandbox.bulk")
 
 TABLE = "bulk_export_jobs"
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bulk_export_jobs (
     id TEXT PRIMARY KEY,
     seq INTEGER,
     api_user TEXT NOT NULL,
@@ -70,32 +70,20 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     bad_checksum INTEGER NOT NULL DEFAULT 0,
     expired INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS {TABLE}_status ON {TABLE} (status, seq);
+CREATE INDEX IF NOT EXISTS bulk_export_jobs_status ON bulk_export_jobs (status, seq);
 """
 STATUS_RHYTHM_SECONDS = 60.0
-MAX_PROGRAM_IDS = 10
-MAX_RANGE_DAYS = 31
-FILTERS = ("programId", "programIds", "updatedAt", "statusNames", "isExhausted", "nurtureCadence")
-NURTURE_CADENCES = ("pause", "norm")
 POOL = "export"
 
 PATH = "/bulk/v1/program/members/export"
 
-register_schema(SCHEMA)
-
-
-def ensure_schema(store: Any) -> None:
-    """Create the export job table (idempotent)."""
-    store.register_schema(SCHEMA)
-
 
 def setup(app: Any, sched: Scheduler) -> None:
     """Register the export pool (shared by every export type the sandbox serves)."""
-    ensure_schema(app.state.store)
     out_dir = files_dir(app) / "exports"
 
     def work(job: dict, should_stop: Callable[[], bool]) -> tuple[dict, int]:
-        return _write_file(app.state.store, out_dir, job, should_stop)
+        return _write_file(state_of(app).store, out_dir, job, should_stop)
 
     def on_cancel(job: dict) -> None:
         _remove_file(job)
@@ -140,7 +128,7 @@ def _write_file(
     if updated:
         updated_from = parse_datetime(updated["startAt"])
         updated_to = parse_datetime(updated["endAt"])
-    members = store.iter_program_members(
+    members = store.members.iter(
         program_ids,
         list(dict.fromkeys(fields)),
         updated_from=updated_from,
@@ -176,176 +164,20 @@ def _expiry_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
     def hook(now: float) -> None:
         keep = float(option(app, "export_file_retention_days")) * DAY
         old = fetch_all(
-            sched.store.conn(),
-            f"SELECT id, file_path FROM {TABLE} WHERE status = 'Completed' "  # noqa: S608
+            sched.store.db.conn(),
+            "SELECT id, file_path FROM bulk_export_jobs WHERE status = 'Completed' "
             "AND expired = 0 AND finished_at < ?",
             (now - keep,),
         )
         if not old:
             return
-        with sched.store.tx() as conn:
+        with sched.store.db.tx() as conn:
             for job in old:
                 _remove_file(job)
-                conn.execute(f"UPDATE {TABLE} SET expired = 1 WHERE id = ?", (job["id"],))  # noqa: S608
+                conn.execute("UPDATE bulk_export_jobs SET expired = 1 WHERE id = ?", (job["id"],))
                 log.info("export %s file expired", job["id"])
 
     return every(60.0, hook)
-
-
-# ---------------------------------------------------------------------------- validation
-
-
-def _field_names(store: Any) -> set[str]:
-    """Exportable fields: formula fields "are not exported" (field-types.md)."""
-    described = [*store.describe_program_member_fields(), *store.describe_lead_fields()]
-    return {f["name"] for f in described if f["dataType"] != "formula"}
-
-
-def _program_ids(flt: dict) -> list:
-    """The raw ids of programId / programIds (exactly one of them, at most 10 ids)."""
-    if "programId" in flt and "programIds" in flt:
-        raise MarketoHTTPError(1003, "Specify only one of programId or programIds")
-    if "programId" in flt:
-        return [flt["programId"]]
-    if "programIds" not in flt:
-        raise MarketoHTTPError(1003, "filter requires programId or programIds")
-    ids = flt["programIds"]
-    if not isinstance(ids, list) or not ids:
-        raise MarketoHTTPError(1003, "programIds must be a non-empty array")
-    if len(ids) > MAX_PROGRAM_IDS:
-        raise MarketoHTTPError(
-            1003, f"programIds filter accepts at most {MAX_PROGRAM_IDS} values, got {len(ids)}"
-        )
-    return ids
-
-
-def _validate_filter(request: Request, flt: Any) -> dict:
-    store = request.app.state.store
-    if not isinstance(flt, dict) or not flt:
-        raise MarketoHTTPError(1003, "filter is required: programId or programIds")
-    unknown = [k for k in flt if k not in FILTERS]
-    if unknown:
-        raise MarketoHTTPError(1003, f"Invalid filter type: {unknown[0]}")
-    clean: list[int] = []
-    for value in _program_ids(flt):
-        try:
-            pid = int(value)
-        except (TypeError, ValueError):
-            raise MarketoHTTPError(1003, f"Invalid programId: {value!r}") from None
-        if store.program(pid) is None:
-            raise MarketoHTTPError(1003, f"Program not found: {pid}")
-        clean.append(pid)
-    out: dict[str, Any] = (
-        {"programId": clean[0]} if "programId" in flt else {"programIds": sorted(set(clean))}
-    )
-    if "updatedAt" in flt:
-        if not option(request, "updated_at_filter_supported"):
-            raise MarketoHTTPError(1035, "Unsupported filter type for target subscription")
-        out["updatedAt"] = _validate_range(flt["updatedAt"])
-    _validate_member_filters(store, flt, out)
-    return out
-
-
-def _validate_member_filters(store: Any, flt: dict, out: dict) -> None:
-    """The extract's member filters, ANDed: isExhausted, nurtureCadence, statusNames (ORed)."""
-    if "isExhausted" in flt:
-        if not isinstance(flt["isExhausted"], bool):
-            raise MarketoHTTPError(1003, "isExhausted filter must be a boolean")
-        out["isExhausted"] = flt["isExhausted"]
-    if "nurtureCadence" in flt:
-        if flt["nurtureCadence"] not in NURTURE_CADENCES:
-            raise MarketoHTTPError(1003, "nurtureCadence filter must be 'pause' or 'norm'")
-        out["nurtureCadence"] = flt["nurtureCadence"]
-    if "statusNames" in flt:
-        out["statusNames"] = _validate_status_names(store, flt["statusNames"], out)
-
-
-def _validate_status_names(store: Any, names: Any, flt: dict) -> list[str]:
-    """A non-empty array of names; with programIds each must match a member of some program.
-
-    The page: "If a status name is not found in any of the programs, 1003, Invalid Data".
-    """
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise MarketoHTTPError(1003, "statusNames filter must be a non-empty array of strings")
-    if "programIds" in flt:
-        ids = flt["programIds"]
-        marks = ",".join("?" * len(ids))
-        found = {
-            row[0]
-            for row in store.conn().execute(
-                "SELECT DISTINCT lower(status_name) FROM program_members "  # noqa: S608
-                f"WHERE program_id IN ({marks})",
-                ids,
-            )
-        }
-        missing = [n for n in names if n.lower() not in found]
-        if missing:
-            raise MarketoHTTPError(1003, f"Invalid Data: status name not found: {missing[0]}")
-    return names
-
-
-def _validate_range(rng: Any) -> dict:
-    if not isinstance(rng, dict) or "startAt" not in rng or "endAt" not in rng:
-        raise MarketoHTTPError(1003, "updatedAt filter requires startAt and endAt")
-    try:
-        start = parse_filter_datetime(str(rng["startAt"]))
-        end = parse_filter_datetime(str(rng["endAt"]))
-    except ValueError:
-        raise MarketoHTTPError(
-            1003, "Invalid updatedAt date: ISO-8601 without milliseconds expected"
-        ) from None
-    if end < start:
-        raise MarketoHTTPError(1003, "updatedAt endAt is before startAt")
-    if end - start > dt.timedelta(days=MAX_RANGE_DAYS):
-        raise MarketoHTTPError(
-            1003, f"updatedAt filter date range exceeds maximum of {MAX_RANGE_DAYS} days"
-        )
-    return {"startAt": rng["startAt"], "endAt": rng["endAt"]}
-
-
-def _validate_spec(request: Request, body: dict) -> tuple[str, dict]:
-    fmt = files.normalise_format(body.get("format"))
-    if fmt is None:
-        raise MarketoHTTPError(1003, f"Invalid format: {body.get('format')!r} (CSV, TSV or SSV)")
-    fields = body.get("fields")
-    if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
-        raise MarketoHTTPError(1003, "fields is required: a non-empty array of field names")
-    known = _field_names(request.app.state.store)
-    unknown = [f for f in fields if f not in known]
-    if unknown:
-        raise MarketoHTTPError(1003, f"Invalid fields: {', '.join(unknown)}")
-    headers = body.get("columnHeaderNames") or {}
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise MarketoHTTPError(1003, "columnHeaderNames must map field names to header names")
-    stray = [k for k in headers if k not in fields]
-    if stray:
-        raise MarketoHTTPError(1003, f"columnHeaderNames names fields not exported: {stray[0]}")
-    flt = _validate_filter(request, body.get("filter"))
-    columns, header_row = _columns(request, fields, headers, flt)
-    spec = {
-        "fields": fields,
-        "headers": headers,
-        "filter": flt,
-        "columns": columns,
-        "header_row": header_row,
-    }
-    return fmt, spec
-
-
-def _columns(
-    request: Request, fields: list[str], headers: dict, flt: dict
-) -> tuple[list[str], list[str]]:
-    """The file's columns: a programIds export adds programId as the first field (the page).
-
-    When `fields` names programId too (the page is silent), option `export_program_id_column`
-    decides: "once" moves it to the front, "repeated" keeps it where asked as well.
-    """
-    if "programIds" not in flt:
-        return fields, [headers.get(f, f) for f in fields]
-    if option(request, "export_program_id_column") == "repeated":
-        return ["programId", *fields], ["programId", *(headers.get(f, f) for f in fields)]
-    columns = ["programId", *(f for f in fields if f != "programId")]
-    return columns, [headers.get(f, f) for f in columns]
 
 
 # ---------------------------------------------------------------------------- views
@@ -414,15 +246,15 @@ def shown(request: Request, job: dict, now: float) -> dict:
 
 def _load(request: Request, export_id: str, user: str) -> dict:
     """The job, only for the API user who created it (others get "not found", as if absent)."""
-    with request.app.state.store.tx() as conn:
-        job = fetch_one(conn, f"SELECT * FROM {TABLE} WHERE id = ?", (export_id,))  # noqa: S608
+    with state_of(request).store.db.tx() as conn:
+        job = fetch_one(conn, "SELECT * FROM bulk_export_jobs WHERE id = ?", (export_id,))
     if job is None or job["api_user"] != user:
         raise MarketoHTTPError(1003, f"Export job not found: {export_id}")
     return job
 
 
 def _pool(request: Request) -> tuple[Scheduler, Pool]:
-    sched = scheduler(request)
+    sched = state_of(request).scheduler
     return sched, sched.pools[POOL]
 
 
@@ -430,10 +262,10 @@ def exported_today(sched: Scheduler, now: float) -> int:
     """Bytes of export files completed in the current quota day (US Central, like Marketo)."""
     clock = sched.clock
     today = clock.quota_day(dt.datetime.fromtimestamp(now, dt.timezone.utc))
-    with sched.store.tx() as conn:
+    with sched.store.db.tx() as conn:
         rows = fetch_all(
             conn,
-            f"SELECT finished_at, file_size FROM {TABLE} "  # noqa: S608
+            "SELECT finished_at, file_size FROM bulk_export_jobs "
             "WHERE status = 'Completed' AND finished_at >= ?",
             (now - 2 * DAY,),
         )
@@ -451,13 +283,13 @@ async def create(request: Request) -> Response:
     """`POST /bulk/v1/program/members/export/create.json`."""
     user = caller(request)
     body = await json_body(request)
-    fmt, spec = _validate_spec(request, body)
+    fmt, spec = validate_spec(request, body)
     sched, _ = _pool(request)
     job_id = str(uuid.uuid4())
     now = sched.now()
-    with sched.store.tx() as conn:
+    with sched.store.db.tx() as conn:
         conn.execute(
-            f"INSERT INTO {TABLE} (id, api_user, format, spec, status, created_at) "  # noqa: S608
+            "INSERT INTO bulk_export_jobs (id, api_user, format, spec, status, created_at) "
             "VALUES (?, ?, ?, ?, 'Created', ?)",
             (job_id, user, fmt, orjson.dumps(spec).decode(), now),
         )
@@ -473,7 +305,7 @@ def enqueue(request: Request) -> Response:
     if job["status"] != "Created":
         raise MarketoHTTPError(1003, f"Job is {job['status']}, only a Created job can be enqueued")
     sched, pool = _pool(request)
-    faults = request.app.state.faults
+    faults = state_of(request).faults
     path = request.url.path
     if faults.take_kind("too_many_jobs", path, "POST"):
         raise MarketoHTTPError(1029, "Too many jobs in queue")
@@ -489,10 +321,10 @@ def enqueue(request: Request) -> Response:
         # bulk-extract.md: at most 10 queued, including the jobs that are exporting.
         if queued + running >= int(option(request, "export_max_queued")):
             raise MarketoHTTPError(1029, "Too many jobs in queue")
-        with sched.store.tx() as conn:
+        with sched.store.db.tx() as conn:
             seq = next_seq(conn, TABLE)
             conn.execute(
-                f"UPDATE {TABLE} SET status = 'Queued', queued_at = ?, seq = ?, "  # noqa: S608
+                "UPDATE bulk_export_jobs SET status = 'Queued', queued_at = ?, seq = ?, "
                 "fail_message = ? WHERE id = ?",
                 (now, seq, fail, job["id"]),
             )
@@ -513,7 +345,7 @@ def status(request: Request) -> Response:
     job = _load(request, request.path_params["exportId"], user)
     sched, _ = _pool(request)
     view = shown(request, job, sched.now())
-    if view.get("fileChecksum") and request.app.state.faults.take_kind(
+    if view.get("fileChecksum") and state_of(request).faults.take_kind(
         "bad_checksum", request.url.path, "GET"
     ):
         view["fileChecksum"] = "sha256:" + "0" * 64
@@ -565,7 +397,7 @@ def file(request: Request) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(length)
     send = length
-    if request.app.state.faults.take_kind("truncate", request.url.path, "GET"):
+    if state_of(request).faults.take_kind("truncate", request.url.path, "GET"):
         send = length // 2  # the body stops mid-way while Content-Length promised it all
     media = files.MEDIA_TYPES[job["format"]]
     return StreamingResponse(
@@ -593,10 +425,10 @@ def list_jobs(request: Request) -> Response:
         offset = int(request.query_params.get("nextPageToken") or 0)
     except ValueError:
         raise MarketoHTTPError(1003, "Invalid batchSize or nextPageToken") from None
-    with sched.store.tx() as conn:
+    with sched.store.db.tx() as conn:
         jobs = fetch_all(
             conn,
-            f"SELECT * FROM {TABLE} WHERE created_at >= ? AND api_user = ? "  # noqa: S608
+            "SELECT * FROM bulk_export_jobs WHERE created_at >= ? AND api_user = ? "
             "ORDER BY created_at DESC",
             (now - 7 * DAY, user),
         )
@@ -613,9 +445,8 @@ def list_jobs(request: Request) -> Response:
 
 def dump(store: Any) -> list[dict]:
     """Admin dump `export_jobs`: the real state of every job."""
-    ensure_schema(store)
-    with store.tx() as conn:
-        jobs = fetch_all(conn, f"SELECT * FROM {TABLE} ORDER BY created_at")  # noqa: S608
+    with store.db.tx() as conn:
+        jobs = fetch_all(conn, "SELECT * FROM bulk_export_jobs ORDER BY created_at")
     out = []
     for job in jobs:
         row = {

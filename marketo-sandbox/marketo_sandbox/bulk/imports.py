@@ -27,25 +27,27 @@ from marketo_sandbox.bulk.common import (
     iso,
     job_duration,
     option,
-    scheduler,
 )
-from marketo_sandbox.bulk.jobs import Pool, every, fetch_all, fetch_one, iter_chunks, next_seq
 from marketo_sandbox.clock import parse_datetime
 from marketo_sandbox.envelope import MarketoHTTPError, ok
-from marketo_sandbox.storage import register_schema
+from marketo_sandbox.jobs import Pool, every, fetch_all, fetch_one, iter_chunks, next_seq
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
+    from starlette.applications import Starlette
     from starlette.requests import Request
 
-    from marketo_sandbox.bulk.jobs import Scheduler
+    from marketo_sandbox.jobs import Scheduler
 
 log = logging.getLogger("marketo_sandbox.bulk")
+#: A job kind's row handler, built from the store and the job's params.
+RowHandlerFactory = "Callable[[Store, dict], RowHandler]"
 
 TABLE = "bulk_import_jobs"
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bulk_import_jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     seq INTEGER,
     kind TEXT NOT NULL,
@@ -68,7 +70,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     failures_path TEXT,
     warnings_path TEXT
 );
-CREATE INDEX IF NOT EXISTS {TABLE}_status ON {TABLE} (status, seq);
+CREATE INDEX IF NOT EXISTS bulk_import_jobs_status ON bulk_import_jobs (status, seq);
 """
 POOL = "import"
 #: "Maximum import file size: 10 MB" (bulk-import.md "Limits"): 10,000,000 bytes, the decimal
@@ -79,6 +81,12 @@ _MULTIPART_SLACK = 1024 * 1024
 CHUNK_ROWS = 500
 FAILURE_COLUMN = "Import Failure Reason"
 WARNING_COLUMN = "Import Warning Reason"
+#: A job's file path column, cleared once its file is deleted.
+_CLEAR_FILE = {
+    "upload_path": "UPDATE bulk_import_jobs SET upload_path = NULL WHERE id = ?",
+    "failures_path": "UPDATE bulk_import_jobs SET failures_path = NULL WHERE id = ?",
+    "warnings_path": "UPDATE bulk_import_jobs SET warnings_path = NULL WHERE id = ?",
+}
 LEADS = "leads"
 PROGRAM_MEMBERS = "program_members"
 
@@ -86,24 +94,13 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
-register_schema(SCHEMA)
 
-
-def ensure_schema(store: Any) -> None:
-    """Create the import job table (idempotent)."""
-    store.register_schema(SCHEMA)
-
-
-def setup(app: Any, sched: Scheduler) -> None:
-    """Register the import pool; each job kind brings its own row handler."""
-    from marketo_sandbox.bulk import lead_import, member_import  # noqa: PLC0415
-
-    ensure_schema(app.state.store)
+def setup(app: Starlette, sched: Scheduler, handlers: Mapping[str, RowHandlerFactory]) -> None:
+    """Register the import pool; each job kind (`LEADS`, `PROGRAM_MEMBERS`) brings its handler."""
     out_dir = files_dir(app) / "imports"
-    handlers = {LEADS: lead_import.row_handler, PROGRAM_MEMBERS: member_import.row_handler}
 
     def work(job: dict, should_stop: Callable[[], bool]) -> tuple[dict, int]:
-        handler = handlers[job["kind"]](app.state.store, orjson.loads(job["params"]))
+        handler = handlers[job["kind"]](state_of(app).store, orjson.loads(job["params"]))
         return run_import(job, out_dir, handler, should_stop)
 
     sched.hooks.append(_housekeeping_hook(app, sched))
@@ -144,9 +141,9 @@ def _housekeeping_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
     def hook(now: float) -> None:
         keep = float(option(app, "import_batch_retention_days")) * DAY
         jobs = fetch_all(
-            sched.store.conn(),
-            f"SELECT id, status, created_at, upload_path, failures_path, warnings_path "  # noqa: S608
-            f"FROM {TABLE} WHERE status IN ('Complete', 'Failed') AND "
+            sched.store.db.conn(),
+            "SELECT id, status, created_at, upload_path, failures_path, warnings_path "
+            "FROM bulk_import_jobs WHERE status IN ('Complete', 'Failed') AND "
             "(upload_path IS NOT NULL OR (created_at < ? AND failures_path IS NOT NULL))",
             (now - keep,),
         )
@@ -156,9 +153,9 @@ def _housekeeping_hook(app: Any, sched: Scheduler) -> Callable[[float], None]:
             for name in names:
                 if job[name]:
                     Path(job[name]).unlink(missing_ok=True)
-            with sched.store.tx() as conn:
-                sets = ", ".join(f"{name} = NULL" for name in names)
-                conn.execute(f"UPDATE {TABLE} SET {sets} WHERE id = ?", (job["id"],))  # noqa: S608
+            with sched.store.db.tx() as conn:
+                for name in names:
+                    conn.execute(_CLEAR_FILE[name], (job["id"],))
 
     return every(60.0, hook)
 
@@ -452,9 +449,9 @@ def submit(
     request: Request, *, user: str, kind: str, fmt: str, params: dict, upload: Path, size: int
 ) -> dict:
     """Queue an import job (1016 when 10 are already queued or importing)."""
-    sched = scheduler(request)
+    sched = state_of(request).scheduler
     pool = sched.pools[POOL]
-    faults = request.app.state.faults
+    faults = state_of(request).faults
     path = request.url.path
     if faults.take_kind("too_many_imports", path, "POST"):
         upload.unlink(missing_ok=True)
@@ -466,10 +463,10 @@ def submit(
         if queued + running >= int(option(request, "import_max_jobs")):
             upload.unlink(missing_ok=True)
             raise MarketoHTTPError(1016, "Too many imports")
-        with sched.store.tx() as conn:
+        with sched.store.db.tx() as conn:
             seq = next_seq(conn, TABLE)
             cur = conn.execute(
-                f"INSERT INTO {TABLE} (seq, kind, api_user, format, params, status, "  # noqa: S608
+                "INSERT INTO bulk_import_jobs (seq, kind, api_user, format, params, status, "
                 "created_at, queued_at, fail_message, upload_size) "
                 "VALUES (?, ?, ?, ?, ?, 'Queued', ?, ?, ?, ?)",
                 (seq, kind, user, fmt, orjson.dumps(params).decode(), now, now, fail, size),
@@ -478,7 +475,7 @@ def submit(
             final = upload.with_name(f"{batch_id}.upload")
             upload.replace(final)
             conn.execute(
-                f"UPDATE {TABLE} SET upload_path = ? WHERE id = ?",  # noqa: S608
+                "UPDATE bulk_import_jobs SET upload_path = ? WHERE id = ?",
                 (str(final), batch_id),
             )
     sched.wake()
@@ -492,9 +489,9 @@ def load(request: Request, batch_id: str, kind: str, user: str) -> dict:
         key = int(batch_id)
     except ValueError:
         raise MarketoHTTPError(1003, f"Invalid batchId: {batch_id}") from None
-    sched = scheduler(request)
-    with sched.store.tx() as conn:
-        job = fetch_one(conn, f"SELECT * FROM {TABLE} WHERE id = ?", (key,))  # noqa: S608
+    sched = state_of(request).scheduler
+    with sched.store.db.tx() as conn:
+        job = fetch_one(conn, "SELECT * FROM bulk_import_jobs WHERE id = ?", (key,))
     if job is None or job["kind"] != kind or job["api_user"] != user:
         raise MarketoHTTPError(1003, f"Import batch not found: {batch_id}")
     keep = float(option(request, "import_batch_retention_days")) * DAY
@@ -569,9 +566,8 @@ def rows_file(job: dict, which: str) -> Response:
 
 def dump(store: Any) -> list[dict]:
     """Admin dump `import_jobs`."""
-    ensure_schema(store)
-    with store.tx() as conn:
-        jobs = fetch_all(conn, f"SELECT * FROM {TABLE} ORDER BY id")  # noqa: S608
+    with store.db.tx() as conn:
+        jobs = fetch_all(conn, "SELECT * FROM bulk_import_jobs ORDER BY id")
     return [
         {
             "batchId": j["id"],

@@ -25,6 +25,7 @@ from marketo_sandbox.bulk.imports import (
     status_reply,
 )
 from marketo_sandbox.envelope import MarketoHTTPError
+from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import LEAD
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class LeadRows(RowHandler):
         self.key = params.get("lookupField") or "email"
         self.fields = {
             f["name"]: f
-            for f in store.describe_lead_fields()
+            for f in store.fields.describe(LEAD)
             if f["name"] not in READ_ONLY and (f["name"] != "id" or self.key == "id")
         }
 
@@ -69,7 +70,7 @@ class LeadRows(RowHandler):
 
     def apply(self, records: list[dict]) -> list[tuple]:
         """CreateOrUpdate on the lookup field."""
-        return self.store.upsert_leads(records, self.key)
+        return self.store.leads.upsert(records, self.key)
 
 
 def row_handler(store: Any, params: dict) -> RowHandler:
@@ -80,9 +81,9 @@ def row_handler(store: Any, params: dict) -> RowHandler:
 def _params(request: Request, params: dict) -> tuple[str, dict]:
     """(format, kept parameters) or 1003 for a bad one."""
     fmt = import_format(params)
-    options = request.app.state.options
+    options = state_of(request).options
     lookup = params.get("lookupField") or "email"
-    field = request.app.state.store.field_map(LEAD).get(lookup)
+    field = state_of(request).store.fields.map(LEAD).get(lookup)
     if field is None:
         raise MarketoHTTPError(1006, f"Field '{lookup}' not found")
     custom_ok = field["isCustom"] and field["dataType"] in LOOKUP_CUSTOM_TYPES

@@ -25,6 +25,8 @@ from marketo_sandbox.bulk.imports import (
     status_reply,
 )
 from marketo_sandbox.envelope import MarketoHTTPError
+from marketo_sandbox.repos.fields import LEAD, PROGRAM_MEMBER
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -44,16 +46,16 @@ class MemberRows(RowHandler):
         self.program_id = int(params["programId"])
         self.status = params["programMemberStatus"]
         self.fields = {}
-        for f in store.describe_lead_fields():
+        for f in store.fields.describe(LEAD):
             if f["name"] not in LEAD_READ_ONLY:
                 self.fields[f["name"]] = f
-        for f in store.describe_program_member_fields():
+        for f in store.fields.describe(PROGRAM_MEMBER):
             if f["updateable"]:
                 self.fields[f["name"]] = f
 
     def apply(self, records: list[dict]) -> list[tuple]:
         """Insert or update members with the job's status."""
-        return self.store.upsert_program_members(
+        return self.store.members.upsert(
             self.program_id, self.status, records, invalid_email_ok=True
         )
 
@@ -69,7 +71,7 @@ def _params(request: Request, params: dict) -> tuple[str, dict]:
     raw_id = request.path_params["programId"]
     if not raw_id.isdigit():
         raise MarketoHTTPError(1003, f"Invalid programId '{raw_id}'")
-    program = request.app.state.store.program(int(raw_id))
+    program = state_of(request).store.programs.get(int(raw_id))
     if program is None:
         raise MarketoHTTPError(1013, f"Program '{raw_id}' not found")
     status_name = (params.get("programMemberStatus") or "").strip()

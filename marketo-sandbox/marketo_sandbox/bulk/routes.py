@@ -1,14 +1,19 @@
-"""Bulk API routes, mirroring Marketo's `/bulk/v1/...` URL tree (mounted by `app.create_app`)."""
+"""The bulk family: routes mirroring Marketo's `/bulk/v1/...` URL tree, job pools, tables."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.routing import Route
 
-from marketo_sandbox.admin import register_dump
 from marketo_sandbox.bulk import export, imports, lead_import, member_import
-from marketo_sandbox.bulk.common import files_dir, scheduler
+from marketo_sandbox.family import Family
+from marketo_sandbox.state import state_of
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from marketo_sandbox.jobs import Scheduler
 
 EXPORT = "/bulk/v1/program/members/export"
 PM_IMPORT = "/bulk/v1/program/members/import"
@@ -35,24 +40,31 @@ ROUTES = [
     Route(f"{PM_IMPORT}/{{batchId}}/warnings.json", member_import.warnings, methods=["GET"]),
 ]
 
-register_dump("export_jobs", export.dump)
-register_dump("import_jobs", imports.dump)
+
+def jobs(app: Starlette, sched: Scheduler) -> None:
+    """The export pool and the import pool (each import kind with its row handler)."""
+    export.setup(app, sched)
+    handlers = {
+        imports.LEADS: lead_import.row_handler,
+        imports.PROGRAM_MEMBERS: member_import.row_handler,
+    }
+    imports.setup(app, sched, handlers)
 
 
-def on_startup(app: Any) -> None:
-    """Start the job scheduler at once, so jobs running when the server died resume now."""
-    scheduler(app)
-
-
-def on_reset(app: Any) -> None:
+def on_reset(app: Starlette) -> None:
     """`/_sandbox/reset` emptied the db: stop workers of the old jobs and delete their files."""
-    scheduler(app).forget_all()
-    base = files_dir(app)
+    state = state_of(app)
+    state.scheduler.forget_all()
     for sub in ("exports", "imports"):
-        for path in (base / sub).iterdir():
+        for path in (state.files_dir / sub).iterdir():
             path.unlink(missing_ok=True)
 
 
-def on_shutdown(app: Any) -> None:
-    """Stop the scheduler's driver thread (workers are daemons; their jobs resume on restart)."""
-    scheduler(app).stop()
+BULK = Family(
+    "bulk",
+    routes=ROUTES,
+    schema=export.SCHEMA + imports.SCHEMA,
+    dumps={"export_jobs": export.dump, "import_jobs": imports.dump},
+    jobs=jobs,
+    on_reset=on_reset,
+)

@@ -17,94 +17,25 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from marketo_sandbox.bulk.jobs import fetch_all
+from marketo_sandbox.ingestion import companies, custom_objects, persons, program_members
 from marketo_sandbox.ingestion.common import dumps, option
-from marketo_sandbox.storage import register_schema
+from marketo_sandbox.jobs import fetch_all
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from marketo_sandbox.bulk.jobs import Scheduler
+    from marketo_sandbox.jobs import Scheduler
 
 log = logging.getLogger("marketo_sandbox.ingestion")
 
-PENDING = "ingestion_pending"
-USAGE = "ingestion_usage"
-FAILURES = "ingestion_failures"
 #: The service's retry intervals (data-ingestion.md, "Retries"), in seconds after the previous try.
 RETRY_SECONDS = (300, 900, 1200, 1200)
 #: "If that Person is added during the retry window (65 minutes), then the update is successful."
 LINK_WINDOW_SECONDS = 65 * 60
 #: Where each object type's failed records sit in its body.
 _LIST_KEYS = {"persons": "persons", "companies": "input", "custom_objects": "customObjects"}
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {PENDING} (
-    request_id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    plan TEXT NOT NULL,
-    due_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {USAGE} (day TEXT PRIMARY KEY, objects INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS {FAILURES} (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    record TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    correlation_id TEXT,
-    request_source TEXT,
-    client_id TEXT,
-    failed_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS companies (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    external_company_id TEXT UNIQUE,
-    data TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS custom_objects (
-    marketo_guid TEXT PRIMARY KEY,
-    api_name TEXT NOT NULL,
-    dedupe_key TEXT NOT NULL,
-    data TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    UNIQUE (api_name, dedupe_key)
-);
-"""
-register_schema(SCHEMA)
-
-
-def ensure_schema(store: Any) -> None:
-    """Create the ingestion tables in this store (idempotent)."""
-    store.register_schema(SCHEMA)
-
-
-def dump_rows(store: Any, sql: str, keys: Callable[[Any], dict]) -> list[dict]:
-    """Admin dump of a JSON `data` table: the row's keys, its data, createdAt, updatedAt."""
-    ensure_schema(store)
-    with store.tx() as conn:
-        rows = fetch_all(conn, sql)
-    return [
-        {
-            **keys(r),
-            **orjson.loads(r["data"]),
-            "createdAt": r["created_at"],
-            "updatedAt": r["updated_at"],
-        }
-        for r in rows
-    ]
 
 
 def _appliers() -> dict[str, Any]:
-    from marketo_sandbox.ingestion import (  # noqa: PLC0415
-        companies,
-        custom_objects,
-        persons,
-        program_members,
-    )
-
     return {
         "persons": persons.apply,
         "companies": companies.apply,
@@ -182,9 +113,9 @@ def record_failures(
         )
         for where, reason in failed
     ]
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         conn.executemany(
-            f"INSERT INTO {FAILURES} (request_id, kind, record, reason, correlation_id, "  # noqa: S608
+            "INSERT INTO ingestion_failures (request_id, kind, record, reason, correlation_id, "
             "request_source, client_id, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
@@ -193,19 +124,18 @@ def record_failures(
 
 def accept(app: Any, kind: str, plan: dict, request_id: str) -> None:
     """Park the request until `ingestion_apply_delay_seconds` have passed (0: apply now)."""
-    store = app.state.store
+    store = state_of(app).store
     delay = float(option(app, "ingestion_apply_delay_seconds") or 0)
     if delay <= 0:
         retry = apply_now(store, kind, plan, request_id)
         if retry is None:
             return
         plan, delay = retry, retry["dueAt"] - store.clock.timestamp()
-    from marketo_sandbox.bulk.common import scheduler  # noqa: PLC0415
 
-    sched = scheduler(app)
-    with store.tx() as conn:
+    sched = state_of(app).scheduler
+    with store.db.tx() as conn:
         conn.execute(
-            f"INSERT INTO {PENDING} (request_id, kind, plan, due_at) VALUES (?, ?, ?, ?)",  # noqa: S608
+            "INSERT INTO ingestion_pending (request_id, kind, plan, due_at) VALUES (?, ?, ?, ?)",
             (request_id, kind, dumps(plan), sched.now() + delay),
         )
     sched.wake()
@@ -213,15 +143,13 @@ def accept(app: Any, kind: str, plan: dict, request_id: str) -> None:
 
 def pending_count(store: Any) -> int:
     """Accepted requests not applied yet (retries of waiting custom objects included)."""
-    ensure_schema(store)
-    return int(store.conn().execute(f"SELECT COUNT(*) FROM {PENDING}").fetchone()[0])  # noqa: S608
+    return int(store.db.conn().execute("SELECT COUNT(*) FROM ingestion_pending").fetchone()[0])
 
 
 def dump_failures(store: Any) -> list[dict]:
     """Admin dump `ingestion_failures`: every record that failed after its 202."""
-    ensure_schema(store)
-    with store.tx() as conn:
-        rows = fetch_all(conn, f"SELECT * FROM {FAILURES} ORDER BY id")  # noqa: S608
+    with store.db.tx() as conn:
+        rows = fetch_all(conn, "SELECT * FROM ingestion_failures ORDER BY id")
     return [
         {
             "requestId": r["request_id"],
@@ -239,26 +167,25 @@ def dump_failures(store: Any) -> list[dict]:
 
 def setup(app: Any, sched: Scheduler) -> None:
     """Apply parked requests from the scheduler's driver when they fall due."""
-    store = app.state.store
-    ensure_schema(store)
+    store = state_of(app).store
 
     def hook(now: float) -> None:
         due = fetch_all(
-            store.conn(),
-            f"SELECT * FROM {PENDING} WHERE due_at <= ? ORDER BY due_at",  # noqa: S608
+            store.db.conn(),
+            "SELECT * FROM ingestion_pending WHERE due_at <= ? ORDER BY due_at",
             (now,),
         )
         for row in due:
             retry = apply_now(store, row["kind"], orjson.loads(row["plan"]), row["request_id"])
-            with store.tx() as conn:
+            with store.db.tx() as conn:
                 if retry is None:
                     conn.execute(
-                        f"DELETE FROM {PENDING} WHERE request_id = ?",  # noqa: S608
+                        "DELETE FROM ingestion_pending WHERE request_id = ?",
                         (row["request_id"],),
                     )
                 else:
                     conn.execute(
-                        f"UPDATE {PENDING} SET plan = ?, due_at = ? WHERE request_id = ?",  # noqa: S608
+                        "UPDATE ingestion_pending SET plan = ?, due_at = ? WHERE request_id = ?",
                         (dumps(retry), retry["dueAt"], row["request_id"]),
                     )
 

@@ -25,11 +25,13 @@ from starlette.responses import Response
 
 from marketo_sandbox.envelope import MarketoHTTPError
 from marketo_sandbox.identity import authenticate
+from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import coerce
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from starlette.applications import Starlette
     from starlette.requests import Request
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -50,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
 def option(request_or_app: Any, name: str) -> Any:
     """An ingestion option, falling back to its default."""
     app = getattr(request_or_app, "app", request_or_app)
-    value = app.state.options.get(name)
+    value = state_of(app).options.get(name)
     return DEFAULTS.get(name) if value is None else value
 
 
@@ -187,20 +189,18 @@ async def _read_body(request: Request) -> bytes:
 
 def count_objects(request: Request, objects: int) -> None:
     """Charge the daily object quota (sandbox day, kept in SQLite); 4290801 when it would pass."""
-    from marketo_sandbox.ingestion.apply import USAGE  # noqa: PLC0415
-
     app = request.app
     limit = int(option(request, "ingestion_daily_object_limit"))
-    day = str(app.state.clock.quota_day())
-    with app.state.store.tx() as conn:
-        row = conn.execute(f"SELECT objects FROM {USAGE} WHERE day = ?", (day,)).fetchone()  # noqa: S608
+    day = str(state_of(app).clock.quota_day())
+    with state_of(app).store.db.tx() as conn:
+        row = conn.execute("SELECT objects FROM ingestion_usage WHERE day = ?", (day,)).fetchone()
         used = row[0] if row else 0
         if used + objects > limit:
             raise IngestionError(
                 429, "4290801", f"Daily object quota exceeded ({used} of {limit} used today)"
             )
         conn.execute(
-            f"INSERT INTO {USAGE} (day, objects) VALUES (?, ?) "  # noqa: S608
+            "INSERT INTO ingestion_usage (day, objects) VALUES (?, ?) "
             "ON CONFLICT (day) DO UPDATE SET objects = objects + excluded.objects",
             (day, objects),
         )
@@ -209,13 +209,15 @@ def count_objects(request: Request, objects: int) -> None:
 async def handle(
     request: Request,
     validate: Callable[[Request, dict], tuple[str, dict, int]],
+    accept: Callable[[Starlette, str, dict, str], None],
 ) -> Response:
-    """Run the shared checks, the object type's `validate` → (kind, plan, objects), then accept."""
-    from marketo_sandbox.ingestion import apply  # noqa: PLC0415
+    """Run the shared checks, the object type's `validate` → (kind, plan, objects), then accept.
 
+    `accept(app, kind, plan, request_id)` parks the request to apply (`apply.accept`).
+    """
     client = _authenticate(request)
     munchkin = request.path_params.get("munchkinId")
-    if munchkin != request.app.state.munchkin_id:
+    if munchkin != state_of(request).munchkin_id:
         raise IngestionError(404, "404040", f"Subscription '{munchkin}' not found")
     limit = int(option(request, "ingestion_requests_per_second"))
     if not _rate_window(request.app).admit(client, limit):
@@ -237,7 +239,7 @@ async def handle(
     count_objects(request, objects)
     rid = request_id(request)
     plan["request"] = {"clientId": client, **traces}
-    await run_in_threadpool(apply.accept, request.app, kind, plan, rid)
+    await run_in_threadpool(accept, request.app, kind, plan, rid)
     return Response(status_code=202, headers={REQUEST_ID_HEADER: rid})
 
 
@@ -332,14 +334,19 @@ def coerce_record(
     return row
 
 
-def merge_data(
-    conn: Any, table: str, key_column: str, found: Any, values: dict, *, now: str
-) -> None:
+#: The JSON-data tables `merge_data` updates, each with its fixed statement.
+_MERGE_DATA = {
+    "companies": "UPDATE companies SET data = ?, updated_at = ? WHERE id = ?",
+    "custom_objects": "UPDATE custom_objects SET data = ?, updated_at = ? WHERE marketo_guid = ?",
+}
+
+
+def merge_data(conn: Any, table: str, found: Any, values: dict, *, now: str) -> None:
     """Update a stored JSON `data` row (`found` = key, data) with `values`."""
     data = orjson.loads(found[1])
     data.update(values)
     conn.execute(
-        f"UPDATE {table} SET data = ?, updated_at = ? WHERE {key_column} = ?",  # noqa: S608
+        _MERGE_DATA[table],
         (dumps(data), now, found[0]),
     )
 

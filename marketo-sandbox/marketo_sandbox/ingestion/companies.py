@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from marketo_sandbox.bulk.jobs import fetch_all
-from marketo_sandbox.ingestion.apply import dump_rows, ensure_schema
 from marketo_sandbox.ingestion.common import (
     bad_request,
     check_keys,
@@ -29,6 +27,8 @@ from marketo_sandbox.ingestion.common import (
     object_list,
     one_of,
 )
+from marketo_sandbox.ingestion.tables import dump_rows
+from marketo_sandbox.jobs import fetch_all
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -52,6 +52,23 @@ FIELDS: dict[str, str] = {
     "sicCode": "string",
     "externalSalesPersonId": "string",
 }
+
+
+#: Get Companies by a column of its own, or by a field in `data` (fixed statements).
+_QUERY = {
+    "id": (
+        "SELECT * FROM companies WHERE id IN (SELECT value FROM json_each(?)) "
+        "AND id > ? ORDER BY id LIMIT ?"
+    ),
+    "externalCompanyId": (
+        "SELECT * FROM companies WHERE external_company_id IN (SELECT value FROM json_each(?)) "
+        "AND id > ? ORDER BY id LIMIT ?"
+    ),
+}
+_QUERY_DATA = (
+    "SELECT * FROM companies WHERE json_extract(data, ?) IN (SELECT value FROM json_each(?)) "
+    "AND id > ? ORDER BY id LIMIT ?"
+)
 
 
 def validate(_request: Request, body: dict) -> tuple[str, dict, int]:
@@ -85,7 +102,7 @@ def apply(store: Any, plan: dict) -> list[tuple[int, str]]:
     now = store.clock.now_iso()
     action, by_id = plan["action"], plan["byId"]
     problems = []
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         for index, row in enumerate(plan["companies"]):
             if by_id:
                 found = conn.execute(
@@ -111,7 +128,7 @@ def apply(store: Any, plan: dict) -> list[tuple[int, str]]:
             if action == "createOnly":
                 problems.append((index, f"Company already exists: {row['externalCompanyId']}"))
                 continue
-            merge_data(conn, "companies", "id", found, values, now=now)
+            merge_data(conn, "companies", found, values, now=now)
     return problems
 
 
@@ -126,17 +143,13 @@ def dump(store: Any) -> list[dict]:
 
 def query(store: Any, field: str, values: list, after: int, limit: int) -> list[dict]:
     """Companies whose `field` is one of `values`, by id after `after` (REST Get Companies)."""
-    if field == "id":
-        where = "id IN ({})"
-    elif field == "externalCompanyId":
-        where = "external_company_id IN ({})"
-    else:
-        where = f"json_extract(data, '$.{field}') IN ({{}})"  # field: a known FIELDS name
-    marks = ", ".join("?" * len(values))
-    sql = f"SELECT * FROM companies WHERE {where.format(marks)} AND id > ? ORDER BY id LIMIT ?"  # noqa: S608
-    ensure_schema(store)
-    with store.tx() as conn:
-        rows = fetch_all(conn, sql, (*values, after, limit))
+    listed = orjson.dumps(list(values)).decode()
+    if field in _QUERY:
+        sql, params = _QUERY[field], (listed, after, limit)
+    else:  # field: a known FIELDS name
+        sql, params = _QUERY_DATA, (f"$.{field}", listed, after, limit)
+    with store.db.tx() as conn:
+        rows = fetch_all(conn, sql, params)
     return [
         {
             "id": r["id"],

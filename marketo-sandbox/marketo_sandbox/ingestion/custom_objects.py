@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from marketo_sandbox.bulk.jobs import fetch_all
-from marketo_sandbox.ingestion.apply import dump_rows, ensure_schema
 from marketo_sandbox.ingestion.common import (
     IngestionError,
     bad_request,
@@ -34,6 +32,9 @@ from marketo_sandbox.ingestion.common import (
     merge_data,
     object_list,
 )
+from marketo_sandbox.ingestion.tables import dump_rows
+from marketo_sandbox.jobs import fetch_all
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -54,9 +55,15 @@ DEFAULT_TYPES: dict[str, dict[str, Any]] = {
 }
 
 
+_SELECT = "SELECT rowid AS seq_key, * FROM custom_objects WHERE api_name = ? AND "
+_PAGE = " IN (SELECT value FROM json_each(?)) AND rowid > ? ORDER BY rowid LIMIT ?"
+_QUERY_GUID = _SELECT + "marketo_guid" + _PAGE
+_QUERY_DATA = _SELECT + "json_extract(data, ?)" + _PAGE
+
+
 def object_types(request: Request) -> dict[str, dict[str, Any]]:
     """Known custom object types: the defaults plus option `custom_object_types`."""
-    extra = request.app.state.options.get("custom_object_types") or {}
+    extra = state_of(request).options.get("custom_object_types") or {}
     return {**DEFAULT_TYPES, **extra}
 
 
@@ -110,7 +117,7 @@ def apply(store: Any, plan: dict) -> tuple[list[tuple[int, str]], list[int]]:
     api_name, keys, link = plan["apiName"], plan["keys"], plan.get("link")
     problems: list[tuple[int, str]] = []
     waiting: list[int] = []
-    with store.tx() as conn:
+    with store.db.tx() as conn:
         for index, row in zip(plan["indices"], plan["records"], strict=True):
             person = row.get(link) if link else None
             if (
@@ -144,7 +151,7 @@ def apply(store: Any, plan: dict) -> tuple[list[tuple[int, str]], list[int]]:
                         (str(uuid.uuid4()), api_name, dedupe_key, dumps(values), now, now),
                     )
                     continue
-            merge_data(conn, "custom_objects", "marketo_guid", found, values, now=now)
+            merge_data(conn, "custom_objects", found, values, now=now)
     return problems, waiting
 
 
@@ -161,18 +168,13 @@ def query(
     store: Any, api_name: str, field: str, values: list, *, after: int, limit: int
 ) -> list[dict]:
     """Records of `api_name` whose `field` is one of `values`, in rowid order after `after`."""
-    marks = ", ".join("?" * len(values))
+    listed = orjson.dumps(list(values)).decode()
     if field == "marketoGUID":
-        where = f"marketo_guid IN ({marks})"
-    else:
-        where = f"json_extract(data, '$.{field}') IN ({marks})"  # field: a known type field
-    sql = (
-        f"SELECT rowid AS seq_key, * FROM custom_objects WHERE api_name = ? AND {where} "  # noqa: S608
-        "AND rowid > ? ORDER BY rowid LIMIT ?"
-    )
-    ensure_schema(store)
-    with store.tx() as conn:
-        rows = fetch_all(conn, sql, (api_name, *values, after, limit))
+        sql, params = _QUERY_GUID, (api_name, listed, after, limit)
+    else:  # field: a known type field
+        sql, params = _QUERY_DATA, (api_name, f"$.{field}", listed, after, limit)
+    with store.db.tx() as conn:
+        rows = fetch_all(conn, sql, params)
     return [
         {
             "rowid": r["seq_key"],

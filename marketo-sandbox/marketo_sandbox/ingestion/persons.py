@@ -18,6 +18,7 @@ from marketo_sandbox.ingestion.common import (
     invalid_data,
     object_list,
 )
+from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import LEAD, check_value
 
 if TYPE_CHECKING:
@@ -29,9 +30,19 @@ READ_ONLY = frozenset({"createdAt", "updatedAt"})
 DEFAULT_PARTITION = "Default"
 
 
+_FIND_LEADS = "SELECT id FROM leads WHERE "
+#: Dedupe conditions on the leads' own columns (other fields live in `data`).
+_COLUMN_EQUALS = {
+    "id": "id = ?",
+    "email": "email = ?",
+    "created_at": "created_at = ?",
+    "updated_at": "updated_at = ?",
+}
+
+
 def validate(request: Request, body: dict) -> tuple[str, dict, int]:
     """Check the request; invalid persons → 4000802 naming the first."""
-    store = request.app.state.store
+    store = state_of(request).store
     check_keys(body, ("priority", "partitionName", "dedupeFields", "persons"))
     check_priority(body)
     partition = body.get("partitionName")
@@ -39,7 +50,7 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
         raise bad_request("partitionName must be a non-empty string")
     if partition is not None and partition not in lead_partitions(request):
         raise bad_request(f"partitionName '{partition}' is not a lead partition")
-    fields = store.field_map(LEAD)
+    fields = store.fields.map(LEAD)
     dedupe = _dedupe_fields(body.get("dedupeFields"), fields)
     persons = object_list(body.get("persons"), "persons")
     clean: list[dict] = []
@@ -66,7 +77,7 @@ def validate(request: Request, body: dict) -> tuple[str, dict, int]:
 
 def lead_partitions(request: Request) -> list[str]:
     """The subscription's lead partitions: option `lead_partitions`, by default only Default."""
-    return list(request.app.state.options.get("lead_partitions") or [DEFAULT_PARTITION])
+    return list(state_of(request).options.get("lead_partitions") or [DEFAULT_PARTITION])
 
 
 def _dedupe_fields(value: Any, fields: dict[str, dict]) -> list[str]:
@@ -92,12 +103,12 @@ def _match(conn: Any, fields: dict[str, dict], row: dict, dedupe: list[str]) -> 
     for name in dedupe:
         column = fields[name]["column"]
         if column:
-            where.append(f"{column} = ?")
+            where.append(_COLUMN_EQUALS[column])
         else:
             where.append("json_extract(data, ?) = ?")
             params.append(f"$.{name}")
         params.append(row[name])
-    sql = f"SELECT id FROM leads WHERE {' AND '.join(where)} LIMIT 2"  # noqa: S608
+    sql = _FIND_LEADS + " AND ".join(where) + " LIMIT 2"
     return [r[0] for r in conn.execute(sql, params)]
 
 
@@ -106,18 +117,18 @@ def apply(store: Any, plan: dict) -> list[tuple[int, str]]:
     dedupe: list[str] = plan["dedupe"]
     problems: list[tuple[int, str]] = []
     if len(dedupe) == 1:
-        results = store.upsert_leads(plan["persons"], dedupe[0])
+        results = store.leads.upsert(plan["persons"], dedupe[0])
         return [(i, r[2] or "Failed") for i, r in enumerate(results) if r[0] == "failed"]
-    fields = store.field_map(LEAD)
+    fields = store.fields.map(LEAD)
     for index, row in enumerate(plan["persons"]):
-        matches = _match(store.conn(), fields, row, dedupe)
+        matches = _match(store.db.conn(), fields, row, dedupe)
         if len(matches) > 1:
             problems.append((index, "Several leads match the dedupe fields"))
             continue
         if matches:
-            result = store.upsert_leads([{**row, "id": matches[0]}], "id")[0]
+            result = store.leads.upsert([{**row, "id": matches[0]}], "id")[0]
         else:
-            result = store.upsert_leads([row], dedupe[0])[0]
+            result = store.leads.upsert([row], dedupe[0])[0]
         if result[0] == "failed":
             problems.append((index, result[2] or "Failed"))
     return problems

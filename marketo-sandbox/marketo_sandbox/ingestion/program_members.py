@@ -22,19 +22,21 @@ from marketo_sandbox.ingestion.common import (
     coerce_record,
     invalid_data,
 )
-from marketo_sandbox.storage import NOT_IN_PROGRAM, PROGRAM_MEMBER, Store
+from marketo_sandbox.repos.programs import ProgramRepository
+from marketo_sandbox.state import state_of
+from marketo_sandbox.storage import NOT_IN_PROGRAM, PROGRAM_MEMBER
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
 
 def _programs(request: Request, body: dict, *, with_status: bool) -> tuple[list[dict], int]:
-    store = request.app.state.store
+    store = state_of(request).store
     check_keys(body, ("programs",))
     custom = (
         {
             f["name"]: f["dataType"]
-            for f in store.field_map(PROGRAM_MEMBER).values()
+            for f in store.fields.map(PROGRAM_MEMBER).values()
             if f["isCustom"] and f["updateable"]
         }
         if with_status
@@ -63,7 +65,7 @@ def _programs(request: Request, body: dict, *, with_status: bool) -> tuple[list[
         pid = entry.get("programId")
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             raise bad_request(f"{where}.programId must be a positive integer")
-        program = store.program(pid)
+        program = store.programs.get(pid)
         if program is None:
             raise bad_request(f"{where}: program {pid} not found")
         status_name = _status(program, entry, where) if with_status else None
@@ -108,7 +110,7 @@ def _status(program: dict, entry: dict, where: str) -> str:
         raise bad_request(f"{where}: status (or statusName) is required")
     if name.strip().lower() == NOT_IN_PROGRAM.lower():
         raise bad_request(f"{where}: status '{NOT_IN_PROGRAM}' is not allowed; use /delete")
-    step = Store.status_step(program, name)
+    step = ProgramRepository.status_step(program, name)
     if step is None:
         valid = ", ".join(s["name"] for s in program["progressionStatuses"])
         raise bad_request(
@@ -134,7 +136,7 @@ def apply(store: Any, plan: dict) -> list[tuple[str, str]]:
     problems = []
     for i, entry in enumerate(plan["programs"]):
         pid, status = entry["programId"], entry["status"]
-        results = store.upsert_program_members(pid, status, entry["members"])
+        results = store.members.upsert(pid, status, entry["members"])
         problems += [
             (f"programs[{i}].members[{j}]", r[2] or "Failed")
             for j, r in enumerate(results)
@@ -148,7 +150,7 @@ def apply_delete(store: Any, plan: dict) -> list[tuple[str, str]]:
     problems = []
     for i, entry in enumerate(plan["programs"]):
         lead_ids = [m["leadId"] for m in entry["members"]]
-        results = store.delete_program_members(entry["programId"], lead_ids)
+        results = store.members.delete(entry["programId"], lead_ids)
         problems += [
             (f"programs[{i}].members[{j}]", r[2] or "Not deleted")
             for j, r in enumerate(results)

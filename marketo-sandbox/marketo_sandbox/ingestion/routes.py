@@ -13,10 +13,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from marketo_sandbox.admin import register_dump
 from marketo_sandbox.envelope import JSONResponse
-from marketo_sandbox.ingestion import apply, companies, custom_objects, persons, program_members
+from marketo_sandbox.family import Family
+from marketo_sandbox.ingestion import (
+    apply,
+    companies,
+    custom_objects,
+    persons,
+    program_members,
+    tables,
+)
 from marketo_sandbox.ingestion.common import RequestIdMiddleware, handle
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -27,32 +35,32 @@ BASE = "/subscriptions/{munchkinId}"
 
 async def post_persons(request: Request) -> Response:
     """`POST /subscriptions/{munchkinId}/persons`."""
-    return await handle(request, persons.validate)
+    return await handle(request, persons.validate, apply.accept)
 
 
 async def post_custom_objects(request: Request) -> Response:
     """`POST /subscriptions/{munchkinId}/customobjects/{apiName}`."""
-    return await handle(request, custom_objects.validate)
+    return await handle(request, custom_objects.validate, apply.accept)
 
 
 async def post_companies(request: Request) -> Response:
     """`POST /subscriptions/{munchkinId}/companies`."""
-    return await handle(request, companies.validate)
+    return await handle(request, companies.validate, apply.accept)
 
 
 async def post_program_members(request: Request) -> Response:
     """`POST /subscriptions/{munchkinId}/programmembers`."""
-    return await handle(request, program_members.validate)
+    return await handle(request, program_members.validate, apply.accept)
 
 
 async def post_program_members_delete(request: Request) -> Response:
     """`POST /subscriptions/{munchkinId}/programmembers/delete`."""
-    return await handle(request, program_members.validate_delete)
+    return await handle(request, program_members.validate_delete, apply.accept)
 
 
 async def admin_ingestion(request: Request) -> Response:
     """`GET /_sandbox/ingestion[?requestId=]`: {pending, failures}, as Observability would say."""
-    store = request.app.state.store
+    store = state_of(request).store
     wanted = request.query_params.get("requestId")
 
     def read() -> dict:
@@ -72,9 +80,15 @@ ROUTES = [
     Route(f"{BASE}/programmembers/delete", post_program_members_delete, methods=["POST"]),
     Route("/_sandbox/ingestion", admin_ingestion, methods=["GET"]),
 ]
-#: Added to the app's middleware by `app.create_app`.
-MIDDLEWARE = [Middleware(RequestIdMiddleware)]
-
-register_dump("companies", companies.dump)
-register_dump("custom_objects", custom_objects.dump)
-register_dump("ingestion_failures", apply.dump_failures)
+INGESTION = Family(
+    "ingestion",
+    routes=ROUTES,
+    schema=tables.SCHEMA,
+    dumps={
+        "companies": companies.dump,
+        "custom_objects": custom_objects.dump,
+        "ingestion_failures": apply.dump_failures,
+    },
+    middleware=[Middleware(RequestIdMiddleware)],
+    jobs=apply.setup,
+)

@@ -23,6 +23,7 @@ from marketo_sandbox.rest.params import (
     query_params,
     user,
 )
+from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import LEAD, PROGRAM_MEMBER, Store
 
 if TYPE_CHECKING:
@@ -78,15 +79,15 @@ async def browse(request: Request) -> Response:
     params = await query_params(request)
     size = int_param(params, "batchSize", MAX_BATCH, 1, MAX_BATCH)
     start = int(decode_token(params.get("nextPageToken"), "fields") or 0)
-    store: Store = request.app.state.store
-    records = await db(store.field_records, _object(request))
+    store: Store = state_of(request).store
+    records = await db(store.fields.records, _object(request))
     page = [schema_record(f) for f in records[start : start + size]]
     more = start + size < len(records)
     return ok(page, **page_extra(encode_token("fields", start + size) if more else None))
 
 
 def _field(store: Store, obj: str, name: str) -> dict[str, Any]:
-    field = store.field_map(obj).get(name)
+    field = store.fields.map(obj).get(name)
     if field is None:
         raise MarketoHTTPError(1006, f"Field '{name}' not found")
     return field
@@ -95,7 +96,7 @@ def _field(store: Store, obj: str, name: str) -> dict[str, Any]:
 async def get_field(request: Request) -> Response:
     """`GET .../schema/fields/{fieldApiName}.json`."""
     user(request)
-    store: Store = request.app.state.store
+    store: Store = state_of(request).store
     field = await db(_field, store, _object(request), request.path_params["name"])
     return ok([schema_record(field)])
 
@@ -136,7 +137,7 @@ def _check_create(spec: Any, existing: dict[str, dict[str, Any]]) -> str | None:
 def _create(store: Store, obj: str, items: list[Any], cap: int) -> list[dict[str, Any]]:
     results = []
     for spec in items:
-        existing = store.field_map(obj)
+        existing = store.fields.map(obj)
         customs = sum(1 for f in existing.values() if f["isCustom"])
         name = spec.get("name") if isinstance(spec, dict) else None
         why = _check_create(spec, existing)
@@ -145,7 +146,7 @@ def _create(store: Store, obj: str, items: list[Any], cap: int) -> list[dict[str
         if why:
             results.append({"name": name, "status": "skipped", "reasons": [reason(1003, why)]})
             continue
-        store.create_field(obj, spec)
+        store.fields.create(obj, spec)
         results.append({"name": name, "status": "created"})
     return results
 
@@ -155,8 +156,8 @@ async def create(request: Request) -> Response:
     user(request)
     body = await json_body(request)
     items = input_list(body, limit=MAX_BATCH)
-    store: Store = request.app.state.store
-    cap = int(request.app.state.options.get("max_custom_program_member_fields", 20))
+    store: Store = state_of(request).store
+    cap = int(state_of(request).options.get("max_custom_program_member_fields", 20))
     return ok(await db(_create, store, _object(request), items, cap))
 
 
@@ -176,14 +177,14 @@ def _update(store: Store, obj: str, name: str, spec: Any) -> dict[str, Any]:
             why = f"Invalid displayName '{display}': special characters are not allowed"
         elif display and any(
             display.lower() == f["displayName"].lower() and f["name"] != name
-            for f in store.field_records(obj)
+            for f in store.fields.records(obj)
         ):
             why = f"Field displayName '{display}' already exists"
         elif any(a in spec and not isinstance(spec[a], bool) for a in _BOOL_ATTRS):
             why = "isHidden, isHtmlEncodingInEmail and isSensitive take booleans"
     if why:
         return {"name": name, "status": "skipped", "reasons": [reason(1003, why)]}
-    store.update_field(obj, name, spec)
+    store.fields.update(obj, name, spec)
     return {"name": name, "status": "updated"}
 
 
@@ -192,7 +193,7 @@ async def update(request: Request) -> Response:
     user(request)
     body = await json_body(request)
     items = input_list(body, limit=1)
-    store: Store = request.app.state.store
+    store: Store = state_of(request).store
     result = await db(_update, store, _object(request), request.path_params["name"], items[0])
     return ok([result])
 

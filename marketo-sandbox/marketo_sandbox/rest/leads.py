@@ -23,6 +23,7 @@ from marketo_sandbox.rest.params import (
     query_params,
     user,
 )
+from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import LEAD, Store
 
 DEFAULT_FIELDS = ("id", "email", "updatedAt", "createdAt", "firstName", "lastName")
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 async def describe(request: Request) -> Response:
     """Describe Lead (v1 shape: id, displayName, dataType, length, rest/soap names)."""
     user(request)
-    store: Store = request.app.state.store
-    records = await db(store.field_records, LEAD)
+    store: Store = state_of(request).store
+    records = await db(store.fields.records, LEAD)
     result = []
     for number, field in enumerate(records, start=1):
         item = {"id": number, "displayName": field["displayName"], "dataType": field["dataType"]}
@@ -55,8 +56,8 @@ async def describe(request: Request) -> Response:
 async def describe2(request: Request) -> Response:
     """Describe Lead2 (name, searchableFields, fields with updateable/crmManaged)."""
     user(request)
-    store: Store = request.app.state.store
-    records = await db(store.field_records, LEAD)
+    store: Store = state_of(request).store
+    records = await db(store.fields.records, LEAD)
     fields = describe_fields(records)
     searchable = [[f["name"]] for f in records if f["searchable"]]
     return ok(
@@ -79,7 +80,7 @@ def _query(store: Store, params: dict[str, str]) -> tuple[list[dict[str, Any]], 
     raw = params.get("filterValues")
     if not raw:
         raise MarketoHTTPError(1002, "Missing value for required parameter 'filterValues'")
-    fields = store.field_map(LEAD)
+    fields = store.fields.map(LEAD)
     field = fields.get(filter_type)
     if field is None or not field["searchable"]:
         raise MarketoHTTPError(1003, f"Invalid filterType '{filter_type}'")
@@ -89,7 +90,7 @@ def _query(store: Store, params: dict[str, str]) -> tuple[list[dict[str, Any]], 
     wanted = list_param(params, "fields") or [f for f in DEFAULT_FIELDS if f in fields]
     if "id" not in wanted:
         wanted = ["id", *wanted]
-    rows = store.query_leads(filter_type, typed, wanted, after_id=after, limit=size + 1)
+    rows = store.leads.query(filter_type, typed, wanted, after_id=after, limit=size + 1)
     more = len(rows) > size
     rows = rows[:size]
     return rows, encode_token("leads", rows[-1]["id"]) if more else None
@@ -122,11 +123,11 @@ async def sync(request: Request) -> Response:
     lookup = body.get("lookupField", "email")
     if not isinstance(lookup, str):
         raise MarketoHTTPError(1001, "Invalid value for 'lookupField'. Required of type 'String'")
-    fields = request.app.state.store.field_map(LEAD)
+    fields = state_of(request).store.fields.map(LEAD)
     if lookup not in fields or not fields[lookup]["searchable"]:
         raise MarketoHTTPError(1003, f"Invalid lookupField '{lookup}'")
     rows = [item for item in items if isinstance(item, dict)]
-    done = iter(await db(request.app.state.store.upsert_leads, rows, lookup, action=action))
+    done = iter(await db(state_of(request).store.leads.upsert, rows, lookup, action=action))
     results = [
         next(done) if isinstance(item, dict) else ("failed", None, "A lead object was expected")
         for item in items
@@ -150,7 +151,7 @@ async def query(request: Request) -> Response:
     if request.method == "POST" and not await method_override(request):
         return await sync(request)
     params = await query_params(request)
-    rows, token = await db(_query, request.app.state.store, params)
+    rows, token = await db(_query, state_of(request).store, params)
     return ok(rows, **page_extra(token))
 
 

@@ -34,6 +34,7 @@ from marketo_sandbox.rest.params import (
     query_params,
     user,
 )
+from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import coerce
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ async def query_companies(request: Request) -> Response:
     wanted = _fields_param(params, known, ["id", "externalCompanyId", "updatedAt", "createdAt"])
     size = int_param(params, "batchSize", MAX_BATCH, 1, MAX_BATCH)
     after = int(decode_token(params.get("nextPageToken"), "companies") or 0)
-    store = request.app.state.store
+    store = state_of(request).store
     rows = await db(module.query, store, field, values, after, size + 1)
     return _page(rows, ["id", *(f for f in wanted if f != "id")], "id", size, "companies")
 
@@ -204,7 +205,7 @@ async def query_custom_objects(request: Request) -> Response:
     dedupe = list(spec.get("dedupeFields") or [])
     known = {*types, "createdAt", "updatedAt"}
     default = ["marketoGUID", *dedupe, "createdAt", "updatedAt"]
-    store = request.app.state.store
+    store = state_of(request).store
     if request.method == "POST":
         if not await method_override(request):
             raise MarketoHTTPError(605, "HTTP Method 'POST' not supported")
@@ -235,7 +236,7 @@ async def _query_compound(  # noqa: PLR0917
         raise MarketoHTTPError(1003, "filterType must be dedupeFields with an input array")
     items = input_list(body)
     wanted = _fields_param(body, known, default)
-    store = request.app.state.store
+    store = state_of(request).store
     rows: list[dict] = []
     for item in items:
         if not isinstance(item, dict) or set(item) != set(dedupe):

@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from marketo_sandbox.envelope import MarketoHTTPError
 from marketo_sandbox.identity import ApiUser, authenticate
-from marketo_sandbox.storage import Store, check_value
+from marketo_sandbox.repos.fields import FieldRepository
+from marketo_sandbox.storage import check_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -128,9 +129,8 @@ def page_extra(token: str | None) -> dict[str, Any]:
 
 def describe_fields(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Field records as the REST describe calls show them (no `isCustom`)."""
-    return [
-        {k: v for k, v in f.items() if k != "isCustom"} for f in Store.describe_records(records)
-    ]
+    described = FieldRepository.describe_records(records)
+    return [{k: v for k, v in f.items() if k != "isCustom"} for f in described]
 
 
 def encode_token(kind: str, value: int | str) -> str:

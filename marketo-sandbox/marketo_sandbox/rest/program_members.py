@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from marketo_sandbox.clock import Clock, parse_datetime, parse_filter_datetime
 from marketo_sandbox.envelope import MarketoHTTPError, ok, reason
+from marketo_sandbox.repos.members import MemberFilter
 from marketo_sandbox.rest.params import (
     MAX_BATCH,
     db,
@@ -28,6 +29,7 @@ from marketo_sandbox.rest.params import (
     query_params,
     user,
 )
+from marketo_sandbox.state import state_of
 from marketo_sandbox.storage import PROGRAM_MEMBER, Store
 
 if TYPE_CHECKING:
@@ -49,8 +51,8 @@ def searchable(records: list[dict[str, Any]]) -> list[str]:
 async def describe(request: Request) -> Response:
     """`GET /rest/v1/programs/members/describe.json`."""
     user(request)
-    store: Store = request.app.state.store
-    records = await db(store.field_records, PROGRAM_MEMBER)
+    store: Store = state_of(request).store
+    records = await db(store.fields.records, PROGRAM_MEMBER)
     fields = describe_fields(records)
     first = min(f["createdAt"] for f in records)
     last = max(f["updatedAt"] for f in records)
@@ -93,12 +95,12 @@ def _bound(value: str) -> datetime:
     return moment
 
 
-def _filter(store: Store, params: dict[str, str]) -> tuple[str, list[Any], bool]:
-    """SQL condition for filterType/filterValues (or updatedAt with startAt/endAt)."""
+def _filter(store: Store, params: dict[str, str]) -> tuple[MemberFilter, bool]:
+    """The filter of filterType/filterValues (or updatedAt with startAt/endAt); by leadId?"""
     filter_type = params.get("filterType")
     if not filter_type:
         raise MarketoHTTPError(1002, "Missing value for required parameter 'filterType'")
-    records = store.field_map(PROGRAM_MEMBER)
+    records = store.fields.map(PROGRAM_MEMBER)
     if filter_type == "updatedAt":
         start, end = params.get("startAt"), params.get("endAt")
         if not start or not end:
@@ -108,7 +110,7 @@ def _filter(store: Store, params: dict[str, str]) -> tuple[str, list[Any], bool]
             raise MarketoHTTPError(1003, "endAt must not be before startAt")
         if end_at - start_at > MAX_RANGE:
             raise MarketoHTTPError(1003, "Date range for updatedAt exceeds the limit of 7 days")
-        return "pm.updated_at BETWEEN ? AND ?", [Clock.iso(start_at), Clock.iso(end_at)], False
+        return MemberFilter(None, [Clock.iso(start_at), Clock.iso(end_at)]), False
     field = records.get(filter_type)
     if field is None or not field["searchable"]:
         raise MarketoHTTPError(1003, f"Invalid filterType '{filter_type}'")
@@ -117,22 +119,14 @@ def _filter(store: Store, params: dict[str, str]) -> tuple[str, list[Any], bool]
         raise MarketoHTTPError(1002, "Missing value for required parameter 'filterValues'")
     typed = filter_values(field, raw)
     typed = [int(v) if isinstance(v, bool) else v for v in typed]
-    marks = ",".join("?" * len(typed))
-    if field["column"]:
-        collate = " COLLATE NOCASE" if field["dataType"] == "string" else ""
-        sql = f"pm.{field['column']}{collate} IN ({marks})"
-    else:
-        sql = f"json_extract(pm.data, '$.{filter_type}') IN ({marks})"
-    return sql, typed, filter_type == "leadId"
+    return MemberFilter(field, typed), filter_type == "leadId"
 
 
-def _check_limit(
-    store: Store, program_id: int, where: str, params: list[Any], options: Any
-) -> None:
+def _check_limit(store: Store, program_id: int, where: MemberFilter, options: Any) -> None:
     """Marketo's 100,000-member limit for filters other than leadId (error 1003)."""
     limit = int(options.get("rest_member_filter_limit", 100_000))
     if options.get("rest_member_limit_mode", "total") == "matching":
-        matching = store.count_program_members(program_id, where, params)
+        matching = store.members.count(program_id, where)
         if matching > limit:
             raise MarketoHTTPError(
                 1003,
@@ -140,7 +134,7 @@ def _check_limit(
                 f"({_format_count(limit)}) for this api",
             )
         return
-    total = store.count_program_members(program_id)
+    total = store.members.count(program_id)
     if total > limit:
         raise MarketoHTTPError(
             1003,
@@ -152,22 +146,20 @@ def _check_limit(
 def _query(
     store: Store, program_id: int, params: dict[str, str], options: Any
 ) -> tuple[list[dict[str, Any]], str | None]:
-    if store.program(program_id) is None:
+    if store.programs.get(program_id) is None:
         raise MarketoHTTPError(1013, f"Program '{program_id}' not found")
-    where, values, by_lead = _filter(store, params)
+    where, by_lead = _filter(store, params)
     size = int_param(params, "batchSize", MAX_BATCH, 1, MAX_BATCH)
     after = int(decode_token(params.get("nextPageToken"), f"pm{program_id}") or 0)
     fields = list_param(params, "fields") or list(DEFAULT_FIELDS)
-    known = store.field_map(PROGRAM_MEMBER)
+    known = store.fields.map(PROGRAM_MEMBER)
     for name in fields:
         if name not in known:
             raise MarketoHTTPError(1006, f"Field '{name}' not found")
     if not by_lead:
-        _check_limit(store, program_id, where, values, options)
+        _check_limit(store, program_id, where, options)
     wanted = [f for f in fields if f != "leadId"]
-    rows = store.query_program_members(
-        program_id, wanted, where=where, params=values, after_lead_id=after, limit=size + 1
-    )
+    rows = store.members.query(program_id, wanted, where=where, after_lead_id=after, limit=size + 1)
     more = len(rows) > size
     rows = rows[:size]
     token = encode_token(f"pm{program_id}", rows[-1]["leadId"]) if more else None
@@ -181,11 +173,11 @@ async def members(request: Request) -> Response:
     """
     user(request)
     program_id = request.path_params["program_id"]
-    store: Store = request.app.state.store
+    store: Store = state_of(request).store
     if request.method == "POST" and not await method_override(request):
         return await sync_data(request, store, program_id)
     params = await query_params(request)
-    rows, token = await db(_query, store, program_id, params, request.app.state.options)
+    rows, token = await db(_query, store, program_id, params, state_of(request).options)
     result = [{"seq": i, **row} for i, row in enumerate(rows)]
     return ok(result, **page_extra(token))
 
@@ -233,9 +225,9 @@ async def sync_status(request: Request) -> Response:
     if not isinstance(status_name, str):
         raise MarketoHTTPError(1001, "Invalid value for 'statusName'. Required of type 'String'")
     ids, positions = _lead_ids(items)
-    store: Store = request.app.state.store
+    store: Store = state_of(request).store
     raw = await db(
-        store.sync_member_status,
+        store.members.sync_status,
         request.path_params["program_id"],
         status_name,
         ids,
@@ -248,7 +240,7 @@ async def sync_data(request: Request, store: Store, program_id: int) -> Response
     body = await json_body(request)
     items = input_list(body)
     rows = [item if isinstance(item, dict) else {} for item in items]
-    raw = await db(store.update_member_data, program_id, rows)
+    raw = await db(store.members.update_data, program_id, rows)
     return ok(
         [
             {"seq": i, "status": s, **({"leadId": lead} if lead else {}),
@@ -264,9 +256,9 @@ async def delete(request: Request) -> Response:
     body = await json_body(request)
     items = input_list(body)
     ids, positions = _lead_ids(items)
-    store: Store = request.app.state.store
+    store: Store = state_of(request).store
     raw = await db(
-        store.delete_program_members,
+        store.members.delete,
         request.path_params["program_id"],
         ids,
     )

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from marketo_sandbox.envelope import ok
 from marketo_sandbox.rest.params import db, int_param, query_params, user
+from marketo_sandbox.state import state_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -63,28 +64,28 @@ async def browse(request: Request) -> Response:
     params = await query_params(request)
     offset = int_param(params, "offset", 0, 0, 10**9)
     max_return = int_param(params, "maxReturn", 20, 1, 200)
-    store: Store = request.app.state.store
-    programs = await db(store.programs)
-    munchkin = request.app.state.munchkin_id
+    store: Store = state_of(request).store
+    programs = await db(store.programs.all)
+    munchkin = state_of(request).munchkin_id
     return _envelope([asset(p, munchkin) for p in programs[offset : offset + max_return]])
 
 
 async def by_id(request: Request) -> Response:
     """`GET /rest/asset/v1/program/{id}.json`."""
     user(request)
-    store: Store = request.app.state.store
-    program = await db(store.program, request.path_params["program_id"])
-    return _envelope([asset(program, request.app.state.munchkin_id)] if program else [])
+    store: Store = state_of(request).store
+    program = await db(store.programs.get, request.path_params["program_id"])
+    return _envelope([asset(program, state_of(request).munchkin_id)] if program else [])
 
 
 async def by_name(request: Request) -> Response:
     """`GET /rest/asset/v1/program/byName.json?name=`."""
     user(request)
     params = await query_params(request)
-    store: Store = request.app.state.store
-    programs = await db(store.programs)
+    store: Store = state_of(request).store
+    programs = await db(store.programs.all)
     found = [p for p in programs if p["name"] == params.get("name")]
-    return _envelope([asset(p, request.app.state.munchkin_id) for p in found])
+    return _envelope([asset(p, state_of(request).munchkin_id) for p in found])
 
 
 def _channel(ch: dict[str, Any]) -> dict[str, Any]:
@@ -101,8 +102,8 @@ def _channel(ch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _channels(store: Store) -> list[dict[str, Any]]:
-    names = [r[0] for r in store.conn().execute("SELECT name FROM channels ORDER BY name")]
-    return [_channel(store.channel(n)) for n in names]
+    names = [r[0] for r in store.db.conn().execute("SELECT name FROM channels ORDER BY name")]
+    return [_channel(store.programs.channel(n)) for n in names]
 
 
 async def channels(request: Request) -> Response:
@@ -111,7 +112,7 @@ async def channels(request: Request) -> Response:
     params = await query_params(request)
     offset = int_param(params, "offset", 0, 0, 10**9)
     max_return = int_param(params, "maxReturn", 20, 1, 200)
-    items = await db(_channels, request.app.state.store)
+    items = await db(_channels, state_of(request).store)
     return _envelope(items[offset : offset + max_return])
 
 
@@ -119,7 +120,7 @@ async def channel_by_name(request: Request) -> Response:
     """`GET /rest/asset/v1/channel/byName.json?name=`."""
     user(request)
     params = await query_params(request)
-    items = await db(_channels, request.app.state.store)
+    items = await db(_channels, state_of(request).store)
     return _envelope([c for c in items if c["name"] == params.get("name")])
 
 

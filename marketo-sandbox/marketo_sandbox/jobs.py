@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +134,7 @@ class Scheduler:
 
     def counts(self, pool: Pool) -> tuple[int, int]:
         """(queued, running) jobs in the pool right now."""
-        with self.store.tx() as conn:
+        with self.store.db.tx() as conn:
             rows = fetch_all(
                 conn,
                 f"SELECT status, COUNT(*) AS n FROM {pool.table} "  # noqa: S608
@@ -148,7 +147,7 @@ class Scheduler:
     def _needs_work(self, pool: Pool, now: float) -> bool:
         """A read-only look first, so an idle tick never takes SQLite's write lock."""
         rows = fetch_all(
-            self.store.conn(),
+            self.store.db.conn(),
             f"SELECT id, status, work_done, due_at FROM {pool.table} "  # noqa: S608
             "WHERE status IN (?, ?)",
             (pool.queued, pool.running),
@@ -165,7 +164,7 @@ class Scheduler:
     def _advance(self, pool: Pool, now: float) -> None:
         if not self._needs_work(pool, now):
             return
-        with self.lock, self.store.tx() as conn:
+        with self.lock, self.store.db.tx() as conn:
             running = fetch_all(
                 conn,
                 f"SELECT * FROM {pool.table} WHERE status = ? ORDER BY seq",  # noqa: S608
@@ -235,7 +234,7 @@ class Scheduler:
             due = started + max(0.0, float(pool.duration(rows)) * factor)
             columns = {**columns, "work_done": 1, "due_at": due}
             names = ", ".join(f"{k} = ?" for k in columns)
-            with self.lock, self.store.tx() as conn:
+            with self.lock, self.store.db.tx() as conn:
                 if not stop.is_set():
                     conn.execute(
                         f"UPDATE {pool.table} SET {names} WHERE id = ? AND status = ?",  # noqa: S608
@@ -249,7 +248,7 @@ class Scheduler:
 
     def cancel(self, pool: Pool, job: dict) -> None:
         """Mark a job Cancelled now; a running worker notices and stops writing."""
-        with self.lock, self.store.tx() as conn:
+        with self.lock, self.store.db.tx() as conn:
             conn.execute(
                 f"UPDATE {pool.table} SET status = 'Cancelled', finished_at = ? WHERE id = ?",  # noqa: S608
                 (self.now(), job["id"]),
@@ -268,22 +267,6 @@ class Scheduler:
                 for stop in pool.workers.values():
                     stop.set()
                 pool.workers.clear()
-
-
-_SCHEDULERS: weakref.WeakKeyDictionary[Any, Scheduler] = weakref.WeakKeyDictionary()
-_SCHEDULERS_LOCK = threading.Lock()
-
-
-def scheduler_for(app: Any, setup: Callable[[Scheduler], None]) -> Scheduler:
-    """The app's scheduler, created (with every family's setup) and started on first use."""
-    with _SCHEDULERS_LOCK:
-        sched = _SCHEDULERS.get(app)
-        if sched is None:
-            sched = Scheduler(app.state.store, app.state.clock)
-            setup(sched)
-            _SCHEDULERS[app] = sched
-        sched.start()
-        return sched
 
 
 def iter_chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:

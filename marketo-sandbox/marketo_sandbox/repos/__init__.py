@@ -1,0 +1,1 @@
+"""Repositories, one per Marketo object, over one SQLite connection manager (`Database`)."""

@@ -55,8 +55,8 @@ STREAM_OPTIONS = th.ObjectType(
     th.Property(
         "dedupe_by",
         th.StringType(allowed_values=["dedupeFields", "idField", "marketoGUID"]),
-        description="Companies: dedupeFields or idField; custom objects: dedupeFields or "
-        "marketoGUID.",
+        description="Companies: dedupeFields or idField (idField only with action "
+        "updateOnly); custom objects: dedupeFields or marketoGUID.",
     ),
     th.Property(
         "action", th.StringType(allowed_values=["createOnly", "updateOnly", "createOrUpdate"])

@@ -100,6 +100,36 @@ def test_bad_settings_name_the_setting(change, expected, caplog, tmp_path):
     assert not any(r.exc_info for r in caplog.records)
 
 
+@pytest.mark.parametrize(
+    ("streams", "expected"),
+    [
+        (
+            {"companies": {"dedupe_by": "idField"}},
+            "streams.companies.dedupe_by: idField is only allowed with action updateOnly",
+        ),
+        (
+            {
+                "purchases": {
+                    "method": "ingest_custom_object",
+                    "custom_object_name": "purchases",
+                    "dedupe_by": "idField",
+                }
+            },
+            "streams.purchases.dedupe_by: expected one of dedupeFields, marketoGUID",
+        ),
+    ],
+)
+def test_dedupe_by_settings_fail_before_input_is_read(streams, expected, caplog, tmp_path):
+    """The input is malformed: had it been read, its error would be logged as well."""
+    config = {**OFFLINE, "rejects_path": str(tmp_path / "r.jsonl"), "streams": streams}
+    code, records = _invoke(config, b'{"type": "RECORD", "stream": "companies", "rec\n', caplog)
+    assert code == 1
+    (message,) = _errors(records)
+    assert message.startswith(expected)
+    assert "\n" not in message
+    assert not any(r.exc_info for r in records)
+
+
 def _write(tmp_path, config: dict) -> str:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))

@@ -246,3 +246,58 @@ def test_rest_member_deleted_after_a_status_change_stays_deleted(shared_sandbox,
     after = _members(shared_sandbox, 1004)
     assert first not in after
     assert second not in after
+
+
+def test_ingest_program_members_carry_custom_fields_in_any_case(shared_sandbox, tmp_path):
+    """Data Ingestion sync members carry custom member fields, checked against describe."""
+    before = _members(shared_sandbox, 1001)
+    leads = sorted(lead["id"] for lead in shared_sandbox.admin.dump("leads"))
+    new = [i for i in leads if i not in before][:3]
+    config = target_config(
+        shared_sandbox,
+        tmp_path,
+        streams={"pm_custom": {"method": "ingest_program_members", "program_id": 1001}},
+    )
+    custom_schema = {
+        "properties": {
+            **MEMBER_SCHEMA["properties"],
+            "VIPATTENDEE": {"type": ["boolean", "null"]},  # vipAttendee, another case
+            "feedbackScore": {"type": ["number", "string", "null"]},
+        }
+    }
+    messages = [
+        schema("pm_custom", custom_schema),
+        record(
+            "pm_custom",
+            {
+                "leadId": new[0],
+                "statusName": "Registered",
+                "email": "not-sent@example.com",  # a lead field: known, not a member field
+                "sessionsAttended": 41,
+                "VIPATTENDEE": True,
+                "feedbackScore": "4.5",
+                "registrationCode": "STANDARD-1",  # standard: Data Ingestion takes custom only
+            },
+        ),
+        record("pm_custom", {"leadId": new[1], "statusName": "Registered", "sessionsAttended": 7}),
+        record(
+            "pm_custom", {"leadId": new[2], "statusName": "Registered", "feedbackScore": "lots"}
+        ),
+        state({"custom": 1}),
+    ]
+    run = run_target(config, messages)
+
+    summary = run.summary("pm_custom")
+    assert (summary["accepted"], summary["rejected"]) == (2, 1)
+    (reject,) = run.rejects
+    assert (reject["line"], reject["reason"], reject["field"]) == (4, "type", "feedbackScore")
+    assert wait_ingested(shared_sandbox) == []
+    members = _members(shared_sandbox, 1001)
+    first, second = members[new[0]], members[new[1]]
+    assert (first["statusName"], first["sessionsAttended"]) == ("Registered", 41)
+    assert first["vipAttendee"] is True
+    assert first["feedbackScore"] == 4.5
+    assert first.get("registrationCode") != "STANDARD-1"
+    assert second["sessionsAttended"] == 7
+    assert new[2] not in members
+    assert run.states == [{"custom": 1}]

@@ -301,3 +301,43 @@ def test_ingest_program_members_carry_custom_fields_in_any_case(shared_sandbox, 
     assert second["sessionsAttended"] == 7
     assert new[2] not in members
     assert run.states == [{"custom": 1}]
+
+
+def test_ingestion_sends_only_documented_attributes(fast_sandbox, tmp_path, monkeypatch):
+    """No `priority` on program members, X-Request-Source within 50 characters.
+
+    The sandbox refuses either with 4000801, which would reject every record here.
+    """
+    import target_marketo_ingest  # noqa: PLC0415
+
+    version = "1.2.3.dev456+g" + "0123456789abcdef" * 4
+    monkeypatch.setattr(target_marketo_ingest, "__version__", version)
+    before = _members(fast_sandbox, 1003)
+    leads = sorted(lead["id"] for lead in fast_sandbox.admin.dump("leads"))
+    new = next(i for i in leads if i not in before)
+    config = target_config(
+        fast_sandbox,
+        tmp_path,
+        streams={
+            "pm_priority": {
+                "method": "ingest_program_members",
+                "program_id": 1003,
+                "status": "Registered",
+                "priority": "high",
+            }
+        },
+    )
+    messages = [
+        schema("pm_priority", MEMBER_SCHEMA),
+        record("pm_priority", {"leadId": new}),
+        record("pm_priority", {"leadId": 987_654_321}),  # fails after the 202: shows the source
+    ]
+    run = run_target(config, messages)
+
+    assert run.summary("pm_priority")["accepted"] == 2
+    assert run.rejects == []
+    (failure,) = wait_ingested(fast_sandbox)
+    source = failure["requestSource"]
+    assert len(source) == 50
+    assert source.startswith("target-marketo-ingest/1.2.3.dev456+g0123")
+    assert _members(fast_sandbox, 1003)[new]["statusName"] == "Registered"

@@ -341,3 +341,48 @@ def test_ingestion_sends_only_documented_attributes(fast_sandbox, tmp_path, monk
     assert len(source) == 50
     assert source.startswith("target-marketo-ingest/1.2.3.dev456+g0123")
     assert _members(fast_sandbox, 1003)[new]["statusName"] == "Registered"
+
+
+def test_rest_program_members_sync_member_data(shared_sandbox, tmp_path):
+    """The REST sync-data call writes updateable member fields after the status call."""
+    before = _members(shared_sandbox, 1001)
+    leads = sorted(lead["id"] for lead in shared_sandbox.admin.dump("leads"))
+    new = [i for i in leads if i not in before][-2:]
+    config = target_config(
+        shared_sandbox,
+        tmp_path,
+        streams={"pm_data": {"method": "rest_program_members", "program_id": 1001}},
+    )
+    messages = [
+        schema("pm_data", MEMBER_SCHEMA),
+        record(
+            "pm_data",
+            {
+                "leadId": new[0],
+                "statusName": "Registered",
+                "registrationCode": "REST-DATA-1",
+                "sessionsAttended": 3,
+                "membershipDate": "2026-01-01T00:00:00Z",  # read-only: not sent
+            },
+        ),
+        record(
+            "pm_data",
+            {"leadId": new[1], "statusName": "Registered", "registrationCode": "R" * 101},
+        ),
+        state({"data": 1}),
+    ]
+    run = run_target(config, messages)
+
+    summary = run.summary("pm_data")
+    assert (summary["imported"], summary["rejected"]) == (1, 1)
+    (reject,) = run.rejects
+    assert (reject["line"], reject["reason"], reject["field"]) == (
+        3,
+        "too_long",
+        "registrationCode",
+    )
+    members = _members(shared_sandbox, 1001)
+    assert members[new[0]]["registrationCode"] == "REST-DATA-1"
+    assert members[new[0]]["sessionsAttended"] == 3
+    assert new[1] not in members
+    assert run.states == [{"data": 1}]

@@ -215,6 +215,23 @@ def test_no_secret_in_any_output(shared_sandbox, tmp_path, caplog):
         assert token not in (call.get("query") or "")
 
 
+@pytest.fixture
+def keep_logging_handlers():
+    """The SDK's CLI attaches log handlers to the streams capsys swaps in, closed after the
+    test; later tests in the process would log "Logging error" tracebacks through them."""
+
+    def loggers() -> list[logging.Logger]:
+        named = logging.Logger.manager.loggerDict.values()
+        return [logging.getLogger(), *(x for x in named if isinstance(x, logging.Logger))]
+
+    before = {id(x): list(x.handlers) for x in loggers()}
+    yield
+    for log in loggers():
+        kept = before.get(id(log), [])
+        log.handlers[:] = [h for h in log.handlers if h in kept]
+
+
+@pytest.mark.usefixtures("keep_logging_handlers")
 def test_about_documents_every_setting(capsys):
     with pytest.raises(SystemExit) as exit_info:
         TargetMarketoIngest.cli.main(["--about", "--format=markdown"], standalone_mode=True)

@@ -158,13 +158,7 @@ class IngestionWriter:
         """Validate, encode once and pack one record; raises RecordRejected."""
         deleted = self._members and bool(record.get("_sdc_deleted_at"))
         if self._members:
-            program_id, status = program_and_status(
-                self.route, record, self.catalog, need_status=not deleted
-            )
-            lead_id = lead_id_of(record)
-            obj: dict = {"leadId": lead_id}
-            group: tuple | None = (program_id, status)
-            key: t.Any = (program_id, lead_id)
+            obj, group, key = self._member(record, deleted)
         else:
             obj = t.cast("RecordValidator", self.validator).to_object(record)
             group = None
@@ -199,6 +193,22 @@ class IngestionWriter:
             batch.groups[group] = batch.groups.get(group, 0) + 1
         batch.entries[key] = _Entry(data, group, line_no, record)
         batch.size += len(data) + 1
+
+    def _member(self, record: dict, deleted: bool) -> tuple[dict, tuple, tuple]:
+        """A member's object, its (program, status) group and its (program, lead) key.
+
+        Sync members carry their custom fields; delete members only `leadId` (the page's
+        tables).
+        """
+        program_id, status = program_and_status(
+            self.route, record, self.catalog, need_status=not deleted
+        )
+        lead_id = lead_id_of(record)
+        obj: dict = {"leadId": lead_id}
+        if not deleted and self.validator is not None:
+            obj.update(self.validator.to_object(record))
+            obj["leadId"] = lead_id
+        return obj, (program_id, status), (program_id, lead_id)
 
     def _supersede_in(self, batch: _Batch | None, key: t.Any) -> None:
         """A member synced then deleted (or the reverse) in open batches: the last one wins."""

@@ -163,6 +163,20 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
         field_map=dict(field_map),
         setting_key=key,
     )
+    _check_combinations(route, base)
+    return route
+
+
+def _check_combinations(route: StreamRoute, base: str) -> None:
+    """Options that are valid alone but not together, as Marketo would refuse the request."""
+    method = route.method
+    if method == INGEST_COMPANIES and route.dedupe_by == "idField" and route.action != "updateOnly":
+        # data-ingestion.md, companies: idField only updates; Marketo refuses the request.
+        raise SettingError(
+            f"{base}.dedupe_by: idField is only allowed with action updateOnly "
+            f"(action is {route.action or 'createOrUpdate'}); use dedupeFields with "
+            "externalCompanyId to create companies"
+        )
     if method == INGEST_CUSTOM_OBJECT and not route.custom_object_name:
         raise SettingError(f"{base}.custom_object_name: required for method {method}")
     if (
@@ -173,7 +187,6 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
         raise SettingError(
             f"{base}.status: 'Not in Program' cannot be synced; send deletes instead"
         )
-    return route
 
 
 def validate_streams_setting(streams: t.Any) -> None:

@@ -109,23 +109,13 @@ class MarketoSink(Sink):
             deletes = RestProgramMembersWriter(self.ctx, None, catalog)
             return BulkProgramMembersWriter(self.ctx, validator, catalog, deletes)
         if method == REST_PROGRAM_MEMBERS:
-            describe = self._member_describe()
-            pm_fields = target.describe("program_members")
-            send_only = None
-            if pm_fields is not None:
-                send_only = {
-                    name
-                    for name, spec in pm_fields.items()
-                    if spec.updateable and name not in MEMBER_CONTROL_FIELDS
-                }
             self._require_field("leadId")
-            validator = self._make_validator(
-                describe, required=[], csv=False, member=True, send_only=send_only
-            )
+            validator = self._member_fields_validator(ingestion=False)
             return RestProgramMembersWriter(self.ctx, validator, catalog)
         if method == INGEST_PROGRAM_MEMBERS:
             self._require_field("leadId")
-            return IngestionWriter(self.ctx, None, catalog, ())
+            validator = self._member_fields_validator(ingestion=True)
+            return IngestionWriter(self.ctx, validator, catalog, ())
         if method == INGEST_PERSONS:
             keys = route.dedupe_fields or ("email",)
             validator = self._make_validator(
@@ -148,6 +138,54 @@ class MarketoSink(Sink):
             return IngestionWriter(self.ctx, validator, catalog, keys)
         msg = f"no write method {method!r}"  # routing validated it already
         raise InputError(msg, stream=self.stream_name)
+
+    def _member_fields_validator(self, *, ingestion: bool) -> t.Any:
+        """Member data besides program, status and lead: updateable member fields are sent.
+
+        Lead fields are known but not sent. Data Ingestion members take custom fields only,
+        named in any case (data-ingestion.md, "Program Members (Sync)"), so a column spelled
+        `RegistrationCODE` is checked and sent as the describe spells it.
+        """
+        pm_fields = self._target.describe("program_members")
+        field_map = self.route.field_map
+        send_only: set[str] | None = None
+        if pm_fields is not None:
+            send_only = {
+                name
+                for name, spec in pm_fields.items()
+                if spec.updateable and name not in MEMBER_CONTROL_FIELDS
+            }
+            if ingestion:
+                custom = self._target.custom_member_fields()
+                if custom is not None:
+                    send_only &= custom
+                field_map = self._any_case(send_only)
+        elif ingestion:
+            self.logger.warning(
+                "Stream '%s': the program member describe could not be read; members are "
+                "sent without custom fields",
+                self.stream_name,
+            )
+            send_only = set()
+        return self._make_validator(
+            self._member_describe(),
+            required=[],
+            csv=False,
+            member=True,
+            send_only=send_only,
+            field_map=field_map,
+        )
+
+    def _any_case(self, names: set[str]) -> dict[str, str]:
+        """The stream's field_map plus schema fields that name one of `names` in another case."""
+        by_lower = {name.lower(): name for name in names}
+        mapped = dict(self.route.field_map)
+        for prop in self.schema.get("properties", {}):
+            target = mapped.get(prop, prop)
+            canonical = by_lower.get(target.lower())
+            if canonical is not None and canonical != target:
+                mapped[prop] = canonical
+        return mapped
 
     def _member_describe(self) -> dict[str, FieldSpec] | None:
         leads = self._target.describe("leads")
@@ -175,6 +213,7 @@ class MarketoSink(Sink):
         csv: bool,
         member: bool = False,
         send_only: set[str] | None = None,
+        field_map: dict[str, str] | None = None,
     ) -> t.Any:
         route = self.route
         control = {route.program_id_field, route.status_field} if member else set()
@@ -184,7 +223,7 @@ class MarketoSink(Sink):
             stream=self.stream_name,
             schema=self.schema,
             describe=describe,
-            field_map=route.field_map,
+            field_map=route.field_map if field_map is None else field_map,
             control=control,
             required=required,
             unknown_fields=self.ctx.options.unknown_fields,

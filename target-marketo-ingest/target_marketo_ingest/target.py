@@ -55,8 +55,8 @@ STREAM_OPTIONS = th.ObjectType(
     th.Property(
         "dedupe_by",
         th.StringType(allowed_values=["dedupeFields", "idField", "marketoGUID"]),
-        description="Companies: dedupeFields or idField; custom objects: dedupeFields or "
-        "marketoGUID.",
+        description="Companies: dedupeFields or idField (idField only with action "
+        "updateOnly); custom objects: dedupeFields or marketoGUID.",
     ),
     th.Property(
         "action", th.StringType(allowed_values=["createOnly", "updateOnly", "createOrUpdate"])
@@ -72,6 +72,7 @@ DESCRIBE_PATHS = {
     "program_members": "/rest/v1/programs/members/describe.json",
     "companies": "/rest/v1/companies/describe.json",
 }
+MEMBER_FIELDS_PATH = "/rest/v1/programs/members/schema/fields.json"
 AUTH_CODES = frozenset({"601", "602", "603"})
 CHECK_EVERY = 4096
 
@@ -194,6 +195,7 @@ class TargetMarketoIngest(Target):
         self._client = client
         self._client_lock = threading.Lock()
         self._describes: dict[str, dict[str, FieldSpec] | None] = {}
+        self._custom_member_fields: frozenset[str] | bool | None = False  # False: not read yet
         self._program_catalog: ProgramCatalog | None = None
         self.rejects = RejectsFile(self.config.get("rejects_path"))
         self.fatal = FatalError()
@@ -295,6 +297,35 @@ class TargetMarketoIngest(Target):
             specs = None
         self._describes[kind] = specs or None
         return self._describes[kind]
+
+    def custom_member_fields(self) -> frozenset[str] | None:
+        """Names of custom program member fields (Field API `isCustom`); None if unreadable.
+
+        Data Ingestion members carry custom fields only, and describe does not say which
+        updateable fields are custom (registrationCode and webinarUrl are standard).
+        """
+        if self._custom_member_fields is not False:
+            return t.cast("frozenset[str] | None", self._custom_member_fields)
+        from marketo_common import MarketoError  # noqa: PLC0415
+
+        try:
+            names: frozenset[str] | None = frozenset(
+                str(item["name"])
+                for item in self.client.iter_pages(MEMBER_FIELDS_PATH, batch_size=300)
+                if isinstance(item, dict) and item.get("isCustom") and item.get("name")
+            )
+        except MarketoError as exc:
+            if exc.retryable:  # 603 (no schema permission) falls back below
+                raise TargetError(f"could not read {MEMBER_FIELDS_PATH}: {exc}") from None
+            self.logger.warning(
+                "Could not read %s (%s); program member fields the describe marks updateable "
+                "are sent as custom fields",
+                MEMBER_FIELDS_PATH,
+                exc,
+            )
+            names = None
+        self._custom_member_fields = names
+        return names
 
     def new_context(self, stream: str) -> WriteContext:
         """Routing, counters and handles for a new sink."""

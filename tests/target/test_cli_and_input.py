@@ -100,6 +100,36 @@ def test_bad_settings_name_the_setting(change, expected, caplog, tmp_path):
     assert not any(r.exc_info for r in caplog.records)
 
 
+@pytest.mark.parametrize(
+    ("streams", "expected"),
+    [
+        (
+            {"companies": {"dedupe_by": "idField"}},
+            "streams.companies.dedupe_by: idField is only allowed with action updateOnly",
+        ),
+        (
+            {
+                "purchases": {
+                    "method": "ingest_custom_object",
+                    "custom_object_name": "purchases",
+                    "dedupe_by": "idField",
+                }
+            },
+            "streams.purchases.dedupe_by: expected one of dedupeFields, marketoGUID",
+        ),
+    ],
+)
+def test_dedupe_by_settings_fail_before_input_is_read(streams, expected, caplog, tmp_path):
+    """The input is malformed: had it been read, its error would be logged as well."""
+    config = {**OFFLINE, "rejects_path": str(tmp_path / "r.jsonl"), "streams": streams}
+    code, records = _invoke(config, b'{"type": "RECORD", "stream": "companies", "rec\n', caplog)
+    assert code == 1
+    (message,) = _errors(records)
+    assert message.startswith(expected)
+    assert "\n" not in message
+    assert not any(r.exc_info for r in records)
+
+
 def _write(tmp_path, config: dict) -> str:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
@@ -185,6 +215,23 @@ def test_no_secret_in_any_output(shared_sandbox, tmp_path, caplog):
         assert token not in (call.get("query") or "")
 
 
+@pytest.fixture
+def keep_logging_handlers():
+    """The SDK's CLI attaches log handlers to the streams capsys swaps in, closed after the
+    test; later tests in the process would log "Logging error" tracebacks through them."""
+
+    def loggers() -> list[logging.Logger]:
+        named = logging.Logger.manager.loggerDict.values()
+        return [logging.getLogger(), *(x for x in named if isinstance(x, logging.Logger))]
+
+    before = {id(x): list(x.handlers) for x in loggers()}
+    yield
+    for log in loggers():
+        kept = before.get(id(log), [])
+        log.handlers[:] = [h for h in log.handlers if h in kept]
+
+
+@pytest.mark.usefixtures("keep_logging_handlers")
 def test_about_documents_every_setting(capsys):
     with pytest.raises(SystemExit) as exit_info:
         TargetMarketoIngest.cli.main(["--about", "--format=markdown"], standalone_mode=True)

@@ -246,3 +246,143 @@ def test_rest_member_deleted_after_a_status_change_stays_deleted(shared_sandbox,
     after = _members(shared_sandbox, 1004)
     assert first not in after
     assert second not in after
+
+
+def test_ingest_program_members_carry_custom_fields_in_any_case(shared_sandbox, tmp_path):
+    """Data Ingestion sync members carry custom member fields, checked against describe."""
+    before = _members(shared_sandbox, 1001)
+    leads = sorted(lead["id"] for lead in shared_sandbox.admin.dump("leads"))
+    new = [i for i in leads if i not in before][:3]
+    config = target_config(
+        shared_sandbox,
+        tmp_path,
+        streams={"pm_custom": {"method": "ingest_program_members", "program_id": 1001}},
+    )
+    custom_schema = {
+        "properties": {
+            **MEMBER_SCHEMA["properties"],
+            "VIPATTENDEE": {"type": ["boolean", "null"]},  # vipAttendee, another case
+            "feedbackScore": {"type": ["number", "string", "null"]},
+        }
+    }
+    messages = [
+        schema("pm_custom", custom_schema),
+        record(
+            "pm_custom",
+            {
+                "leadId": new[0],
+                "statusName": "Registered",
+                "email": "not-sent@example.com",  # a lead field: known, not a member field
+                "sessionsAttended": 41,
+                "VIPATTENDEE": True,
+                "feedbackScore": "4.5",
+                "registrationCode": "STANDARD-1",  # standard: Data Ingestion takes custom only
+            },
+        ),
+        record("pm_custom", {"leadId": new[1], "statusName": "Registered", "sessionsAttended": 7}),
+        record(
+            "pm_custom", {"leadId": new[2], "statusName": "Registered", "feedbackScore": "lots"}
+        ),
+        state({"custom": 1}),
+    ]
+    run = run_target(config, messages)
+
+    summary = run.summary("pm_custom")
+    assert (summary["accepted"], summary["rejected"]) == (2, 1)
+    (reject,) = run.rejects
+    assert (reject["line"], reject["reason"], reject["field"]) == (4, "type", "feedbackScore")
+    assert wait_ingested(shared_sandbox) == []
+    members = _members(shared_sandbox, 1001)
+    first, second = members[new[0]], members[new[1]]
+    assert (first["statusName"], first["sessionsAttended"]) == ("Registered", 41)
+    assert first["vipAttendee"] is True
+    assert first["feedbackScore"] == 4.5
+    assert first.get("registrationCode") != "STANDARD-1"
+    assert second["sessionsAttended"] == 7
+    assert new[2] not in members
+    assert run.states == [{"custom": 1}]
+
+
+def test_ingestion_sends_only_documented_attributes(fast_sandbox, tmp_path, monkeypatch):
+    """No `priority` on program members, X-Request-Source within 50 characters.
+
+    The sandbox refuses either with 4000801, which would reject every record here.
+    """
+    import target_marketo_ingest  # noqa: PLC0415
+
+    version = "1.2.3.dev456+g" + "0123456789abcdef" * 4
+    monkeypatch.setattr(target_marketo_ingest, "__version__", version)
+    before = _members(fast_sandbox, 1003)
+    leads = sorted(lead["id"] for lead in fast_sandbox.admin.dump("leads"))
+    new = next(i for i in leads if i not in before)
+    config = target_config(
+        fast_sandbox,
+        tmp_path,
+        streams={
+            "pm_priority": {
+                "method": "ingest_program_members",
+                "program_id": 1003,
+                "status": "Registered",
+                "priority": "high",
+            }
+        },
+    )
+    messages = [
+        schema("pm_priority", MEMBER_SCHEMA),
+        record("pm_priority", {"leadId": new}),
+        record("pm_priority", {"leadId": 987_654_321}),  # fails after the 202: shows the source
+    ]
+    run = run_target(config, messages)
+
+    assert run.summary("pm_priority")["accepted"] == 2
+    assert run.rejects == []
+    (failure,) = wait_ingested(fast_sandbox)
+    source = failure["requestSource"]
+    assert len(source) == 50
+    assert source.startswith("target-marketo-ingest/1.2.3.dev456+g0123")
+    assert _members(fast_sandbox, 1003)[new]["statusName"] == "Registered"
+
+
+def test_rest_program_members_sync_member_data(shared_sandbox, tmp_path):
+    """The REST sync-data call writes updateable member fields after the status call."""
+    before = _members(shared_sandbox, 1001)
+    leads = sorted(lead["id"] for lead in shared_sandbox.admin.dump("leads"))
+    new = [i for i in leads if i not in before][-2:]
+    config = target_config(
+        shared_sandbox,
+        tmp_path,
+        streams={"pm_data": {"method": "rest_program_members", "program_id": 1001}},
+    )
+    messages = [
+        schema("pm_data", MEMBER_SCHEMA),
+        record(
+            "pm_data",
+            {
+                "leadId": new[0],
+                "statusName": "Registered",
+                "registrationCode": "REST-DATA-1",
+                "sessionsAttended": 3,
+                "membershipDate": "2026-01-01T00:00:00Z",  # read-only: not sent
+            },
+        ),
+        record(
+            "pm_data",
+            {"leadId": new[1], "statusName": "Registered", "registrationCode": "R" * 101},
+        ),
+        state({"data": 1}),
+    ]
+    run = run_target(config, messages)
+
+    summary = run.summary("pm_data")
+    assert (summary["imported"], summary["rejected"]) == (1, 1)
+    (reject,) = run.rejects
+    assert (reject["line"], reject["reason"], reject["field"]) == (
+        3,
+        "too_long",
+        "registrationCode",
+    )
+    members = _members(shared_sandbox, 1001)
+    assert members[new[0]]["registrationCode"] == "REST-DATA-1"
+    assert members[new[0]]["sessionsAttended"] == 3
+    assert new[1] not in members
+    assert run.states == [{"data": 1}]

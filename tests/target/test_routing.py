@@ -70,6 +70,18 @@ def test_named_default_fills_a_mapping_without_method():
             "streams.x.dedupe_by",
         ),
         ({"x": {"method": "ingest_companies", "dedupe_by": "marketoGUID"}}, "streams.x.dedupe_by"),
+        (  # data-ingestion.md: companies take idField only with action updateOnly
+            {"x": {"method": "ingest_companies", "dedupe_by": "idField"}},
+            "streams.x.dedupe_by: idField is only allowed with action updateOnly",
+        ),
+        (
+            {"companies": {"dedupe_by": "idField", "action": "createOrUpdate"}},
+            "streams.companies.dedupe_by: idField",
+        ),
+        (
+            {"co*": {"method": "ingest_companies", "dedupe_by": "idField", "action": "createOnly"}},
+            "streams.co*.dedupe_by",
+        ),
         ({"x": {"method": "bulk_leads", "field_map": {"a": 1}}}, "streams.x.field_map"),
         (
             {"x": {"method": "ingest_program_members", "status": "Not in Program"}},
@@ -83,3 +95,14 @@ def test_bad_routes_name_the_setting(streams, message):
         validate_streams_setting(streams)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_companies_by_id_field_with_update_only_is_a_valid_route():
+    streams = {"companies": {"dedupe_by": "idField", "action": "updateOnly"}}
+    validate_streams_setting(streams)
+    route = resolve_route("companies", streams)
+    assert (route.method, route.dedupe_by, route.action) == (
+        "ingest_companies",
+        "idField",
+        "updateOnly",
+    )

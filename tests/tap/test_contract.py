@@ -285,7 +285,7 @@ def test_rest_total_membership_limit_without_bulk_is_one_clear_error(sb, monkeyp
     monkeypatch.setattr(
         ProgramMembersStream,
         "_upper_bound",
-        lambda self, exports, pid: ("2099-01-01T00:00:00Z", False),  # noqa: ARG005
+        lambda self, exports, pid: ("2099-01-01T00:00:00Z", False),
     )
     calls = len(sb.admin.dump("calls"))
     with pytest.raises(ExportError, match="bulk export is not available") as info:

@@ -161,7 +161,7 @@ def test_rest_fallback_always(sb):
     dump = sb.admin.dump("program_members")
     start = sorted(r["updatedAt"] for r in dump if r["programId"] == 1002)[-40]
     before = job_ids(sb)
-    # The sandbox has no GET /rest/v1/leads.json, so no lead fields here (joined in real Marketo).
+    # Lead fields (GET /rest/v1/leads.json) are tested in test_contract.py.
     run = members_run(
         sb, start_date=start, rest_fallback="always", program_ids=[1002], lead_fields=[]
     )

@@ -100,7 +100,8 @@ def test_failed_job_is_retried_once(sb):
     before = job_ids(sb)
     run = members_run(sb)
     assert keys(run) == all_members(sb)
-    assert "Failed; creating it again once" in run.logs
+    # the warning carries the status's errorMsg
+    assert "Failed (Marketo: Job failed: export error); creating it again once" in run.logs
     statuses = [j["status"] for j in new_jobs(sb, before)]
     assert statuses.count("Failed") == 1
 

@@ -65,9 +65,14 @@ class ProgramMemberExports:
         *,
         updated_at: tuple[str, str] | None = None,
         column_header_names: Mapping[str, str] | None = None,
+        member_filter: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Define a job; `programIds` groups up to 10 programs so fewer jobs are needed."""
-        filt: dict[str, Any] = {"programIds": list(program_ids)}
+        """Define a job; `programIds` groups up to 10 programs so fewer jobs are needed.
+
+        `member_filter` holds the extract's optional filters (statusNames, isExhausted,
+        nurtureCadence), ANDed by Marketo with the programs and the updatedAt range.
+        """
+        filt: dict[str, Any] = {"programIds": list(program_ids), **(member_filter or {})}
         if updated_at:
             filt["updatedAt"] = {"startAt": updated_at[0], "endAt": updated_at[1]}
         body: dict[str, Any] = {"format": "CSV", "fields": list(fields), "filter": filt}

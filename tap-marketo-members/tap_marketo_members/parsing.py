@@ -159,7 +159,10 @@ class MemberFileParser:
             try:
                 record[name] = conv(value) if conv else value
             except ValueError as exc:
-                msg = f"{where}, column {name}: {exc}"
+                program = extra.get("programId")
+                if program is None and "programId" in names:
+                    program = raw[names.index("programId")]
+                msg = f"{where}, program {program}, column {name}: {exc}"
                 raise ExportParseError(msg) from exc
         record.update(extra)
         return record

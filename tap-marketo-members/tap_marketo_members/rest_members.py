@@ -2,7 +2,11 @@
 
 Used for small programs (no export job, no minute-long polls) and for subscriptions without the
 bulk extract. Limits from Marketo's docs: 300 per page with `nextPageToken`, updatedAt ranges of
-at most 7 days, and 1003 when more than 100,000 members match (we halve the window and retry).
+at most 7 days, and 1003 beyond 100,000 members. That 1003 comes in two flavours: "Matching
+membership size" (the window matched too many: we halve it and retry) and "Total membership size"
+(the program itself is too large for any non-leadId filter, so no window helps:
+`MembershipLimitError`, and the stream exports that program through bulk instead).
+The query has no statusNames/isExhausted/nurtureCadence filters: rows are kept locally.
 A GET longer than 8 KB becomes `POST` with `_method=GET` inside `MarketoClient.get`.
 Lead fields are not served by this endpoint; they are joined from `GET /rest/v1/leads.json`.
 """
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from marketo_common import MarketoAPIError, MarketoClient
 
+from tap_marketo_members.settings import MemberFilter
 from tap_marketo_members.windows import REST_MAX_SPAN, Window, iso, parse_iso, plan_windows
 
 if TYPE_CHECKING:
@@ -25,8 +30,21 @@ LEADS_PATH = "/rest/v1/leads.json"
 PAGE_SIZE = 300
 TOO_MANY_MATCHES = "1003"
 SMALLEST_WINDOW = dt.timedelta(minutes=1)
+TOTAL_MEMBERSHIP = "total membership"
+FILTER_FIELDS = ("statusName", "isExhausted", "nurtureCadence")  # read to apply MemberFilter
 
 LOGGER = logging.getLogger("tap_marketo_members.rest")
+
+
+class MembershipLimitError(Exception):
+    """1003 "Total membership size … exceeds the limit": the program is too large for the query."""
+
+    def __init__(self, program_id: int, exc: MarketoAPIError) -> None:
+        super().__init__(
+            f"the REST query refuses program {program_id} whatever the window "
+            f"({exc.code} {exc.message})"
+        )
+        self.program_id = program_id
 
 
 class ProgramMemberQuery:
@@ -38,10 +56,16 @@ class ProgramMemberQuery:
         *,
         member_fields: Sequence[str],
         lead_fields: Sequence[str],
+        member_filter: MemberFilter | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.client = client
+        self.member_filter = member_filter or MemberFilter()
         self.member_fields = list(member_fields)
+        # Filter fields are read even when not selected, then dropped from the record.
+        self.dropped = [
+            f for f in FILTER_FIELDS if self.member_filter and f not in self.member_fields
+        ]
         self.lead_fields = [f for f in lead_fields if f not in ("id", *member_fields)]
         self.logger = logger or LOGGER
 
@@ -56,6 +80,10 @@ class ProgramMemberQuery:
             stamp = member.get("updatedAt")
             if stamp is None or not window.start_iso <= stamp < window.end_iso:
                 continue
+            if self.member_filter and not self.member_filter.keeps(member):
+                continue
+            for name in self.dropped:
+                member.pop(name, None)
             page.append(member)
             if len(page) >= PAGE_SIZE:
                 yield from self._with_leads(page)
@@ -69,13 +97,15 @@ class ProgramMemberQuery:
             "filterType": "updatedAt",
             "startAt": start_at,
             "endAt": end_at,
-            "fields": ",".join(self.member_fields),
+            "fields": ",".join([*self.member_fields, *self.dropped]),
         }
         path = MEMBERS_PATH.format(program_id=program_id)
         pages = self.client.iter_pages(path, params, batch_size=PAGE_SIZE)
         try:
             first = next(pages, None)
         except MarketoAPIError as exc:
+            if exc.code == TOO_MANY_MATCHES and TOTAL_MEMBERSHIP in exc.message.lower():
+                raise MembershipLimitError(program_id, exc) from exc
             if exc.code != TOO_MANY_MATCHES or window.end - window.start <= SMALLEST_WINDOW:
                 raise
             middle = window.start + (window.end - window.start) / 2
@@ -91,7 +121,7 @@ class ProgramMemberQuery:
             return
         if first is None:
             return
-        fields = self.member_fields
+        fields = [*self.member_fields, *self.dropped]
         yield _clean(first, program_id, fields)
         for member in pages:
             yield _clean(member, program_id, fields)

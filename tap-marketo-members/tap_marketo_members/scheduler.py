@@ -22,7 +22,7 @@ import math
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from tap_marketo_members.exports import (
 from tap_marketo_members.settings import MAX_EXPORT_SLOTS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 QUEUE_AHEAD = 2  # jobs waiting in Marketo's queue behind our 2 running ones (limit 10).
 # A queued job whose slot another API user's job holds: polled every this many intervals.
@@ -51,6 +51,7 @@ SAFETY_POLL_INTERVALS = 5
 # Refreshes a started job may still read Queued: up to 2 of lag, 1 of an unknown rhythm phase.
 STALE_REFRESHES = 3
 UNSUPPORTED_FILTER = "1035"
+INVALID_DATA = "1003"
 MB = 1024 * 1024
 
 
@@ -69,12 +70,14 @@ class ExportUnit:
     lower: str | None = None
     server_filter: tuple[str, str] | None = None
     attempts: int = 0
+    status_names: tuple[str, ...] | None = None  # None: the run's statusNames filter
 
     def describe(self) -> str:
         """Short label for logs."""
         ids = ",".join(str(i) for i in self.program_ids)
         span = f"updatedAt {self.lower or '-'}..{self.upper}" if self.server_filter else "full"
-        return f"programs {ids}, {span}"
+        status = f", status {'|'.join(self.status_names)}" if self.status_names else ""
+        return f"programs {ids}, {span}{status}"
 
 
 @dataclass
@@ -119,6 +122,7 @@ class ExportScheduler:
         quota_bytes: float = 500 * MB,
         used_bytes: int = 0,
         updated_at_filter: str = "auto",
+        member_filter: Mapping[str, Any] | None = None,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -138,12 +142,14 @@ class ExportScheduler:
         self.quota_bytes = quota_bytes
         self.used_bytes = used_bytes
         self.updated_at_filter = updated_at_filter
+        self.member_filter = dict(member_filter or {})
         self.logger = logger or logging.getLogger("tap_marketo_members.scheduler")
         self._clock = clock
         self._sleep = sleep
         self._on_jobs_changed = on_jobs_changed
         self._pending: deque[ExportUnit] = deque()
         self._in_flight: list[ExportJob] = []
+        self._nothing_to_export: deque[ExportUnit] = deque()  # answered without a job
         self._queue_full_until = 0.0
         self._slot_freed_at = float("-inf")  # last time one of our jobs left a slot
         self._stop_reason: str | None = None
@@ -215,7 +221,9 @@ class ExportScheduler:
 
     def outstanding_seqs(self, group: int) -> set[int]:
         """Sequence numbers of a group's units not yet handed to the caller."""
-        seqs = {unit.seq for unit in self._pending if unit.group == group}
+        seqs = {
+            unit.seq for unit in (*self._pending, *self._nothing_to_export) if unit.group == group
+        }
         seqs.update(job.unit.seq for job in self._in_flight if job.unit.group == group)
         return seqs
 
@@ -224,8 +232,11 @@ class ExportScheduler:
     ) -> Iterator[tuple[ExportUnit, ExportFile, dict[str, Any]]]:
         """Yield (unit, file, status) as jobs complete; the file is deleted on resume."""
         self._pending.extend(units)
-        while self._pending or self._in_flight:
+        while self._pending or self._in_flight or self._nothing_to_export:
             self._top_up()
+            while self._nothing_to_export:
+                unit = self._nothing_to_export.popleft()
+                yield unit, self._empty_file(unit), {}
             if not self._in_flight:
                 if self._stop_reason:
                     break
@@ -317,16 +328,23 @@ class ExportScheduler:
                 self._jobs_changed()
 
     def _start(self, unit: ExportUnit) -> ExportJob | None:
+        member_filter = dict(self.member_filter)
+        if unit.status_names is not None:
+            member_filter["statusNames"] = list(unit.status_names)
         try:
             created = self.exports.create(
                 self.fields,
                 unit.program_ids,
                 updated_at=unit.server_filter,
                 column_header_names=self.column_header_names,
+                member_filter=member_filter,
             )
         except MarketoAPIError as exc:
             if exc.code == UNSUPPORTED_FILTER and unit.server_filter:
                 self._fall_back_to_full_exports(unit, exc)
+                return None
+            if exc.code == INVALID_DATA and _names_a_status(exc, member_filter):
+                self._status_not_found(unit, member_filter["statusNames"], exc)
                 return None
             raise
         export_id = str(created["exportId"])
@@ -348,6 +366,37 @@ class ExportScheduler:
         job.anchor = self._clock()  # the reply carries queuedAt: the status rhythm starts there
         self._set_status(job, str(queued.get("status") or "Queued"), queued)
         return job
+
+    def _status_not_found(self, unit: ExportUnit, names: list[str], exc: MarketoAPIError) -> None:
+        """1003: a status name is in none of the job's programs (the extract page's rule).
+
+        With several names Marketo does not say which, so each is asked alone (one job each;
+        members have one status, so the files do not overlap); a single name matches nothing.
+        """
+        if len(names) > 1:
+            self.logger.info(
+                "Export of %s: Marketo answered %s (%s); asking for each status on its own",
+                unit.describe(),
+                exc.code,
+                exc.message,
+            )
+            split = [replace(unit, status_names=(name,), attempts=0) for name in names]
+            self._pending.extendleft(reversed(split))
+            return
+        self.logger.warning(
+            "Export of %s: no member of these programs has status %s (Marketo %s: %s); "
+            "nothing to export",
+            unit.describe(),
+            names[0],
+            exc.code,
+            exc.message,
+        )
+        self._nothing_to_export.append(unit)
+
+    def _empty_file(self, unit: ExportUnit) -> ExportFile:
+        path = Path(self._workdir.name) / f"empty-{unit.group}-{unit.seq}.csv"
+        path.write_bytes(b"")
+        return ExportFile(path=path, size=0, has_nul=False)
 
     def _fall_back_to_full_exports(self, unit: ExportUnit, exc: MarketoAPIError) -> None:
         """1035: no updatedAt filter on this subscription; export each group whole, filter here."""
@@ -403,19 +452,21 @@ class ExportScheduler:
         if status == "Failed":
             self._in_flight.remove(job)
             self._jobs_changed()
+            reason = _failure_reason(info)
             if job.unit.attempts == 0:
                 job.unit.attempts += 1
                 self.logger.warning(
-                    "Export %s (%s) Failed; creating it again once",
+                    "Export %s (%s) Failed (%s); creating it again once",
                     job.export_id,
                     job.unit.describe(),
+                    reason,
                 )
                 self._pending.appendleft(job.unit)
                 return None
             msg = (
-                f"Export {job.export_id} ({job.unit.describe()}) Failed again after one retry; "
-                "Marketo gave no reason. Rerun the tap; if it persists, ask Marketo support "
-                "about this exportId"
+                f"Export {job.export_id} ({job.unit.describe()}) Failed again after one retry "
+                f"({reason}). Rerun the tap; if it persists, ask Marketo support about this "
+                "exportId"
             )
             raise ExportError(msg)
         if status in FINAL_STATUSES:  # cancelled by someone else
@@ -476,6 +527,18 @@ class ExportScheduler:
     def _jobs_changed(self) -> None:
         if self._on_jobs_changed:
             self._on_jobs_changed(self.live_export_ids)
+
+
+def _failure_reason(info: Mapping[str, Any]) -> str:
+    """A Failed job's `errorMsg`, which Marketo fills in where it knows the reason."""
+    message = str(info.get("errorMsg") or "").strip()
+    return f"Marketo: {message}" if message else "Marketo gave no reason"
+
+
+def _names_a_status(exc: MarketoAPIError, member_filter: Mapping[str, Any]) -> bool:
+    """A 1003 about the statusNames filter ("Invalid Data"), not some other bad value."""
+    text = exc.message.lower()
+    return bool(member_filter.get("statusNames")) and ("status" in text or "invalid data" in text)
 
 
 def _int_or_none(value: Any) -> int | None:

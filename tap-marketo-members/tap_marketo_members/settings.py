@@ -16,6 +16,61 @@ DEFAULT_LEAD_FIELDS = ("email", "firstName", "lastName", "company")
 MAX_WINDOW_DAYS = 31  # Marketo caps bulk date-range filters at 31 days.
 MAX_PROGRAM_IDS_PER_JOB = 10  # Marketo's limit for the `programIds` filter.
 MAX_EXPORT_SLOTS = 2  # Marketo processes at most 2 bulk exports at once per subscription.
+NURTURE_CADENCES = ("pause", "norm")  # the extract's nurtureCadence values
+
+
+@dataclass(frozen=True)
+class MemberFilter:
+    """The extract's optional member filters (statusNames, isExhausted, nurtureCadence).
+
+    Bookmarks are kept per filter set (`fingerprint`): a change of filters starts a new
+    partition of state from start_date instead of silently skipping what the old set left out.
+    """
+
+    status_names: tuple[str, ...] = ()
+    is_exhausted: bool | None = None
+    nurture_cadence: str | None = None
+
+    def __bool__(self) -> bool:
+        return (
+            bool(self.status_names) or self.is_exhausted is not None or bool(self.nurture_cadence)
+        )
+
+    def export_filter(self) -> dict[str, Any]:
+        """The filter keys as Marketo's extract names them (status names as given)."""
+        out: dict[str, Any] = {}
+        if self.status_names:
+            out["statusNames"] = list(self.status_names)
+        if self.is_exhausted is not None:
+            out["isExhausted"] = self.is_exhausted
+        if self.nurture_cadence:
+            out["nurtureCadence"] = self.nurture_cadence
+        return out
+
+    @property
+    def fingerprint(self) -> str | None:
+        """A stable, readable key of the filter set (status names compare case-insensitively)."""
+        if not self:
+            return None
+        parts = []
+        if self.status_names:
+            names = sorted({name.lower() for name in self.status_names})
+            parts.append("statusNames=" + "|".join(names))
+        if self.is_exhausted is not None:
+            parts.append(f"isExhausted={str(self.is_exhausted).lower()}")
+        if self.nurture_cadence:
+            parts.append(f"nurtureCadence={self.nurture_cadence}")
+        return ";".join(parts)
+
+    def keeps(self, member: Mapping[str, Any]) -> bool:
+        """Whether a REST row passes the filters (the REST query has no such filters)."""
+        if self.status_names:
+            status = str(member.get("statusName") or "").lower()
+            if status not in {name.lower() for name in self.status_names}:
+                return False
+        if self.is_exhausted is not None and member.get("isExhausted") is not self.is_exhausted:
+            return False
+        return not self.nurture_cadence or member.get("nurtureCadence") == self.nurture_cadence
 
 
 @dataclass(frozen=True)
@@ -33,6 +88,7 @@ class TapSettings:
     daily_export_quota_mb: float = 500.0
     rest_fallback: str = "auto"
     rest_fallback_max_members: int = 0
+    member_filter: MemberFilter = MemberFilter()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TapSettings:
@@ -57,6 +113,11 @@ class TapSettings:
             rest_fallback=_choice(config, "rest_fallback", ("auto", "always", "never")),
             rest_fallback_max_members=int(
                 _number(config, "rest_fallback_max_members", defaults, 0, 100_000, integer=True)
+            ),
+            member_filter=MemberFilter(
+                status_names=_status_names(config.get("status_names")),
+                is_exhausted=_is_exhausted(config.get("is_exhausted")),
+                nurture_cadence=_nurture_cadence(config.get("nurture_cadence")),
             ),
         )
 
@@ -90,6 +151,38 @@ def _program_ids(value: Any) -> tuple[int, ...] | None:
         if int(text) not in ids:
             ids.append(int(text))
     return tuple(ids)
+
+
+def _status_names(value: Any) -> tuple[str, ...]:
+    if value in (None, []):
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and v.strip() for v in value
+    ):
+        raise ConfigError(
+            "status_names", 'a list of program member status names, e.g. ["Registered"]'
+        )
+    names: list[str] = []
+    for item in value:
+        if item.strip().lower() not in (n.lower() for n in names):
+            names.append(item.strip())
+    return tuple(names)
+
+
+def _is_exhausted(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ConfigError("is_exhausted", f"true or false, got {value!r}")
+    return value
+
+
+def _nurture_cadence(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in NURTURE_CADENCES:
+        raise ConfigError("nurture_cadence", f"one of {', '.join(NURTURE_CADENCES)}, got {value!r}")
+    return value.strip().lower()
 
 
 def _lead_fields(value: Any) -> tuple[str, ...]:

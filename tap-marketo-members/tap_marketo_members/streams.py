@@ -13,10 +13,10 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from tap_marketo_members.client import MarketoStream, PagedFieldsStream
-from tap_marketo_members.exports import ExportFile, ProgramMemberExports
+from tap_marketo_members.exports import ExportError, ExportFile, ProgramMemberExports
 from tap_marketo_members.output import BatchFiles, RecordLines, SdkRecords
 from tap_marketo_members.parsing import MemberFileParser
-from tap_marketo_members.rest_members import ProgramMemberQuery
+from tap_marketo_members.rest_members import MembershipLimitError, ProgramMemberQuery
 from tap_marketo_members.scheduler import MB, ExportScheduler, ExportUnit, QuotaReachedError
 from tap_marketo_members.schema import MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY
 from tap_marketo_members.settings import MAX_PROGRAM_IDS_PER_JOB
@@ -102,6 +102,7 @@ class ProgramsStream(MarketoStream):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._member_contexts: list[dict] = []
+        self._created_at: dict[int, str] = {}
 
     def get_records(self, context: types.Context | None) -> Iterator[dict[str, Any]]:  # noqa: ARG002
         """All programs (offset paging), or only `program_ids` when set."""
@@ -142,7 +143,9 @@ class ProgramsStream(MarketoStream):
         record: types.Record,
         context: types.Context | None,  # noqa: ARG002
     ) -> types.Context | None:
-        """Each program is one `program_members` partition."""
+        """Each program is one `program_members` partition; its createdAt bounds its windows."""
+        if record.get("createdAt"):
+            self._created_at[int(record["id"])] = str(record["createdAt"])
         return {"programId": record["id"]}
 
     def _sync_children(self, child_context: types.Context | None) -> None:
@@ -166,7 +169,7 @@ class ProgramsStream(MarketoStream):
         for child in self.child_streams:
             if isinstance(child, ProgramMembersStream) and child.selected and contexts:
                 try:
-                    child.sync_programs(contexts)
+                    child.sync_programs(contexts, created_at=self._created_at)
                 except (AbortedSyncFailedException, AbortedSyncPausedException):
                     continue
 
@@ -208,7 +211,9 @@ class ProgramMembersStream(MarketoStream):
     parent_stream_type = ProgramsStream
     primary_keys: ClassVar[list[str]] = list(MEMBER_KEY_FIELDS)
     replication_key = MEMBER_REPLICATION_KEY
-    state_partitioning_keys: ClassVar[list[str]] = ["programId"]
+    # memberFilters only when status_names/is_exhausted/nurture_cadence are set: each filter set
+    # keeps its own bookmarks, and state without filters keeps its earlier shape.
+    state_partitioning_keys: ClassVar[list[str]] = ["programId", "memberFilters"]
     # Values are typed once per column by precompiled converters; no second pass.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
@@ -218,14 +223,20 @@ class ProgramMembersStream(MarketoStream):
         super().__init__(*args, **kwargs)
         self.member_field_names = list(member_field_names)
         self._program_contexts: list[dict] = []
+        self._created_at: dict[int, str] = {}
         self.records_written = 0
         self.used_fast_path: bool | None = None
 
     # ----------------------------------------------------------------- SDK hooks
 
-    def sync_programs(self, contexts: list[dict]) -> None:
-        """Sync every program partition at once, so jobs can hold up to 10 programs each."""
+    def sync_programs(self, contexts: list[dict], created_at: dict[int, str] | None = None) -> None:
+        """Sync every program partition at once, so jobs can hold up to 10 programs each.
+
+        `created_at` (program id -> Asset API createdAt) bounds a first sync: no member changed
+        before its program existed.
+        """
         self._program_contexts = contexts
+        self._created_at = dict(created_at or {})
         try:
             self.sync()
         finally:
@@ -321,27 +332,65 @@ class ProgramMembersStream(MarketoStream):
             )
         return [name for name in fields if name in current]
 
+    def _partition_state(self, program_id: int) -> dict:
+        """The program's state partition for this run's member filters (see `MemberFilter`)."""
+        context: dict[str, Any] = {"programId": program_id}
+        fingerprint = self.settings.member_filter.fingerprint
+        if fingerprint:
+            context["memberFilters"] = fingerprint
+        return self.get_context_state(context)
+
+    def _saved_bookmark(self, program_id: int) -> str | None:
+        value = self._partition_state(program_id).get("replication_key_value")
+        return iso(parse_iso(str(value))) if value else None
+
     def _bookmark(self, program_id: int) -> str | None:
-        state = self.get_context_state({"programId": program_id})
-        value = state.get("replication_key_value")
-        if value:
-            return iso(parse_iso(str(value)))
+        """Where this program's sync starts: its bookmark, else start_date (None: in full)."""
+        saved = self._saved_bookmark(program_id)
+        if saved:
+            return saved
         if self.settings.start_date:
             return iso(self.settings.start_date)
         return None
 
+    def _rest_start(self, program_id: int) -> str | None:
+        """A first REST sync starts no earlier than the program's createdAt."""
+        start = self._bookmark(program_id)
+        created = self._created_at.get(program_id)
+        if start and created and not self._saved_bookmark(program_id):
+            return max(start, iso(parse_iso(created)))
+        return start
+
+    def _predates_programs(self, start: str, program_ids: tuple[int, ...]) -> bool:
+        """start_date is no later than every program's createdAt (all of them known)."""
+        created = [self._created_at.get(pid) for pid in program_ids]
+        return all(created) and start <= min(iso(parse_iso(c)) for c in created)  # type: ignore[arg-type]
+
     def _plan(self, program_ids: list[int], upper: str | None) -> list[ExportUnit]:
-        """Group programs sharing a bookmark, 10 per job; one unit per window (or one full)."""
-        by_start: dict[str | None, list[int]] = {}
+        """Group programs sharing a bookmark, 10 per job; one unit per window (or one full).
+
+        A first sync (no bookmark) groups programs by age; where start_date predates every
+        program of a group, no member can have changed before it, so the group is one full
+        export kept from start_date locally instead of a window per month since start_date.
+        """
+        by_start: dict[tuple[str | None, bool], list[int]] = {}
         for pid in program_ids:
-            start = self._bookmark(pid) if self.incremental else None
-            by_start.setdefault(start, []).append(pid)
+            saved = self._saved_bookmark(pid) if self.incremental else None
+            start = saved or (self._bookmark(pid) if self.incremental else None)
+            by_start.setdefault((start, saved is None), []).append(pid)
         units: list[ExportUnit] = []
         group = 0
-        for start, pids in by_start.items():
+        for (start, first), pids in by_start.items():
+            if first:
+                pids.sort(key=lambda p: (p not in self._created_at, self._created_at.get(p, "")))
             for i in range(0, len(pids), MAX_PROGRAM_IDS_PER_JOB):
                 chunk = tuple(pids[i : i + MAX_PROGRAM_IDS_PER_JOB])
-                if upper is None or start is None or self.settings.updated_at_filter == "off":
+                if (
+                    upper is None
+                    or start is None
+                    or self.settings.updated_at_filter == "off"
+                    or (first and self._predates_programs(start, chunk))
+                ):
                     if start is not None and upper is not None and start >= upper:
                         continue
                     units.append(ExportUnit(group, 0, chunk, upper=upper, lower=start))
@@ -394,6 +443,7 @@ class ProgramMembersStream(MarketoStream):
         upper, bulk_available = self._upper_bound(exports, program_ids[0])
         rest_ids = self._rest_programs(program_ids, force=not bulk_available)
         bulk_ids = [pid for pid in program_ids if pid not in rest_ids]
+        too_large: list[int] = []  # REST refused them (1003 total membership): bulk instead
 
         with self._scheduler(exports, fields, quota_day) as scheduler, counter:
             scheduler.cancel_left_over(stream_state.get("exports_in_progress") or [])
@@ -401,8 +451,12 @@ class ProgramMembersStream(MarketoStream):
             committed: dict[int, dict[int, str | None]] = {}
             try:
                 if rest_ids:
-                    yield from self._sync_rest(rest_ids, fields, upper, emit)
-                for unit, exported, info in scheduler.run(self._plan(bulk_ids, upper)):
+                    yield from self._sync_rest(
+                        rest_ids, fields, upper, emit, too_large, bulk_available=bulk_available
+                    )
+                units = self._plan([*bulk_ids, *too_large], upper)
+                self._log_plan(units)
+                for unit, exported, info in scheduler.run(units):
                     yield from emit(self._file_records(parser, unit, exported))
                     stream_state["export_bytes_today"] = {
                         "day": quota_day,
@@ -463,6 +517,7 @@ class ProgramMembersStream(MarketoStream):
             quota_bytes=settings.daily_export_quota_mb * MB,
             used_bytes=int(used.get("bytes", 0)) if used.get("day") == quota_day else 0,
             updated_at_filter=settings.updated_at_filter,
+            member_filter=settings.member_filter.export_filter(),
             logger=self.logger,
             on_jobs_changed=jobs_changed,
         )
@@ -490,7 +545,7 @@ class ProgramMembersStream(MarketoStream):
         """Advance bookmarks only past windows whose earlier windows are all emitted."""
         if unit.server_filter is None and info.get("numberOfRecords") is not None:
             for pid in unit.program_ids:
-                state = self.get_context_state({"programId": pid})
+                state = self._partition_state(pid)
                 state["member_count_max"] = int(info["numberOfRecords"])
         if not self.incremental or unit.upper is None:
             self._flush_state()
@@ -504,7 +559,7 @@ class ProgramMembersStream(MarketoStream):
             for seq in ready:
                 done.pop(seq)
             for pid in unit.program_ids:
-                state = self.get_context_state({"programId": pid})
+                state = self._partition_state(pid)
                 state["replication_key"] = self.replication_key
                 state["replication_key_value"] = value
         self._flush_state()
@@ -527,7 +582,7 @@ class ProgramMembersStream(MarketoStream):
             if mode == "always":
                 chosen.append(pid)
                 continue
-            known = self.get_context_state({"programId": pid}).get("member_count_max")
+            known = self._partition_state(pid).get("member_count_max")
             limit = self.settings.rest_fallback_max_members
             if limit and known is not None and int(known) <= limit:
                 chosen.append(pid)
@@ -536,27 +591,71 @@ class ProgramMembersStream(MarketoStream):
         return chosen
 
     def _sync_rest(
-        self, program_ids: list[int], fields: list[str], upper: str | None, emit: WindowWriter
+        self,
+        program_ids: list[int],
+        fields: list[str],
+        upper: str | None,
+        emit: WindowWriter,
+        too_large: list[int],
+        *,
+        bulk_available: bool,
     ) -> Iterator[list[str]]:
+        """Each program window by window; one the query refuses whole goes to `too_large`."""
         member_names = set(self.member_field_names)
         query = ProgramMemberQuery(
             self.marketo,
             member_fields=[f for f in fields if f in member_names],
             lead_fields=[f for f in fields if f not in member_names],
+            member_filter=self.settings.member_filter,
             logger=self.logger,
         )
         end = parse_iso(upper) if upper else dt.datetime.now(dt.timezone.utc)
         for pid in program_ids:
-            start = self._bookmark(pid)
+            start = self._rest_start(pid)
             if start is None:
                 self.logger.warning("Program %s: no bookmark or start_date; skipped by REST", pid)
                 continue
-            for window in query.windows(parse_iso(start), end, self.settings.window_days):
-                yield from emit(query.members(pid, window))
-                state = self.get_context_state({"programId": pid})
-                state["replication_key"] = self.replication_key
-                state["replication_key_value"] = window.end_iso
-                self._flush_state()
+            try:
+                for window in query.windows(parse_iso(start), end, self.settings.window_days):
+                    yield from emit(query.members(pid, window))
+                    state = self._partition_state(pid)
+                    state["replication_key"] = self.replication_key
+                    state["replication_key_value"] = window.end_iso
+                    self._flush_state()
+            except MembershipLimitError as exc:
+                if not bulk_available:
+                    msg = (
+                        f"Program {pid}: {exc}, and bulk export is not available on this "
+                        "subscription (603/610): ask Marketo to enable Bulk Extract for this "
+                        "API user, or leave this program out of program_ids"
+                    )
+                    raise ExportError(msg) from exc
+                self.logger.warning("Program %s: %s; exporting it through bulk instead", pid, exc)
+                too_large.append(pid)
+
+    def _log_plan(self, units: list[ExportUnit]) -> None:
+        """The export plan, before its first job: groups of programs and their windows."""
+        groups: dict[int, list[ExportUnit]] = {}
+        for unit in units:
+            groups.setdefault(unit.group, []).append(unit)
+        self.logger.info(
+            "program_members plan: %d export jobs in %d groups", len(units), len(groups)
+        )
+        for group, members in groups.items():
+            ids = ",".join(str(pid) for pid in members[0].program_ids)
+            first = members[0]
+            if first.server_filter is None:
+                kept = f", kept from {first.lower}" if first.lower else ""
+                self.logger.info("  group %d: programs %s, full export%s", group, ids, kept)
+                continue
+            self.logger.info(
+                "  group %d: programs %s, %d updatedAt windows %s..%s",
+                group,
+                ids,
+                len(members),
+                first.lower,
+                members[-1].upper,
+            )
 
     # ----------------------------------------------------------------- record output
 

@@ -170,6 +170,36 @@ class TapMarketoMembers(Tap):
             description="Program size (members) up to which auto reads through REST; 0 = never.",
         ),
         th.Property(
+            "status_names",
+            th.ArrayType(th.StringType),
+            description=(
+                "Marketo's extract filter statusNames: export only members whose program member "
+                "status is one of these (ORed, any case; default and user-defined statuses). "
+                "A name found in no program of a job is Marketo's 1003: that job exports "
+                "nothing. Unset: every status."
+            ),
+        ),
+        th.Property(
+            "is_exhausted",
+            th.BooleanType,
+            description=(
+                "Marketo's extract filter isExhausted: true exports only members who have "
+                "exhausted an engagement program's content, false only those who have not. "
+                "Unset: both."
+            ),
+        ),
+        th.Property(
+            "nurture_cadence",
+            th.StringType,
+            allowed_values=["pause", "norm"],
+            description=(
+                "Marketo's extract filter nurtureCadence: pause (paused) or norm (normal "
+                "cadence) engagement program members only. Unset: both. A change of "
+                "status_names, is_exhausted or nurture_cadence keeps separate bookmarks: the "
+                "new filter set starts from start_date."
+            ),
+        ),
+        th.Property(
             "request_timeout_seconds", th.NumberType, description="HTTP read timeout in seconds."
         ),
         th.Property(

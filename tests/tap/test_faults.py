@@ -100,7 +100,8 @@ def test_failed_job_is_retried_once(sb):
     before = job_ids(sb)
     run = members_run(sb)
     assert keys(run) == all_members(sb)
-    assert "Failed; creating it again once" in run.logs
+    # the warning carries the status's errorMsg
+    assert "Failed (Marketo: Job failed: export error); creating it again once" in run.logs
     statuses = [j["status"] for j in new_jobs(sb, before)]
     assert statuses.count("Failed") == 1
 
@@ -161,7 +162,7 @@ def test_rest_fallback_always(sb):
     dump = sb.admin.dump("program_members")
     start = sorted(r["updatedAt"] for r in dump if r["programId"] == 1002)[-40]
     before = job_ids(sb)
-    # The sandbox has no GET /rest/v1/leads.json, so no lead fields here (joined in real Marketo).
+    # Lead fields (GET /rest/v1/leads.json) are tested in test_contract.py.
     run = members_run(
         sb, start_date=start, rest_fallback="always", program_ids=[1002], lead_fields=[]
     )

@@ -71,7 +71,9 @@ def test_booleans_exact():
 
 def test_bad_value_names_row_and_file(tmp_path):
     path = write(tmp_path, [["1001", "x", "null", "true", "1", "a"]])
-    with pytest.raises(ExportParseError, match=r"test: record ending on line 2, column leadId"):
+    with pytest.raises(
+        ExportParseError, match=r"test: record ending on line 2, program 1001, column leadId"
+    ):
         parse(path)
 
 

@@ -41,7 +41,9 @@ class MarketoQueue:
         self.queued_replies = Counter()  # polls answered "Queued"
         self.downloads = {}
 
-    def create(self, fields, program_ids, *, updated_at=None, column_header_names=None):
+    def create(
+        self, fields, program_ids, *, updated_at=None, column_header_names=None, member_filter=None
+    ):
         export_id = f"e{len(self.jobs) + 1}"
         self.jobs[export_id] = {}
         return {"exportId": export_id, "status": "Created"}

@@ -35,7 +35,9 @@ class ScriptedExports:
         self.enqueued = []
         self.polls = []
 
-    def create(self, fields, program_ids, *, updated_at=None, column_header_names=None):
+    def create(
+        self, fields, program_ids, *, updated_at=None, column_header_names=None, member_filter=None
+    ):
         export_id = f"e{len(self.jobs) + 1}"
         script = self.statuses.pop(0) if self.statuses else ["Completed"]
         self.jobs[export_id] = list(script)

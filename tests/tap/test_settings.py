@@ -57,6 +57,10 @@ def test_normalises():
         ("start_date", "yesterday"),
         ("job_timeout_minutes", -1),
         ("daily_export_quota_mb", 0),
+        ("status_names", "Registered"),
+        ("status_names", ["Registered", ""]),
+        ("is_exhausted", "yes"),
+        ("nurture_cadence", "fast"),
     ],
 )
 def test_bad_setting_names_itself(key, value):
@@ -64,6 +68,23 @@ def test_bad_setting_names_itself(key, value):
         TapSettings.from_config({key: value})
     assert key in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_member_filters_normalised_and_fingerprinted():
+    s = TapSettings.from_config(
+        {"status_names": ["Registered", " attended ", "registered"], "nurture_cadence": "PAUSE"}
+    )
+    assert s.member_filter.export_filter() == {
+        "statusNames": ["Registered", "attended"],
+        "nurtureCadence": "pause",
+    }
+    assert s.member_filter.fingerprint == "statusNames=attended|registered;nurtureCadence=pause"
+    other = TapSettings.from_config(
+        {"status_names": ["attended", "Registered"], "is_exhausted": False}
+    )
+    assert other.member_filter.export_filter()["isExhausted"] is False
+    assert other.member_filter.fingerprint != s.member_filter.fingerprint
+    assert TapSettings.from_config({}).member_filter.fingerprint is None
 
 
 def test_cli_bad_setting_one_line_no_traceback(tmp_path):
@@ -109,7 +130,15 @@ def test_about_documents_every_setting():
         "daily_export_quota_mb",
         "rest_fallback",
         "rest_fallback_max_members",
+        "status_names",
+        "is_exhausted",
+        "nurture_cadence",
     ):
         assert props[name].get("description"), name
+    # the extract filters carry Marketo's names and values
+    assert "statusNames" in props["status_names"]["description"]
+    assert "isExhausted" in props["is_exhausted"]["description"]
+    assert "nurtureCadence" in props["nurture_cadence"]["description"]
+    assert props["nurture_cadence"]["enum"] == ["pause", "norm"]
     assert props["client_secret"].get("secret") is True
     assert "1035" in props["updated_at_filter"]["description"]

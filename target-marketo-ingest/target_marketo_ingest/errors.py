@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 
+from target_marketo_ingest.lines import describe
+
 
 class TargetError(Exception):
     """A failure reported to the user as one line and a non-zero exit."""
@@ -26,7 +28,7 @@ class InputError(TargetError):
     ) -> None:
         parts = []
         if line is not None:
-            parts.append(f"line {line}")
+            parts.append(describe(line))
         if stream is not None:
             parts.append(f"stream '{stream}'")
         if field is not None:

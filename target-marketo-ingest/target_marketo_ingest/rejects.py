@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 
+from target_marketo_ingest.lines import label
+
 DEFAULT_REJECTS_PATH = "marketo-rejects.jsonl"
 
 REJECT = "reject"
@@ -23,8 +25,9 @@ class RejectsFile:
     """Thread-safe JSONL writer, opened on the first entry so clean runs leave no file.
 
     Each line: ``{"kind", "stream", "line", "reason", "field", "code", "message",
-    "method", "at", "record"}``. ``line`` is the 1-based input line of the record;
-    ``record`` is the record as read (for bulk failures: the row as sent to Marketo).
+    "method", "at", "record"}``. ``line`` is the 1-based input line of the record
+    (``<file url>#<row>`` for a row of a BATCH file); ``record`` is the record as read
+    (for bulk failures: the row as sent to Marketo).
     """
 
     def __init__(self, path: str | Path | None) -> None:
@@ -50,7 +53,7 @@ class RejectsFile:
         entry = {
             "kind": kind,
             "stream": stream,
-            "line": line,
+            "line": label(line),
             "reason": reason,
             "field": field,
             "code": None if code is None else str(code),

@@ -18,6 +18,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import PluginBase
 from singer_sdk.target_base import Target
 
+from target_marketo_ingest import batch_files
 from target_marketo_ingest.checkpoint import Checkpoints
 from target_marketo_ingest.context import FatalError, TargetOptions, WriteContext
 from target_marketo_ingest.errors import (
@@ -87,6 +88,7 @@ class TargetMarketoIngest(Target):
     # field against Marketo's describe, files roll by bytes, and every write is an upsert.
     capabilities: t.ClassVar[list] = [
         PluginCapabilities.ABOUT,
+        PluginCapabilities.BATCH,
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
         PluginCapabilities.STRUCTURED_LOGGING,
@@ -427,6 +429,11 @@ class TargetMarketoIngest(Target):
         if stream not in self.mapper.stream_maps:
             msg = "RECORD before its SCHEMA (every stream needs a SCHEMA message first)"
             raise RecordBeforeSchemaError(msg, line=line, stream=stream)
+        self._route_record(stream, record, line)
+        self._periodic_checks()
+
+    def _route_record(self, stream: str, record: dict, line: int) -> None:
+        """Stream maps, then the sink's validation and write method (RECORD and BATCH rows)."""
         for stream_map in self.mapper.stream_maps[stream]:
             transformed = stream_map.transform(copy.copy(record))
             if transformed is None:
@@ -436,7 +443,6 @@ class TargetMarketoIngest(Target):
                 msg = "RECORD before its SCHEMA"
                 raise RecordBeforeSchemaError(msg, line=line, stream=stream_map.stream_alias)
             t.cast("MarketoSink", sink).accept(transformed, self.next_seq(), line)
-        self._periodic_checks()
 
     def _process_state_message(self, message_dict: dict) -> None:
         if "value" not in message_dict:
@@ -451,11 +457,48 @@ class TargetMarketoIngest(Target):
         )
 
     def _process_batch_message(self, message_dict: dict) -> None:
-        raise InputError(
-            "BATCH messages are not supported; run the tap without batch_config",
-            line=self.current_line,
-            stream=message_dict.get("stream"),
-        )
+        """Rows of each manifest file, streamed, through the same path as RECORD lines.
+
+        Each row gets a record number like a RECORD, so a STATE after this message waits for
+        every row's outcome; positions name the file and row (``file:///x.json.gz#17``).
+        """
+        line = self.current_line
+        stream = message_dict.get("stream")
+        if not isinstance(stream, str):
+            raise InputError("BATCH without a 'stream' name", line=line)
+        if stream not in self.mapper.stream_maps:
+            msg = "BATCH before its SCHEMA (every stream needs a SCHEMA message first)"
+            raise RecordBeforeSchemaError(msg, line=line, stream=stream)
+        where = {"line": line, "stream": stream}
+        encoding = batch_files.parse_encoding(message_dict.get("encoding"), **where)
+        manifest = batch_files.parse_manifest(message_dict.get("manifest"), **where)
+        for url in manifest:
+            for position, row in batch_files.iter_rows(url, encoding, **where):
+                if type(row) is dict:
+                    sink = self._fast.get(stream)
+                    if sink is not None:
+                        sink.accept(row, self.next_seq(), position)
+                    else:
+                        self._route_record(stream, row, position)
+                else:
+                    self._reject_bad_row(stream, t.cast("batch_files.BadRow", row), position)
+                if not self._received & (CHECK_EVERY - 1):
+                    self._periodic_checks()
+        self._periodic_checks()
+
+    def _reject_bad_row(self, stream: str, row: batch_files.BadRow, position: int) -> None:
+        """A row that is no record: received and rejected on the stream's first sink."""
+        for stream_map in self.mapper.stream_maps[stream]:
+            sink = self._sinks_active.get(stream_map.stream_alias)
+            if sink is not None:
+                marketo_sink = t.cast("MarketoSink", sink)
+                self.next_seq()
+                marketo_sink.summary.received += 1
+                marketo_sink.ctx.reject(
+                    line=position, reason=row.reason, message=row.message, record=row.raw
+                )
+                return
+        raise InputError(row.message, line=position, stream=stream)
 
     def _periodic_checks(self) -> None:
         error = self.fatal.error

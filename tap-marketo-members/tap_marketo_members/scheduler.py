@@ -33,6 +33,7 @@ from marketo_common import (
     TooManyJobsError,
 )
 
+from tap_marketo_members import export_metrics
 from tap_marketo_members.exports import (
     FINAL_STATUSES,
     PENDING_STATUSES,
@@ -232,6 +233,7 @@ class ExportScheduler:
     ) -> Iterator[tuple[ExportUnit, ExportFile, dict[str, Any]]]:
         """Yield (unit, file, status) as jobs complete; the file is deleted on resume."""
         self._pending.extend(units)
+        export_metrics.quota(self.used_bytes, self.quota_bytes)
         while self._pending or self._in_flight or self._nothing_to_export:
             self._top_up()
             while self._nothing_to_export:
@@ -349,6 +351,7 @@ class ExportScheduler:
             raise
         export_id = str(created["exportId"])
         self.jobs_created += 1
+        export_metrics.job(export_id, "Created")
         now = self._clock()
         job = ExportJob(unit, export_id, "Created", now, now, now, info=created)
         self.logger.info("Export %s created (%s)", export_id, unit.describe())
@@ -446,6 +449,7 @@ class ExportScheduler:
             # Count the file against the quota before deciding on more jobs.
             self.used_bytes += _int_or_none(info.get("fileSize")) or 0
             self._files_done += 1
+            export_metrics.quota(self.used_bytes, self.quota_bytes)
             self._top_up()  # the next jobs take the slot while we download and parse
             self._jobs_changed()
             return self._download(job, info)
@@ -497,6 +501,7 @@ class ExportScheduler:
             exported.size,
             self._clock() - job.started,
         )
+        export_metrics.downloaded(job.export_id, exported.size)
         return exported
 
     def _set_status(self, job: ExportJob, status: str, info: dict[str, Any]) -> None:
@@ -511,6 +516,14 @@ class ExportScheduler:
                 now - job.status_since,
                 now - job.started,
             )
+            # Seconds in a phase are known only when a poll saw the job enter it: a job seen
+            # Queued and then Completed reports its queued time, not a processing time.
+            if job.status in {"Queued", "Processing"}:
+                export_metrics.phase(
+                    job.export_id, job.status.lower(), now - job.status_since, status
+                )
+            if status in FINAL_STATUSES:
+                export_metrics.job(job.export_id, status)
             job.status = status
             job.status_since = now
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import typing as t
 import zlib
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import msgspec
 from singer_sdk.contrib.msgspec import decoder
@@ -73,6 +75,9 @@ def iter_rows(
     limit = lines.max_rows()
     row = 0
     try:
+        if _missing_local_file(url):
+            # The SDK's storage creates the file's folder before opening: not for a read.
+            raise FileNotFoundError(url)  # noqa: TRY301 (reported below like any missing file)
         head, tail = StorageTarget.split_url(url)
         storage = StorageTarget.from_url(head)
         with storage.open(tail, mode="rb") as raw_file:
@@ -100,6 +105,11 @@ def iter_rows(
             line=line,
             stream=stream,
         ) from None
+
+
+def _missing_local_file(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in {"", "file"} and not Path(unquote(parsed.path)).is_file()
 
 
 def _too_many_rows(url: str, limit: int, *, line: int, stream: str) -> t.NoReturn:

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.plugin_base import _ConfigInput
 from target_helpers import (
     LEAD_SCHEMA,
@@ -161,12 +162,13 @@ def test_bad_batch_files_are_one_clear_error(shared_sandbox, tmp_path, caplog):
     """Missing file, broken gzip, another format: one line naming the file, no traceback."""
     config = target_config(shared_sandbox, tmp_path)
     head = [schema("leads", LEAD_SCHEMA, ["email"])]
-    missing = (tmp_path / "nowhere.json.gz").resolve().as_uri()
+    missing = (tmp_path / "gone" / "nowhere.json.gz").resolve().as_uri()
     code, errors = _invoke(config, [*head, batch("leads", [missing], gz=True)], caplog)
     assert code == 1
     (message,) = errors
     assert f"BATCH file {missing} not found" in message
     assert "line 2" in message
+    assert not (tmp_path / "gone").exists()  # reading creates no folder
 
     plain = _write_rows(tmp_path / "plain.json.gz", [_lead("x", 1)], gz=False)
     code, errors = _invoke(config, [*head, batch("leads", [plain], gz=True)], caplog)
@@ -205,6 +207,7 @@ def test_sdk_batch_names_the_adapter_relies_on(tmp_path):
     """Pins the private SDK names used in batch_files.py: an SDK upgrade that moves them fails."""
     from singer_sdk.helpers import _batch  # noqa: PLC0415
 
+    assert PluginCapabilities.BATCH in TargetMarketoIngest.capabilities
     pinned = (_batch.BaseBatchFileEncoding, _batch.BatchFileFormat, _batch.StorageTarget)
     assert pinned == batch_files.SDK_NAMES
     encoding = _batch.BaseBatchFileEncoding.from_dict({"format": "jsonl", "compression": "gzip"})

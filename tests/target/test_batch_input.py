@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import logging
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,22 @@ def test_sdk_batch_names_the_adapter_relies_on(tmp_path):
     assert rows[0][1] == {"a": 1}
     assert isinstance(rows[1][1], batch_files.BadRow)
     assert [lines.label(position) for position, _ in rows] == [f"{url}#{i}" for i in (1, 2, 3)]
+
+
+def test_rows_are_streamed_not_loaded(tmp_path):
+    """Peak memory while reading a 50,000-row file stays far below the file's size."""
+    rows = [_lead("mem", i, company="x" * 60) for i in range(50_000)]
+    url = _write_rows(tmp_path / "big.json.gz", rows, gz=True)
+    size = sum(len(json.dumps(r)) + 1 for r in rows)
+    encoding = batch_files.parse_encoding(
+        {"format": "jsonl", "compression": "gzip"}, line=1, stream="s"
+    )
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in batch_files.iter_rows(url, encoding, line=1, stream="s"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 50_000
+    assert size > 7_000_000
+    assert peak < 1_000_000, f"{peak} bytes at peak"

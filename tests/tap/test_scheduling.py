@@ -118,7 +118,12 @@ def test_status_calls_per_job_stay_within_job_time_over_60_s_plus_2(sandbox_fact
         for j in jobs
     }
     # Jobs kept queued behind our two running ones used to be polled all along (about 10 each).
-    assert max(status_calls.values()) <= job_seconds / 60 + 2, status_calls
+    # The goal is per job: its own processing time / 60 s + 2 (the sandbox's assumed duration
+    # jitter makes some jobs longer than job_seconds, and those are polled more, rightly).
+    for job in jobs:
+        took = (parse_iso(job["finishedAt"]) - parse_iso(job["startedAt"])).total_seconds()
+        assert took >= job_seconds * 0.4, job  # the fixed time (jitter at most +-50 %) applies
+        assert status_calls[job["exportId"]] <= took / 60 + 2, (job, status_calls)
 
     # Fewer polls, same slot use: every later job starts as one of ours frees its slot.
     finished = sorted(parse_iso(j["finishedAt"]) for j in jobs)

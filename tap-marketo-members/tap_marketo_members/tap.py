@@ -200,6 +200,19 @@ class TapMarketoMembers(Tap):
             ),
         ),
         th.Property(
+            "plan_only",
+            th.BooleanType,
+            default=False,
+            description=(
+                "Print the plan of the next run to stderr and stop: program groups, windows, "
+                "export jobs, expected bytes (from the last run's bytes per member and member "
+                "counts in state, else unknown), the quota left today, and the quota days and "
+                "wall time the backfill needs. Creates no export job (the local clock stands in "
+                "for Marketo's), emits no RECORD and no STATE. Costs only Asset API program "
+                "reads."
+            ),
+        ),
+        th.Property(
             "request_timeout_seconds", th.NumberType, description="HTTP read timeout in seconds."
         ),
         th.Property(
@@ -275,6 +288,29 @@ class TapMarketoMembers(Tap):
             ProgramMemberFieldsStream(self),
             LeadFieldsStream(self),
         ]
+
+    def sync_all(self) -> None:
+        """With plan_only, print the next run's plan to stderr instead of syncing."""
+        if not self.tap_settings.plan_only:
+            super().sync_all()
+            return
+        self._set_compatible_replication_methods()
+        programs = self.streams["programs"]
+        members = self.streams["program_members"]
+        if not isinstance(programs, ProgramsStream) or not isinstance(
+            members, ProgramMembersStream
+        ):
+            raise TypeError("plan_only needs the programs and program_members streams")
+        if not members.selected:
+            sys.stderr.write("program_members plan: stream not selected; nothing to export\n")
+            return
+        contexts, created_at = [], {}
+        for program in programs.get_records(None):
+            row = programs.post_process(dict(program)) or program
+            contexts.append({"programId": row["id"]})
+            if row.get("createdAt"):
+                created_at[int(row["id"])] = str(row["createdAt"])
+        sys.stderr.write("\n".join(members.plan_lines(contexts, created_at)) + "\n")
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         """SIGINT/SIGTERM: save state, then unwind so every unfinished export is cancelled."""

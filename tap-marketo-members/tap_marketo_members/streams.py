@@ -17,9 +17,15 @@ from tap_marketo_members.exports import ExportError, ExportFile, ProgramMemberEx
 from tap_marketo_members.output import BatchFiles, RecordLines, SdkRecords
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.plan import PlanInputs, render
-from tap_marketo_members.quota import quota_day, quota_reset
+from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
 from tap_marketo_members.rest_members import MembershipLimitError, ProgramMemberQuery
-from tap_marketo_members.scheduler import MB, ExportScheduler, ExportUnit, QuotaReachedError
+from tap_marketo_members.scheduler import (
+    MB,
+    ExportScheduler,
+    ExportUnit,
+    QuotaReachedError,
+    quota_stop_reason,
+)
 from tap_marketo_members.schema import MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY
 from tap_marketo_members.settings import MAX_PROGRAM_IDS_PER_JOB
 from tap_marketo_members.windows import iso, parse_iso, plan_windows
@@ -442,12 +448,18 @@ class ProgramMembersStream(MarketoStream):
         emit = self._window_writer(counter, output)
         stream_state = self.stream_state
         today = quota_day()
+        lists = ExportJobLists(self.marketo, self.logger)
+        used = self._used_today(lists, today)
+        if used >= self.settings.daily_export_quota_mb * MB:
+            # Before any job, even the clock probe: Marketo refuses creating jobs then, too.
+            self._stop_for_quota(quota_stop_reason(self.settings.daily_export_quota_mb * MB, used))
+            return
         upper, bulk_available = self._upper_bound(exports, program_ids[0])
         rest_ids = self._rest_programs(program_ids, force=not bulk_available)
         bulk_ids = [pid for pid in program_ids if pid not in rest_ids]
         too_large: list[int] = []  # REST refused them (1003 total membership): bulk instead
 
-        with self._scheduler(exports, fields, today) as scheduler, counter:
+        with self._scheduler(exports, fields, used, lists) as scheduler, counter:
             scheduler.cancel_left_over(stream_state.get("exports_in_progress") or [])
             stream_state["exports_in_progress"] = []
             committed: dict[int, dict[int, str | None]] = {}
@@ -466,12 +478,7 @@ class ProgramMembersStream(MarketoStream):
                     }
                     self._commit(unit, info, scheduler, committed)
             except QuotaReachedError as exc:
-                self.logger.warning(
-                    "Stopping program_members cleanly: %s. State is saved up to the last "
-                    "finished window; rerun after the export quota resets at midnight US "
-                    "Central time.",
-                    exc,
-                )
+                self._stop_for_quota(str(exc))
             finally:
                 output.flush()
         self.logger.info(
@@ -497,11 +504,36 @@ class ProgramMembersStream(MarketoStream):
             )
             return iso(dt.datetime.now(dt.timezone.utc)), False
 
+    def _used_today(self, lists: ExportJobLists, today: str) -> int:
+        """Today's export bytes: the job lists, or this tap's own count if that is higher."""
+        own = self.stream_state.get("export_bytes_today") or {}
+        counted = int(own.get("bytes", 0)) if own.get("day") == today else 0
+        listed = lists.used_today()
+        self.logger.info(
+            "Export quota today: %.1f MB in this API user's job lists, %.1f MB counted by this "
+            "tap; daily_export_quota_mb %g",
+            listed / MB,
+            counted / MB,
+            self.settings.daily_export_quota_mb,
+        )
+        return max(listed, counted)
+
+    def _stop_for_quota(self, reason: str) -> None:
+        self.logger.warning(
+            "Stopping program_members cleanly: %s. State is saved up to the last finished "
+            "window; the quota resets at midnight US Central time (%s); rerun after that.",
+            reason,
+            iso(quota_reset()),
+        )
+
     def _scheduler(
-        self, exports: ProgramMemberExports, fields: list[str], today: str
+        self,
+        exports: ProgramMemberExports,
+        fields: list[str],
+        used: int,
+        lists: ExportJobLists,
     ) -> ExportScheduler:
         stream_state = self.stream_state
-        used = stream_state.get("export_bytes_today") or {}
         settings = self.settings
 
         def jobs_changed(ids: list[str]) -> None:
@@ -517,11 +549,12 @@ class ProgramMembersStream(MarketoStream):
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_minutes * 60,
             quota_bytes=settings.daily_export_quota_mb * MB,
-            used_bytes=int(used.get("bytes", 0)) if used.get("day") == today else 0,
+            used_bytes=used,
             updated_at_filter=settings.updated_at_filter,
             member_filter=settings.member_filter.export_filter(),
             logger=self.logger,
             on_jobs_changed=jobs_changed,
+            quota_used=lists.used_today,
         )
 
     @staticmethod
@@ -667,13 +700,15 @@ class ProgramMembersStream(MarketoStream):
             if state.get("bytes_per_member") is not None:
                 per_member[pid] = float(state["bytes_per_member"])
             counted_with[pid] = tuple(state.get("member_count_programs") or (pid,))
-        used = self.stream_state.get("export_bytes_today") or {}
         inputs = PlanInputs(
             members=members,
             bytes_per_member=per_member,
             counted_with=counted_with,
             quota_bytes=self.settings.daily_export_quota_mb * MB,
-            used_today_bytes=int(used.get("bytes", 0)) if used.get("day") == quota_day() else 0,
+            # The job lists are reads, not jobs: plan_only reads them.
+            used_today_bytes=self._used_today(
+                ExportJobLists(self.marketo, self.logger), quota_day()
+            ),
             concurrency=self.settings.max_concurrent_exports,
             now=iso(now),
             resets_at=iso(quota_reset(now)),

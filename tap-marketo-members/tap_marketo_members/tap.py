@@ -148,7 +148,11 @@ class TapMarketoMembers(Tap):
             default=500,
             description=(
                 "Stop cleanly (state saved) before this many MB are exported today (US Central "
-                "day); Marketo's default daily quota is 500 MB."
+                "day); Marketo's default daily quota is 500 MB, shared by every export type. "
+                "Counted before the first job and again as each file finishes from Marketo's "
+                "lead, activity and program member export job lists (this API user's jobs "
+                "finished today; 3 list calls each time); other API users' exports show only as "
+                "Marketo's 1029, which also stops the run cleanly."
             ),
         ),
         th.Property(

@@ -66,3 +66,11 @@ def test_listed_bytes_count_as_files_finish(qsb):
     assert "seen used" in run.logs
     bookmark = run.state["bookmarks"]["program_members"]["partitions"][0]
     assert bookmark["replication_key_value"] == enqueued[0]["filter"]["updatedAt"]["endAt"]
+
+
+def test_plan_only_reports_the_quota_seen_in_the_job_lists(qsb, capsys):
+    qsb.admin.inject_export_job("leads", 100 * MB, finishedAt=_today())
+    run = run_tap(config_for(qsb, plan_only=True))
+    assert qsb.admin.dump("export_jobs") == []
+    assert not run.states
+    assert "quota left today: 400.0 of 500 MB (100.0 MB used" in capsys.readouterr().err

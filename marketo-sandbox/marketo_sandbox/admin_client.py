@@ -57,6 +57,14 @@ class AdminClient:
         spec.update(every=every, delay=delay)
         return self._call("POST", "/_sandbox/faults", spec)
 
+    def inject_export_job(self, export_type: str, file_size: int, **fields: Any) -> dict[str, Any]:
+        """A finished export job in a type's job list (leads, activities, program_members).
+
+        `fields`: numberOfRecords, finishedAt (ISO), status, apiUser, format.
+        """
+        body = {"type": export_type, "fileSize": file_size, **fields}
+        return self._call("POST", "/_sandbox/bulk/export_jobs", body)
+
     def faults(self) -> list[dict[str, Any]]:
         """Armed faults with their counters."""
         return self._call("GET", "/_sandbox/faults")

@@ -108,6 +108,15 @@ class QuotaReachedError(Exception):
     """Marketo's (or our configured) daily export quota is used up; stop cleanly."""
 
 
+def quota_stop_reason(quota_bytes: float, used_bytes: float) -> str:
+    """Why a run stops before the quota: what it has seen used of daily_export_quota_mb."""
+    return (
+        f"daily_export_quota_mb ({quota_bytes / MB:g} MB) would be exceeded: "
+        f"{used_bytes / MB:.1f} MB of today's export quota seen used (this API user's lead, "
+        "activity and program member export jobs, and this run's files)"
+    )
+
+
 class ExportScheduler:
     """Creates, enqueues and polls export jobs; yields each finished, verified file."""
 
@@ -128,6 +137,7 @@ class ExportScheduler:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         on_jobs_changed: Callable[[list[str]], None] | None = None,
+        quota_used: Callable[[], int] | None = None,
     ) -> None:
         self.exports = exports
         self.fields = list(fields)
@@ -148,6 +158,8 @@ class ExportScheduler:
         self._clock = clock
         self._sleep = sleep
         self._on_jobs_changed = on_jobs_changed
+        self._quota_used = quota_used
+        self._run_bytes = 0  # this run's files: their average sizes the next jobs
         self._pending: deque[ExportUnit] = deque()
         self._in_flight: list[ExportJob] = []
         self._nothing_to_export: deque[ExportUnit] = deque()  # answered without a job
@@ -304,10 +316,7 @@ class ExportScheduler:
             if self._stop_reason or self._clock() < self._queue_full_until:
                 return
             if self._quota_would_exceed():
-                self._stop_reason = (
-                    f"daily_export_quota_mb ({self.quota_bytes / MB:g} MB) would be exceeded "
-                    f"({self.used_bytes / MB:.1f} MB exported today)"
-                )
+                self._stop_reason = quota_stop_reason(self.quota_bytes, self.used_bytes)
                 return
             unit = self._pending.popleft()
             try:
@@ -447,8 +456,13 @@ class ExportScheduler:
         if status == "Completed":
             self._in_flight.remove(job)
             # Count the file against the quota before deciding on more jobs.
-            self.used_bytes += _int_or_none(info.get("fileSize")) or 0
+            size = _int_or_none(info.get("fileSize")) or 0
+            self.used_bytes += size
+            self._run_bytes += size
             self._files_done += 1
+            if self._quota_used is not None:
+                # Marketo's job lists also show this API user's other exports of today.
+                self.used_bytes = max(self.used_bytes, self._quota_used())
             export_metrics.quota(self.used_bytes, self.quota_bytes)
             self._top_up()  # the next jobs take the slot while we download and parse
             self._jobs_changed()
@@ -528,7 +542,7 @@ class ExportScheduler:
             job.status_since = now
 
     def _quota_would_exceed(self) -> bool:
-        average = self.used_bytes / self._files_done if self._files_done else 0
+        average = self._run_bytes / self._files_done if self._files_done else 0
         return self.used_bytes + average * (len(self._in_flight) + 1) > self.quota_bytes
 
     def _cancel_quietly(self, export_id: str) -> None:

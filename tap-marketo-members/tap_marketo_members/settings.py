@@ -89,6 +89,7 @@ class TapSettings:
     rest_fallback: str = "auto"
     rest_fallback_max_members: int = 0
     member_filter: MemberFilter = MemberFilter()
+    plan_only: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TapSettings:
@@ -119,7 +120,17 @@ class TapSettings:
                 is_exhausted=_is_exhausted(config.get("is_exhausted")),
                 nurture_cadence=_nurture_cadence(config.get("nurture_cadence")),
             ),
+            plan_only=_flag(config, "plan_only"),
         )
+
+
+def _flag(config: Mapping[str, Any], name: str) -> bool:
+    value = config.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ConfigError(name, f"true or false, got {value!r}")
+    return value
 
 
 def _start_date(value: Any) -> dt.datetime | None:

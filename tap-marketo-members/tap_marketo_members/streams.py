@@ -16,8 +16,16 @@ from tap_marketo_members.client import MarketoStream, PagedFieldsStream
 from tap_marketo_members.exports import ExportError, ExportFile, ProgramMemberExports
 from tap_marketo_members.output import BatchFiles, RecordLines, SdkRecords
 from tap_marketo_members.parsing import MemberFileParser
+from tap_marketo_members.plan import PlanInputs, render
+from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
 from tap_marketo_members.rest_members import MembershipLimitError, ProgramMemberQuery
-from tap_marketo_members.scheduler import MB, ExportScheduler, ExportUnit, QuotaReachedError
+from tap_marketo_members.scheduler import (
+    MB,
+    ExportScheduler,
+    ExportUnit,
+    QuotaReachedError,
+    quota_stop_reason,
+)
 from tap_marketo_members.schema import MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY
 from tap_marketo_members.settings import MAX_PROGRAM_IDS_PER_JOB
 from tap_marketo_members.windows import iso, parse_iso, plan_windows
@@ -439,13 +447,19 @@ class ProgramMembersStream(MarketoStream):
         counter = self.get_record_counter()
         emit = self._window_writer(counter, output)
         stream_state = self.stream_state
-        quota_day = _quota_day()
+        today = quota_day()
+        lists = ExportJobLists(self.marketo, self.logger)
+        used = self._used_today(lists, today)
+        if used >= self.settings.daily_export_quota_mb * MB:
+            # Before any job, even the clock probe: Marketo refuses creating jobs then, too.
+            self._stop_for_quota(quota_stop_reason(self.settings.daily_export_quota_mb * MB, used))
+            return
         upper, bulk_available = self._upper_bound(exports, program_ids[0])
         rest_ids = self._rest_programs(program_ids, force=not bulk_available)
         bulk_ids = [pid for pid in program_ids if pid not in rest_ids]
         too_large: list[int] = []  # REST refused them (1003 total membership): bulk instead
 
-        with self._scheduler(exports, fields, quota_day) as scheduler, counter:
+        with self._scheduler(exports, fields, used, lists) as scheduler, counter:
             scheduler.cancel_left_over(stream_state.get("exports_in_progress") or [])
             stream_state["exports_in_progress"] = []
             committed: dict[int, dict[int, str | None]] = {}
@@ -459,17 +473,12 @@ class ProgramMembersStream(MarketoStream):
                 for unit, exported, info in scheduler.run(units):
                     yield from emit(self._file_records(parser, unit, exported))
                     stream_state["export_bytes_today"] = {
-                        "day": quota_day,
+                        "day": today,
                         "bytes": scheduler.used_bytes,
                     }
                     self._commit(unit, info, scheduler, committed)
             except QuotaReachedError as exc:
-                self.logger.warning(
-                    "Stopping program_members cleanly: %s. State is saved up to the last "
-                    "finished window; rerun after the export quota resets at midnight US "
-                    "Central time.",
-                    exc,
-                )
+                self._stop_for_quota(str(exc))
             finally:
                 output.flush()
         self.logger.info(
@@ -495,11 +504,36 @@ class ProgramMembersStream(MarketoStream):
             )
             return iso(dt.datetime.now(dt.timezone.utc)), False
 
+    def _used_today(self, lists: ExportJobLists, today: str) -> int:
+        """Today's export bytes: the job lists, or this tap's own count if that is higher."""
+        own = self.stream_state.get("export_bytes_today") or {}
+        counted = int(own.get("bytes", 0)) if own.get("day") == today else 0
+        listed = lists.used_today()
+        self.logger.info(
+            "Export quota today: %.1f MB in this API user's job lists, %.1f MB counted by this "
+            "tap; daily_export_quota_mb %g",
+            listed / MB,
+            counted / MB,
+            self.settings.daily_export_quota_mb,
+        )
+        return max(listed, counted)
+
+    def _stop_for_quota(self, reason: str) -> None:
+        self.logger.warning(
+            "Stopping program_members cleanly: %s. State is saved up to the last finished "
+            "window; the quota resets at midnight US Central time (%s); rerun after that.",
+            reason,
+            iso(quota_reset()),
+        )
+
     def _scheduler(
-        self, exports: ProgramMemberExports, fields: list[str], quota_day: str
+        self,
+        exports: ProgramMemberExports,
+        fields: list[str],
+        used: int,
+        lists: ExportJobLists,
     ) -> ExportScheduler:
         stream_state = self.stream_state
-        used = stream_state.get("export_bytes_today") or {}
         settings = self.settings
 
         def jobs_changed(ids: list[str]) -> None:
@@ -515,11 +549,12 @@ class ProgramMembersStream(MarketoStream):
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_minutes * 60,
             quota_bytes=settings.daily_export_quota_mb * MB,
-            used_bytes=int(used.get("bytes", 0)) if used.get("day") == quota_day else 0,
+            used_bytes=used,
             updated_at_filter=settings.updated_at_filter,
             member_filter=settings.member_filter.export_filter(),
             logger=self.logger,
             on_jobs_changed=jobs_changed,
+            quota_used=lists.used_today,
         )
 
     @staticmethod
@@ -547,6 +582,17 @@ class ProgramMembersStream(MarketoStream):
             for pid in unit.program_ids:
                 state = self._partition_state(pid)
                 state["member_count_max"] = int(info["numberOfRecords"])
+                # A job of several programs counts them together: the plan counts it once.
+                if len(unit.program_ids) > 1:
+                    state["member_count_programs"] = list(unit.program_ids)
+                else:
+                    state.pop("member_count_programs", None)
+        records = _int(info.get("numberOfRecords"))
+        size = _int(info.get("fileSize"))
+        if records and size is not None:
+            # What the next plan_only multiplies by member counts to expect export bytes.
+            for pid in unit.program_ids:
+                self._partition_state(pid)["bytes_per_member"] = round(size / records, 1)
         if not self.incremental or unit.upper is None:
             self._flush_state()
             return
@@ -633,6 +679,42 @@ class ProgramMembersStream(MarketoStream):
                 self.logger.warning("Program %s: %s; exporting it through bulk instead", pid, exc)
                 too_large.append(pid)
 
+    def plan_lines(self, contexts: list[dict], created_at: dict[int, str]) -> list[str]:
+        """The next run's plan (`plan_only`), computed without creating any export job.
+
+        The local clock stands in for Marketo's (the clock probe is an export job).
+        """
+        self._created_at = dict(created_at)
+        program_ids = [int(ctx["programId"]) for ctx in contexts]
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        upper = iso(now) if self.incremental else None
+        rest_ids = self._rest_programs(program_ids)
+        units = self._plan([pid for pid in program_ids if pid not in rest_ids], upper)
+        members: dict[int, int] = {}
+        per_member: dict[int, float] = {}
+        counted_with: dict[int, tuple[int, ...]] = {}
+        for pid in program_ids:
+            state = self._partition_state(pid)
+            if state.get("member_count_max") is not None:
+                members[pid] = int(state["member_count_max"])
+            if state.get("bytes_per_member") is not None:
+                per_member[pid] = float(state["bytes_per_member"])
+            counted_with[pid] = tuple(state.get("member_count_programs") or (pid,))
+        inputs = PlanInputs(
+            members=members,
+            bytes_per_member=per_member,
+            counted_with=counted_with,
+            quota_bytes=self.settings.daily_export_quota_mb * MB,
+            # The job lists are reads, not jobs: plan_only reads them.
+            used_today_bytes=self._used_today(
+                ExportJobLists(self.marketo, self.logger), quota_day()
+            ),
+            concurrency=self.settings.max_concurrent_exports,
+            now=iso(now),
+            resets_at=iso(quota_reset(now)),
+        )
+        return render(units, rest_ids, inputs)
+
     def _log_plan(self, units: list[ExportUnit]) -> None:
         """The export plan, before its first job: groups of programs and their windows."""
         groups: dict[int, list[ExportUnit]] = {}
@@ -705,12 +787,8 @@ class ProgramMembersStream(MarketoStream):
             yield record
 
 
-def _quota_day() -> str:
-    """Marketo's export quota day: the calendar day in US Central time."""
+def _int(value: Any) -> int | None:
     try:
-        from zoneinfo import ZoneInfo  # noqa: PLC0415
-
-        central = ZoneInfo("America/Chicago")
-    except Exception:
-        central = dt.timezone(dt.timedelta(hours=-6))
-    return dt.datetime.now(central).date().isoformat()
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None

@@ -148,7 +148,11 @@ class TapMarketoMembers(Tap):
             default=500,
             description=(
                 "Stop cleanly (state saved) before this many MB are exported today (US Central "
-                "day); Marketo's default daily quota is 500 MB."
+                "day); Marketo's default daily quota is 500 MB, shared by every export type. "
+                "Counted before the first job and again as each file finishes from Marketo's "
+                "lead, activity and program member export job lists (this API user's jobs "
+                "finished today; 3 list calls each time); other API users' exports show only as "
+                "Marketo's 1029, which also stops the run cleanly."
             ),
         ),
         th.Property(
@@ -197,6 +201,19 @@ class TapMarketoMembers(Tap):
                 "cadence) engagement program members only. Unset: both. A change of "
                 "status_names, is_exhausted or nurture_cadence keeps separate bookmarks: the "
                 "new filter set starts from start_date."
+            ),
+        ),
+        th.Property(
+            "plan_only",
+            th.BooleanType,
+            default=False,
+            description=(
+                "Print the plan of the next run to stderr and stop: program groups, windows, "
+                "export jobs, expected bytes (from the last run's bytes per member and member "
+                "counts in state, else unknown), the quota left today, and the quota days and "
+                "wall time the backfill needs. Creates no export job (the local clock stands in "
+                "for Marketo's), emits no RECORD and no STATE. Costs only Asset API program "
+                "reads."
             ),
         ),
         th.Property(
@@ -275,6 +292,29 @@ class TapMarketoMembers(Tap):
             ProgramMemberFieldsStream(self),
             LeadFieldsStream(self),
         ]
+
+    def sync_all(self) -> None:
+        """With plan_only, print the next run's plan to stderr instead of syncing."""
+        if not self.tap_settings.plan_only:
+            super().sync_all()
+            return
+        self._set_compatible_replication_methods()
+        programs = self.streams["programs"]
+        members = self.streams["program_members"]
+        if not isinstance(programs, ProgramsStream) or not isinstance(
+            members, ProgramMembersStream
+        ):
+            raise TypeError("plan_only needs the programs and program_members streams")
+        if not members.selected:
+            sys.stderr.write("program_members plan: stream not selected; nothing to export\n")
+            return
+        contexts, created_at = [], {}
+        for program in programs.get_records(None):
+            row = programs.post_process(dict(program)) or program
+            contexts.append({"programId": row["id"]})
+            if row.get("createdAt"):
+                created_at[int(row["id"])] = str(row["createdAt"])
+        sys.stderr.write("\n".join(members.plan_lines(contexts, created_at)) + "\n")
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         """SIGINT/SIGTERM: save state, then unwind so every unfinished export is cancelled."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from tap_marketo_members.exports import ExportError
+from tap_marketo_members.quota import quota_day
+from tap_marketo_members.windows import parse_iso
 
 from .support import catalog_for, config_for, run_tap
 
@@ -81,7 +83,15 @@ def test_export_quota_1029_stops_cleanly_with_state(sb):
 def test_daily_export_quota_setting_stops_before_marketo_does(sb):
     dump = sb.admin.dump("program_members")
     start = min(r["updatedAt"] for r in dump)
-    config = config_for(sb, start_date=start, window_days=7, daily_export_quota_mb=0.3)
+    # The module's earlier runs are in today's job lists (same API user): 0.3 MB above them.
+    today = quota_day()
+    spent = sum(
+        j["fileSize"] or 0
+        for j in sb.admin.dump("export_jobs")
+        if j["finishedAt"] and quota_day(parse_iso(j["finishedAt"])) == today
+    )
+    quota_mb = spent / (1024 * 1024) + 0.3
+    config = config_for(sb, start_date=start, window_days=7, daily_export_quota_mb=quota_mb)
     catalog = catalog_for(config, MEMBERS_ONLY)
     first = run_tap(config, catalog=catalog)
     assert "daily_export_quota_mb" in first.logs

@@ -147,3 +147,36 @@ def test_outstanding_seqs_track_pending_and_in_flight():
         assert unit.seq == 0
         assert s.outstanding_seqs(0) == {1, 2, 3, 4, 5}
         run.close()
+
+
+def test_job_lists_read_as_files_finish_stop_the_next_job():
+    """Other exports of today (Marketo's job lists) count as soon as a file finishes."""
+    clock = Clock()
+    exports = ScriptedExports([], size=100)
+    listed = iter([1000])
+    got = []
+    with (
+        pytest.raises(QuotaReachedError, match="seen used"),
+        scheduler(
+            exports,
+            clock,
+            quota_bytes=1000,
+            max_concurrent_exports=1,
+            quota_used=lambda: next(listed),
+        ) as s,
+    ):
+        got.extend(u.seq for u, _, _ in s.run(units(5)))
+    assert got == [0]
+
+
+def test_file_size_average_counts_only_this_runs_files():
+    """Bytes other exports used today do not inflate the expected size of our next file."""
+    clock = Clock()
+    exports = ScriptedExports([], size=100)
+    got = []
+    with (
+        pytest.raises(QuotaReachedError, match="daily_export_quota_mb"),
+        scheduler(exports, clock, quota_bytes=1000, used_bytes=600, max_concurrent_exports=1) as s,
+    ):
+        got.extend(u.seq for u, _, _ in s.run(units(6)))
+    assert got == [0, 1, 2, 3]

@@ -22,6 +22,7 @@ def test_defaults():
     assert s.lead_fields == ("email", "firstName", "lastName", "company")
     assert s.updated_at_filter == "auto"
     assert s.rest_fallback == "auto"
+    assert s.plan_only is False
 
 
 def test_normalises():
@@ -61,6 +62,7 @@ def test_normalises():
         ("status_names", ["Registered", ""]),
         ("is_exhausted", "yes"),
         ("nurture_cadence", "fast"),
+        ("plan_only", "yes"),
     ],
 )
 def test_bad_setting_names_itself(key, value):
@@ -133,6 +135,7 @@ def test_about_documents_every_setting():
         "status_names",
         "is_exhausted",
         "nurture_cadence",
+        "plan_only",
     ):
         assert props[name].get("description"), name
     # the extract filters carry Marketo's names and values

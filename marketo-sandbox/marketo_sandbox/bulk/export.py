@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from marketo_sandbox.bulk import files
+from marketo_sandbox.bulk import export_history, files
 from marketo_sandbox.bulk.common import (
     DAY,
     caller,
@@ -269,6 +269,7 @@ def exported_today(sched: Scheduler, now: float) -> int:
             "WHERE status = 'Completed' AND finished_at >= ?",
             (now - 2 * DAY,),
         )
+    rows += export_history.completed_since(sched, now - 2 * DAY)  # other types, other runs
     return sum(
         r["file_size"] or 0
         for r in rows
@@ -412,35 +413,27 @@ def list_jobs(request: Request) -> Response:
     """`GET /bulk/v1/program/members/export.json`: jobs of the last 7 days, `status` filter.
 
     Only the calling API user's jobs ("The response includes only jobs that the API user making
-    the call owns"), newest first, each with the status its creator sees.
+    the call owns"), newest first, each with the status its creator sees; injected program
+    member jobs (`export_history`) among them.
     """
     user = caller(request)
-    wanted: set[str] = set()
-    for value in request.query_params.getlist("status"):
-        wanted.update(s.strip() for s in value.split(",") if s.strip())
     sched, _ = _pool(request)
     now = sched.now()
-    try:
-        batch = min(300, max(1, int(request.query_params.get("batchSize") or 300)))
-        offset = int(request.query_params.get("nextPageToken") or 0)
-    except ValueError:
-        raise MarketoHTTPError(1003, "Invalid batchSize or nextPageToken") from None
+    since = now - export_history.LIST_DAYS * DAY
     with sched.store.db.tx() as conn:
         jobs = fetch_all(
             conn,
             "SELECT * FROM bulk_export_jobs WHERE created_at >= ? AND api_user = ? "
             "ORDER BY created_at DESC",
-            (now - 7 * DAY, user),
+            (since, user),
         )
     views = [shown(request, j, now) for j in jobs]
-    if wanted:
-        lower = {w.lower() for w in wanted}
-        views = [v for v in views if v["status"].lower() in lower]
-    page = views[offset : offset + batch]
-    extra: dict[str, Any] = {}
-    if offset + batch < len(views):
-        extra = {"moreResult": True, "nextPageToken": str(offset + batch)}
-    return ok(page, **extra)
+    views += [
+        export_history.view(j)
+        for j in export_history.injected(sched, "program_members", user, since)
+    ]
+    views.sort(key=operator.itemgetter("createdAt"), reverse=True)
+    return export_history.page(request, views)
 
 
 def dump(store: Any) -> list[dict]:

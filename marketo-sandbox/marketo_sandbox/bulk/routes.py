@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import Route
 
-from marketo_sandbox.bulk import export, imports, lead_import, member_import
+from marketo_sandbox.bulk import export, export_history, imports, lead_import, member_import
 from marketo_sandbox.family import Family
 from marketo_sandbox.state import state_of
 
@@ -26,6 +26,11 @@ ROUTES = [
     Route(f"{EXPORT}/{{exportId}}/status.json", export.status, methods=["GET"]),
     Route(f"{EXPORT}/{{exportId}}/cancel.json", export.cancel, methods=["POST"]),
     Route(f"{EXPORT}/{{exportId}}/file.json", export.file, methods=["GET"]),
+    # Get Export Lead / Activity Jobs (the jobs are injected: the sandbox runs no such export)
+    Route("/bulk/v1/leads/export.json", export_history.lister("leads"), methods=["GET"]),
+    Route("/bulk/v1/activities/export.json", export_history.lister("activities"), methods=["GET"]),
+    # Admin: jobs of other export types and earlier runs, for the job lists and the quota
+    Route("/_sandbox/bulk/export_jobs", export_history.inject, methods=["POST"]),
     # Bulk Lead Import
     Route("/bulk/v1/leads.json", lead_import.create, methods=["POST"]),
     Route("/bulk/v1/leads/batch/{batchId}.json", lead_import.status, methods=["GET"]),
@@ -63,8 +68,12 @@ def on_reset(app: Starlette) -> None:
 BULK = Family(
     "bulk",
     routes=ROUTES,
-    schema=export.SCHEMA + imports.SCHEMA,
-    dumps={"export_jobs": export.dump, "import_jobs": imports.dump},
+    schema=export.SCHEMA + export_history.SCHEMA + imports.SCHEMA,
+    dumps={
+        "export_jobs": export.dump,
+        "injected_export_jobs": export_history.dump,
+        "import_jobs": imports.dump,
+    },
     jobs=jobs,
     on_reset=on_reset,
 )

@@ -1,0 +1,65 @@
+"""plan_only: the next run's plan, with no export job, no RECORD and no STATE."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+
+from tap_marketo_members.plan import quota_days, wall_seconds
+from tap_marketo_members.scheduler import MB
+
+from .support import config_for, run_tap
+
+
+def plan_run(config: dict, state: dict | None = None) -> tuple[object, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        run = run_tap({**config, "plan_only": True}, state=state)
+    return run, err.getvalue()
+
+
+def test_plan_only_creates_no_job_and_emits_no_record_or_state(sb):
+    jobs_before = len(sb.admin.dump("export_jobs"))
+    run, plan = plan_run(config_for(sb, start_date="2000-01-01T00:00:00Z"))
+    assert len(sb.admin.dump("export_jobs")) == jobs_before  # not even the clock probe
+    assert not [m for m in run.messages if m["type"] in ("RECORD", "STATE", "BATCH")]
+    assert "local clock" in plan
+    assert "programs 1002,1004,1003,1001: full export kept from 2000-01-01" in plan
+    assert "export jobs: 1" in plan
+    assert "expected bytes: unknown" in plan
+    assert "quota left today: 500.0 of 500 MB" in plan
+    assert "quota days: unknown" in plan
+
+
+def test_plan_expects_the_bytes_of_the_last_run(sb):
+    """Sizes from a full run's state (bookmarks dropped: a backfill again) give its file sizes."""
+    config = config_for(sb, program_ids=[1001, 1003])
+    jobs_before = len(sb.admin.dump("export_jobs"))
+    first = run_tap(config)
+    spent = sum(
+        j.get("fileSize") or 0
+        for j in sb.admin.dump("export_jobs")[jobs_before:]
+        if j.get("status") == "Completed"
+    )
+    assert spent > 0
+    state = first.state
+    partitions = state["bookmarks"]["program_members"]["partitions"]
+    assert all(p["bytes_per_member"] > 0 for p in partitions)
+    for partition in partitions:
+        partition.pop("replication_key_value")
+    jobs_before = len(sb.admin.dump("export_jobs"))
+    _, plan = plan_run(config, state=state)
+    assert len(sb.admin.dump("export_jobs")) == jobs_before
+    expected = int(re.search(r"expected bytes: (\d+)", plan).group(1))
+    assert abs(expected - spent) <= spent * 0.01
+    assert "quota days: 1" in plan
+    assert re.search(r"quota left today: [\d.]+ of 500 MB \([\d.]+ MB used", plan)
+
+
+def test_plan_counts_quota_days_beyond_today():
+    assert quota_days(100 * MB, 120 * MB, 500 * MB) == 1
+    assert quota_days(600 * MB, 100 * MB, 500 * MB) == 2
+    assert quota_days(1200 * MB, 0, 500 * MB) == 4
+    # two jobs at once halve the work time of four equal jobs
+    assert wall_seconds(4, 40 * MB, 2) == wall_seconds(2, 20 * MB, 1)

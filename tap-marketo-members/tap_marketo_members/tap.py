@@ -51,7 +51,6 @@ class TapMarketoMembers(Tap):
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
         TapCapabilities.DISCOVER,
-        TapCapabilities.ACTIVATE_VERSION,
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,

@@ -110,6 +110,7 @@ def plot_slots(figures: dict[str, Any], path: Path) -> Path | None:
         ax.set_xlabel("sandbox seconds since the first job was created")
         ax.set_ylabel("slots in use")
         ax.set_ylim(0, 3)
+        ax.set_yticks([0, 1, 2, 3])
         ax.set_title(f"Export slot use over time ({export['value']:.3f} of ideal)")
         ax.legend()
         return _save(fig, path)

@@ -34,6 +34,7 @@ from harness import (
     split_singer_output,
     write_json,
 )
+from html_report import write_report
 from marketo_sandbox.server import SandboxServer
 from proxy import IngestionRecorder
 from report import Figure, git_commit, machine, save, table
@@ -532,6 +533,9 @@ class Bench:
                     "status_calls": polls,
                     "queued_s": (started - queued) if queued and started else None,
                     "processing_s": (finished - started) if started and finished else None,
+                    # Sandbox seconds since the first job's creation: the report's timeline.
+                    "started_s": (started - first) if started else None,
+                    "finished_s": (finished - first) if finished else None,
                 }
             )
         self.add(
@@ -1080,6 +1084,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table(bench.figures))
     print(f"\nwritten {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    html = write_report(json.loads(path.read_text()), args.out / "report")
+    print(f"report  {html.relative_to(REPO) if html.is_relative_to(REPO) else html}")
     errors = [f.key for f in bench.figures if f.error is not None]
     if errors:
         print(f"not measured: {', '.join(errors)} (see the log above)", file=sys.stderr)

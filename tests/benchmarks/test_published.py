@@ -70,9 +70,9 @@ def test_a_stale_figure_is_rewritten(published: dict) -> None:
     assert render_doc(table.replace("| 1.074 |", "| 0.830 |"), published) == table
 
 
-@pytest.mark.parametrize("rel", CONNECTOR_READMES)
-def test_connector_readmes_quote_no_unpublished_figure(rel: str) -> None:
-    """Outside the generated spans, no number in a connector README looks like a benchmark."""
+@pytest.mark.parametrize("rel", ("README.md", *CONNECTOR_READMES))
+def test_readmes_quote_no_unpublished_figure(rel: str) -> None:
+    """Outside the generated spans, no number in a README looks like a benchmark figure."""
     text = GENERATED.sub("", (REPO / rel).read_text())
     found = [m.group(0) for m in BENCH_LIKE.finditer(text)]
     assert not found, f"{rel}: benchmark figures not from published.json: {found}"

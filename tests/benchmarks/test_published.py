@@ -70,7 +70,7 @@ def test_a_stale_figure_is_rewritten(published: dict) -> None:
     assert render_doc(table.replace("| 1.074 |", "| 0.830 |"), published) == table
 
 
-@pytest.mark.parametrize("rel", ("README.md", *CONNECTOR_READMES))
+@pytest.mark.parametrize("rel", ["README.md", *CONNECTOR_READMES])
 def test_readmes_quote_no_unpublished_figure(rel: str) -> None:
     """Outside the generated spans, no number in a README looks like a benchmark figure."""
     text = GENERATED.sub("", (REPO / rel).read_text())

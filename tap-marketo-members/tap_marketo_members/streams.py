@@ -590,9 +590,11 @@ class ProgramMembersStream(MarketoStream):
         records = _int(info.get("numberOfRecords"))
         size = _int(info.get("fileSize"))
         if records and size is not None:
-            # What the next plan_only multiplies by member counts to expect export bytes.
+            # What the next plan_only multiplies by member counts to expect export bytes. An
+            # integer: SDK targets read STATE numbers as Decimal and cannot write a fraction back
+            # out (target-postgres failed at end of pipe on 290.4).
             for pid in unit.program_ids:
-                self._partition_state(pid)["bytes_per_member"] = round(size / records, 1)
+                self._partition_state(pid)["bytes_per_member"] = max(1, round(size / records))
         if not self.incremental or unit.upper is None:
             self._flush_state()
             return

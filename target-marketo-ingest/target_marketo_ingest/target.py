@@ -519,7 +519,7 @@ class TargetMarketoIngest(Target):
 
     def _emit_state(self, state: dict) -> None:
         with self._stdout_lock:
-            sys.stdout.write(json.dumps(state) + "\n")
+            sys.stdout.write(json.dumps(state, default=_state_number) + "\n")
             sys.stdout.flush()
 
     def process_endofpipe(self) -> None:
@@ -696,3 +696,10 @@ def _threshold(value: t.Any) -> float | None:
 
 if __name__ == "__main__":
     TargetMarketoIngest.cli()
+
+
+def _state_number(value: t.Any) -> t.Any:
+    """A STATE number the SDK's reader parsed as Decimal goes back out as JSON's number."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")

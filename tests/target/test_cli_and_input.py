@@ -282,3 +282,14 @@ def test_connection_settings_fail_before_input(change, expected, caplog, tmp_pat
     (message,) = _errors(records)
     assert expected in message
     assert "very-secret-value" not in message
+
+
+def test_state_with_fractions_passes_through(shared_sandbox, tmp_path):
+    """A tap may keep a fraction in its STATE (the SDK reads it as Decimal): it goes back out
+    as the same JSON number, not as a TypeError at the end of the pipe."""
+    config = make_config(shared_sandbox, tmp_path)
+    lines = [schema("leads", LEAD_SCHEMA), record("leads", {"email": "fraction@example.com"})]
+    value = {"bookmarks": {"s": {"bytes_per_member": 290.4, "count": 3, "big": 12345678901234}}}
+    lines.append(state(value))
+    run = run_target(config, lines)
+    assert run.states[-1] == value

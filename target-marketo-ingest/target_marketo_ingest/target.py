@@ -694,12 +694,12 @@ def _threshold(value: t.Any) -> float | None:
     return number
 
 
-if __name__ == "__main__":
-    TargetMarketoIngest.cli()
-
-
 def _state_number(value: t.Any) -> t.Any:
     """A STATE number the SDK's reader parsed as Decimal goes back out as JSON's number."""
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+if __name__ == "__main__":
+    TargetMarketoIngest.cli()

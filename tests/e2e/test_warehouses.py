@@ -186,6 +186,7 @@ def test_postgres_both_ways(
         ),
     }
     meltano("run", "tap-postgres", "target-marketo-ingest", env=reverse_env)
+    sandbox.admin.wait_ingestion(60)  # Data Ingestion applies after its 202
 
     members = {m["leadId"]: m for m in sandbox.admin.dump("program_members", program_id=1002)}
     assert sum(members[i]["statusName"] == "Influenced" for i in update_ids) == len(update_ids)

@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,6 +31,9 @@ from .support import (
     plugins_fingerprint,
     tail,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 E2E_TIMEOUT = 900
 
@@ -144,3 +149,11 @@ def postgres() -> Postgres:
     psql = shutil.which("psql")
     assert psql is not None
     return Postgres(psql_path=psql, **params)
+
+
+@pytest.fixture
+def pg_schema(postgres: Postgres) -> Iterator[tuple[Postgres, str]]:
+    """The server and a schema of this test's own, dropped afterwards."""
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    yield postgres, name
+    postgres.query(f"DROP SCHEMA IF EXISTS {name} CASCADE")

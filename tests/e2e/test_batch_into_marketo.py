@@ -8,28 +8,17 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import TYPE_CHECKING
-
-import pytest
 
 from .support import Meltano, Postgres, read_jsonl, sandbox_env
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from marketo_sandbox.server import SandboxServer
 
 PEOPLE = 2500
-
-
-@pytest.fixture
-def pg_schema(postgres: Postgres) -> Iterator[tuple[Postgres, str]]:
-    """The server and a schema of this test's own, dropped afterwards."""
-    name = f"e2e_{uuid.uuid4().hex[:10]}"
-    yield postgres, name
-    postgres.query(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 def test_postgres_batch_files_into_marketo(

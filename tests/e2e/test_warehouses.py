@@ -9,17 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import uuid
 from typing import TYPE_CHECKING
 
 import duckdb
-import pytest
 
 from .support import Meltano, Postgres, read_jsonl, sandbox_env
 from .test_round_trip import tap_env
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from marketo_sandbox.server import SandboxServer
@@ -85,14 +83,6 @@ def test_marketo_to_duckdb_checked_with_sql(
     assert programs == 4
     assert pm_fields[0] == sum(1 for f in fields if f["object"] == "programMember")
     assert lead_fields[0] == sum(1 for f in fields if f["object"] == "lead")
-
-
-@pytest.fixture
-def pg_schema(postgres: Postgres) -> Iterator[tuple[Postgres, str]]:
-    """The server and a schema of this test's own, dropped afterwards."""
-    name = f"e2e_{uuid.uuid4().hex[:10]}"
-    yield postgres, name
-    postgres.query(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 def test_postgres_both_ways(

@@ -241,3 +241,12 @@ def test_rows_are_streamed_not_loaded(tmp_path):
     assert count == 50_000
     assert size > 7_000_000
     assert peak < 1_000_000, f"{peak} bytes at peak"
+
+
+def test_sdk_still_dispatches_batch_to_the_overridden_hook():
+    """BATCH rows reach our accounting only through Target._process_batch_message, a private
+    SDK hook: if an SDK upgrade renames it, this fails instead of the SDK loading files itself."""
+    from singer_sdk.target_base import Target  # noqa: PLC0415
+
+    assert callable(vars(Target).get("_process_batch_message"))
+    assert "_process_batch_message" in vars(TargetMarketoIngest)

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,13 @@ from report import Figure
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the e2e helpers: Meltano and its project
 
-from e2e.support import Meltano, install_meltano, isolated_sys_dir, sandbox_env  # noqa: E402
+from e2e.support import (  # noqa: E402
+    Meltano,
+    Postgres,
+    install_meltano,
+    isolated_sys_dir,
+    sandbox_env,
+)
 
 if TYPE_CHECKING:
     from marketo_sandbox.server import SandboxServer
@@ -55,6 +60,8 @@ FULL_EXPORT = {
     "updated_at_filter": "off",
     "rest_fallback": "never",
 }
+# The e2e tests' PostgreSQL helper (psql with these credentials), checked the same way.
+POSTGRES = Postgres(psql_path=shutil.which("psql") or "psql", **PG)
 KEYS = (
     (
         "pipeline_batch_vs_loader",
@@ -66,33 +73,12 @@ KEYS = (
 )
 
 
-def psql(sql: str) -> str:
-    """One value from PostgreSQL, through the psql client."""
-    env = {
-        **os.environ,
-        "PGHOST": PG["host"],
-        "PGPORT": str(PG["port"]),
-        "PGUSER": PG["user"],
-        "PGPASSWORD": PG["password"],
-        "PGDATABASE": PG["database"],
-    }
-    proc = subprocess.run(
-        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return proc.stdout.strip()
-
-
 def rows_in(schema: str) -> int:
-    return int(psql(f"SELECT count(*) FROM {schema}.program_members"))
+    return int(POSTGRES.scalar(f"SELECT count(*) FROM {schema}.program_members"))
 
 
 def fresh_schema(name: str) -> str:
-    psql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    POSTGRES.query(f"DROP SCHEMA IF EXISTS {name} CASCADE")
     return name
 
 

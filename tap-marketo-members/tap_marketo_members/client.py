@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import Stream
 
+from tap_marketo_members.sdk import stream_tap
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -24,16 +26,17 @@ class MarketoStream(Stream):
     @property
     def marketo(self) -> MarketoClient:
         """The tap-wide client (one session, one token, one rate limiter)."""
-        return self._tap_marketo.marketo_client
+        return self.marketo_tap.marketo_client
 
     @property
     def settings(self) -> TapSettings:
         """Validated tap settings."""
-        return self._tap_marketo.tap_settings
+        return self.marketo_tap.tap_settings
 
     @property
-    def _tap_marketo(self) -> TapMarketoMembers:
-        return self._tap  # type: ignore[return-value]
+    def marketo_tap(self) -> TapMarketoMembers:
+        """The tap this stream belongs to."""
+        return stream_tap(self)  # type: ignore[return-value]
 
 
 class PagedFieldsStream(MarketoStream):

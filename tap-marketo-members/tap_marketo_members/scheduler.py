@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from marketo_common import (
@@ -38,7 +36,6 @@ from tap_marketo_members.exports import (
     FINAL_STATUSES,
     PENDING_STATUSES,
     ExportError,
-    ExportFile,
     ProgramMemberExports,
 )
 from tap_marketo_members.settings import MAX_EXPORT_SLOTS
@@ -99,6 +96,11 @@ class ExportJob:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def seconds(self) -> float:
+        """Seconds from its creation to the last status reply."""
+        return self.status_since - self.started
+
+    @property
     def polled_or_queued(self) -> float:
         """When we last heard its status (its last poll, else its enqueue reply)."""
         return self.anchor if self.last_poll is None else self.last_poll
@@ -118,7 +120,7 @@ def quota_stop_reason(quota_bytes: float, used_bytes: float) -> str:
 
 
 class ExportScheduler:
-    """Creates, enqueues and polls export jobs; yields each finished, verified file."""
+    """Creates, enqueues and polls export jobs; yields each Completed one (the caller downloads)."""
 
     def __init__(
         self,
@@ -169,7 +171,6 @@ class ExportScheduler:
         self._files_done = 0
         self.filter_unsupported = False
         self.jobs_created = 0
-        self._workdir = tempfile.TemporaryDirectory(prefix="tap-marketo-members-")
 
     # Context management: whatever ends the run, our unfinished jobs get cancelled.
 
@@ -178,7 +179,6 @@ class ExportScheduler:
 
     def __exit__(self, *exc: object) -> None:
         self.cancel_unfinished()
-        self._workdir.cleanup()
 
     @property
     def live_export_ids(self) -> list[str]:
@@ -242,15 +242,20 @@ class ExportScheduler:
 
     def run(
         self, units: Sequence[ExportUnit]
-    ) -> Iterator[tuple[ExportUnit, ExportFile, dict[str, Any]]]:
-        """Yield (unit, file, status) as jobs complete; the file is deleted on resume."""
+    ) -> Iterator[tuple[ExportUnit, ExportJob | None, dict[str, Any]]]:
+        """Yield (unit, job, last status) as jobs complete, in completion order.
+
+        The job is None for a unit Marketo answered without a job (nothing to export). The
+        next jobs are already enqueued when a job is yielded, so Marketo's slots stay busy
+        while the caller downloads and parses its file.
+        """
         self._pending.extend(units)
         export_metrics.quota(self.used_bytes, self.quota_bytes)
         while self._pending or self._in_flight or self._nothing_to_export:
             self._top_up()
             while self._nothing_to_export:
                 unit = self._nothing_to_export.popleft()
-                yield unit, self._empty_file(unit), {}
+                yield unit, None, {}
             if not self._in_flight:
                 if self._stop_reason:
                     break
@@ -264,10 +269,8 @@ class ExportScheduler:
             if due > now:
                 self._sleep(due - now)
                 continue
-            finished = self._poll(job)
-            if finished is not None:
-                yield job.unit, finished, job.info
-                finished.path.unlink(missing_ok=True)
+            if self._poll(job):
+                yield job.unit, job, job.info
         if self._stop_reason:
             raise QuotaReachedError(self._stop_reason)
 
@@ -405,11 +408,6 @@ class ExportScheduler:
         )
         self._nothing_to_export.append(unit)
 
-    def _empty_file(self, unit: ExportUnit) -> ExportFile:
-        path = Path(self._workdir.name) / f"empty-{unit.group}-{unit.seq}.csv"
-        path.write_bytes(b"")
-        return ExportFile(path=path, size=0, has_nul=False)
-
     def _fall_back_to_full_exports(self, unit: ExportUnit, exc: MarketoAPIError) -> None:
         """1035: no updatedAt filter on this subscription; export each group whole, filter here."""
         if self.updated_at_filter == "on":
@@ -446,7 +444,8 @@ class ExportScheduler:
                 )
         self._pending = deque(sorted(replaced, key=lambda u: (u.group, u.seq)))
 
-    def _poll(self, job: ExportJob) -> ExportFile | None:
+    def _poll(self, job: ExportJob) -> bool:
+        """One status poll; True when the job is Completed (its file ready to download)."""
         info = self.exports.status(job.export_id)
         job.last_poll = self._clock()  # counted from the reply: Marketo sees them P apart
         status = str(info.get("status") or job.status)
@@ -466,7 +465,7 @@ class ExportScheduler:
             export_metrics.quota(self.used_bytes, self.quota_bytes)
             self._top_up()  # the next jobs take the slot while we download and parse
             self._jobs_changed()
-            return self._download(job, info)
+            return True
         if status == "Failed":
             self._in_flight.remove(job)
             self._jobs_changed()
@@ -480,7 +479,7 @@ class ExportScheduler:
                     reason,
                 )
                 self._pending.appendleft(job.unit)
-                return None
+                return False
             msg = (
                 f"Export {job.export_id} ({job.unit.describe()}) Failed again after one retry "
                 f"({reason}). Rerun the tap; if it persists, ask Marketo support about this "
@@ -498,25 +497,7 @@ class ExportScheduler:
                 f"{self.job_timeout / 60:g} minutes (job_timeout_minutes); cancelled"
             )
             raise ExportError(msg)
-        return None
-
-    def _download(self, job: ExportJob, info: dict[str, Any]) -> ExportFile:
-        dest = Path(self._workdir.name) / f"{job.export_id}.csv"
-        exported = self.exports.download(
-            job.export_id,
-            dest,
-            file_size=_int_or_none(info.get("fileSize")),
-            checksum=info.get("fileChecksum"),
-        )
-        self.logger.info(
-            "Export %s: %s records, %d bytes, %.1f s after it was created",
-            job.export_id,
-            info.get("numberOfRecords", "?"),
-            exported.size,
-            self._clock() - job.started,
-        )
-        export_metrics.downloaded(job.export_id, exported.size)
-        return exported
+        return False
 
     def _set_status(self, job: ExportJob, status: str, info: dict[str, Any]) -> None:
         job.info = info

@@ -5,13 +5,11 @@ from __future__ import annotations
 import signal
 import sys
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from marketo_common import ConfigError, MarketoClient, MarketoError, MarketoSettings
-from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
     PluginCapabilities,
@@ -20,31 +18,30 @@ from singer_sdk.helpers.capabilities import (
 
 from tap_marketo_members import __version__
 from tap_marketo_members.exports import ExportError
-from tap_marketo_members.output import check_batch_config
 from tap_marketo_members.parsing import ExportParseError
 from tap_marketo_members.schema import program_member_schema, select_lead_fields
+from tap_marketo_members.sdk import ValidatingTap
 from tap_marketo_members.settings import DEFAULT_LEAD_FIELDS, TapSettings
 from tap_marketo_members.streams import (
     LeadFieldsStream,
+    ProgramCatalog,
     ProgramMemberFieldsStream,
     ProgramMembersStream,
     ProgramsStream,
 )
-
-if TYPE_CHECKING:
-    from types import FrameType
+from tap_marketo_members.writers import check_batch_config
 
 MEMBER_DESCRIBE_PATH = "/rest/v1/programs/members/describe.json"
 LEAD_DESCRIBE_PATH = "/rest/v1/leads/describe2.json"
 
 
-class TapMarketoMembers(Tap):
+class TapMarketoMembers(ValidatingTap):
     """Singer tap for Marketo program members (Bulk Program Member Extract)."""
 
     name = "tap-marketo-members"
     message_writer_class = MsgSpecWriter
     # BATCH: program member rows go from Marketo's export files straight into batch files
-    # (output.BatchFiles), with each window's STATE after its files; the other streams use the
+    # (writers.BatchFiles), with each window's STATE after its files; the other streams use the
     # SDK's own batcher.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         PluginCapabilities.BATCH,
@@ -245,23 +242,21 @@ class TapMarketoMembers(Tap):
         ),
     ).to_dict()
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """One line per problem, naming the setting, before the SDK's schema checks."""
-        try:
-            MarketoSettings.from_config(self._config)
-            settings = TapSettings.from_config(self._config)
-            if self._config.get("batch_config") is not None:
-                check_batch_config(self._config["batch_config"])
-            if settings.rest_fallback == "always" and settings.start_date is None:
-                raise ConfigError(  # noqa: TRY301
-                    "start_date", "a date when rest_fallback is 'always' (REST reads by window)"
-                )
-        except ConfigError as exc:
-            if raise_errors:
-                raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
-            self.logger.warning("%s", exc)
-            return [str(exc)]
-        return super()._validate_config(raise_errors=raise_errors)
+    def validate_settings(self, config: dict[str, Any]) -> None:
+        """One line for the first bad setting, naming it, before the SDK's schema checks."""
+        MarketoSettings.from_config(config)
+        settings = TapSettings.from_config(config)
+        if config.get("batch_config") is not None:
+            check_batch_config(config["batch_config"])
+        if settings.rest_fallback == "always" and settings.start_date is None:
+            raise ConfigError(
+                "start_date", "a date when rest_fallback is 'always' (REST reads by window)"
+            )
+
+    @cached_property
+    def program_catalog(self) -> ProgramCatalog:
+        """The programs read this run: `program_members`' partitions."""
+        return ProgramCatalog()
 
     @cached_property
     def tap_settings(self) -> TapSettings:
@@ -297,7 +292,7 @@ class TapMarketoMembers(Tap):
         if not self.tap_settings.plan_only:
             super().sync_all()
             return
-        self._set_compatible_replication_methods()
+        self.set_compatible_replication_methods()
         programs = self.streams["programs"]
         members = self.streams["program_members"]
         if not isinstance(programs, ProgramsStream) or not isinstance(
@@ -307,15 +302,12 @@ class TapMarketoMembers(Tap):
         if not members.selected:
             sys.stderr.write("program_members plan: stream not selected; nothing to export\n")
             return
-        contexts, created_at = [], {}
         for program in programs.get_records(None):
             row = programs.post_process(dict(program)) or program
-            contexts.append({"programId": row["id"]})
-            if row.get("createdAt"):
-                created_at[int(row["id"])] = str(row["createdAt"])
-        sys.stderr.write("\n".join(members.plan_lines(contexts, created_at)) + "\n")
+            programs.add_child_partition(programs.get_child_context(row, None) or {})
+        sys.stderr.write("\n".join(members.plan_lines()) + "\n")
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+    def on_termination(self, signum: int) -> None:
         """SIGINT/SIGTERM: save state, then unwind so every unfinished export is cancelled."""
         self.logger.warning(
             "Received %s: cancelling this run's unfinished exports", signal.Signals(signum).name

@@ -9,9 +9,10 @@ import sys
 
 import pytest
 from marketo_common import MarketoClient, MarketoSettings
+from tap_marketo_members.downloader import ExportDownloader
+from tap_marketo_members.engine import ExportEngine
 from tap_marketo_members.exports import ExportError, ProgramMemberExports
 from tap_marketo_members.parsing import MemberFileParser
-from tap_marketo_members.streams import ProgramMembersStream
 from tap_marketo_members.tap import TapMarketoMembers
 
 from .support import assert_same_members, catalog_for, config_for, key, run_tap
@@ -58,14 +59,14 @@ def test_plan_bounds_windows_by_program_creation(sb):
     start = "2026-01-01T00:00:00Z"
     tap = TapMarketoMembers(config=config_for(sb, start_date=start))
     stream = tap.streams["program_members"]
-    stream._created_at = {
+    stream.catalog.created_at.update({
         1: "2025-06-01T00:00:00Z",
         2: "2026-02-01T00:00:00Z",
         3: "2026-03-01T00:00:00Z",
-    }
+    })
     upper = "2026-04-20T00:00:00Z"
     # start_date predates both programs: one full export, rows kept from start_date locally
-    (unit,) = stream._plan([2, 3], upper)
+    (unit,) = stream.engine().plan([2, 3], upper)
     assert (unit.program_ids, unit.server_filter, unit.lower, unit.upper) == (
         (2, 3),
         None,
@@ -73,13 +74,13 @@ def test_plan_bounds_windows_by_program_creation(sb):
         upper,
     )
     # program 1 existed before start_date: its group reads windows from start_date
-    units = stream._plan([1, 2, 3], upper)
+    units = stream.engine().plan([1, 2, 3], upper)
     assert {u.program_ids for u in units} == {(1, 2, 3)}
     assert units[0].lower == start
     assert all(u.server_filter for u in units)
     # a saved bookmark is never replaced by a full export
-    stream._partition_state(2)["replication_key_value"] = "2026-04-10T00:00:00Z"
-    units = stream._plan([2, 3], upper)
+    stream.ledger().partition(2)["replication_key_value"] = "2026-04-10T00:00:00Z"
+    units = stream.engine().plan([2, 3], upper)
     assert [(u.program_ids, u.lower, bool(u.server_filter)) for u in units] == [
         ((2,), "2026-04-10T00:00:00Z", True),
         ((3,), start, False),
@@ -106,7 +107,7 @@ def test_program_ids_export_program_id_column(sb, mode):
     while status.get("status") != "Completed":
         status = exports.status(export_id)
     tmp = sb.db_path.parent / f"export-{mode}.csv"
-    exported = exports.download(
+    exported = ExportDownloader(exports).download(
         export_id, tmp, file_size=status["fileSize"], checksum=status["fileChecksum"]
     )
     header = tmp.read_text().splitlines()[0].split(",")
@@ -283,7 +284,7 @@ def test_rest_total_membership_limit_switches_program_to_bulk(sb):
 def test_rest_total_membership_limit_without_bulk_is_one_clear_error(sb, monkeypatch):
     sb.admin.set_options(rest_member_filter_limit=20, rest_member_limit_mode="total")
     monkeypatch.setattr(
-        ProgramMembersStream,
+        ExportEngine,
         "_upper_bound",
         lambda self, exports, pid: ("2099-01-01T00:00:00Z", False),
     )

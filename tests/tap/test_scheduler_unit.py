@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from marketo_common import ExportQuotaExceededError, TooManyJobsError
-from tap_marketo_members.exports import ExportError, ExportFile
+from tap_marketo_members.exports import ExportError
 from tap_marketo_members.scheduler import ExportScheduler, ExportUnit, QuotaReachedError
 
 
@@ -66,10 +64,6 @@ class ScriptedExports:
 
     def list_jobs(self, statuses=()):
         return []
-
-    def download(self, export_id, dest, *, file_size, checksum):
-        Path(dest).write_bytes(b"x" * self.size)
-        return ExportFile(path=Path(dest), size=self.size, has_nul=False)
 
 
 def units(n):

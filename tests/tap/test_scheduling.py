@@ -74,16 +74,16 @@ def test_many_windows_keep_slots_running_within_budget(sb, slots):
 def test_programs_grouped_ten_per_job(sb):
     tap = TapMarketoMembers(config=config_for(sb, start_date="2026-01-01T00:00:00Z"))
     stream = tap.streams["program_members"]
-    units = stream._plan(list(range(1, 26)), "2026-01-20T00:00:00Z")
+    units = stream.engine().plan(list(range(1, 26)), "2026-01-20T00:00:00Z")
     assert [len(u.program_ids) for u in units] == [10, 10, 5]
     assert all(u.server_filter == ("2025-12-31T23:59:59Z", "2026-01-20T00:00:00Z") for u in units)
     # programs with different bookmarks are never in the same job
     stream.get_context_state({"programId": 3})["replication_key_value"] = "2026-01-10T00:00:00Z"
-    units = stream._plan([1, 2, 3], "2026-01-20T00:00:00Z")
+    units = stream.engine().plan([1, 2, 3], "2026-01-20T00:00:00Z")
     assert sorted(u.program_ids for u in units) == [(1, 2), (3,)]
     # FULL_TABLE: one unfiltered export per group of ten
     stream.forced_replication_method = "FULL_TABLE"
-    units = stream._plan(list(range(1, 13)), None)
+    units = stream.engine().plan(list(range(1, 13)), None)
     assert [(len(u.program_ids), u.server_filter, u.upper) for u in units] == [
         (10, None, None),
         (2, None, None),

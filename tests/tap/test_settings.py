@@ -109,7 +109,8 @@ def test_rest_always_needs_start_date():
     tap = TapMarketoMembers(
         config={**BASE, "rest_fallback": "always"}, validate_config=False, setup_mapper=False
     )
-    assert any("start_date" in e for e in tap._validate_config(raise_errors=False))
+    with pytest.raises(ConfigError, match="start_date"):
+        tap.validate_settings(dict(tap.config))
 
 
 def test_about_documents_every_setting():

@@ -8,6 +8,7 @@ import hashlib
 
 import pytest
 from marketo_common import MarketoAPIError, MarketoClient, MarketoSettings
+from tap_marketo_members.downloader import ExportDownloader
 from tap_marketo_members.exports import ProgramMemberExports
 from tap_marketo_members.rest_members import ProgramMemberQuery
 from tap_marketo_members.windows import Window
@@ -129,8 +130,8 @@ def test_download_restarts_when_range_is_ignored(client, requests_mock, tmp_path
         return body
 
     requests_mock.get(BASE + path, content=reply)
-    exports = ProgramMemberExports(client, sleep=lambda _: None)
-    result = exports.download(
+    downloader = ExportDownloader(ProgramMemberExports(client), sleep=lambda _: None)
+    result = downloader.download(
         "e1", tmp_path / "f.csv", file_size=len(body), checksum=f"sha256:{digest}"
     )
     assert calls == [None, "bytes=100-"]

@@ -1,8 +1,9 @@
-"""Where program member rows go: RECORD lines on stdout, or BATCH files a loader reads whole.
+"""Record writers: where program member rows go, behind one small protocol (`RecordWriter`).
 
-Each output takes one window's rows at a time (`write`, a generator) and is done with them when
-the generator ends, so the stream commits a window's bookmark only after every row of it is out:
-written to stdout, or in a closed batch file whose BATCH message the SDK has already sent.
+RECORD lines on stdout (the fast path), records through the SDK's writer (stream maps), or BATCH
+files a loader reads whole. A writer takes one window's rows at a time: when `write` returns,
+every row is out (on stdout, or in a closed batch file listed in `manifests` for the stream to
+announce), so the stream commits the window's bookmark after it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import importlib.util
 import itertools
 import sys
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from marketo_common import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from tap_marketo_members.sdk import BatchConfig
 
@@ -30,6 +31,18 @@ BATCH_COMPRESSIONS = (None, "none", "gzip")
 GZIP_LEVEL = 1
 WRITE_BYTES = 1 << 20
 PARQUET_ROW_GROUP = 10_000
+
+
+class RecordWriter(Protocol):
+    """Where a window's rows go."""
+
+    def write(self, rows: Iterable[dict]) -> int:
+        """Write every row (the window is out when this returns); how many."""
+        ...
+
+    def flush(self) -> None:
+        """Push out anything buffered."""
+        ...
 
 
 def check_batch_config(raw: Any) -> None:
@@ -70,15 +83,8 @@ class RecordLines:
             self._message["version"] = version
         self._buffer = bytearray()
 
-    def write(self, records: Iterable[dict]) -> Generator[list[str], None, int]:
-        """Write every record of a window and flush; no batch files, so nothing is yielded."""
-        count = self.write_all(records)
-        self.flush()
-        return count
-        yield  # pragma: no cover - makes this a generator like the other outputs
-
-    def write_all(self, records: Iterable[dict]) -> int:
-        """Serialise and buffer every record; returns how many."""
+    def write(self, records: Iterable[dict]) -> int:
+        """Serialise every record of a window and flush; returns how many."""
         message = self._message
         message["time_extracted"] = dt.datetime.now(dt.timezone.utc).isoformat()
         buffer = self._buffer
@@ -92,6 +98,7 @@ class RecordLines:
             extend(dumps(message, option=option))
             if len(buffer) >= limit:
                 self.flush()
+        self.flush()
         return count
 
     def flush(self) -> None:
@@ -116,13 +123,12 @@ class SdkRecords:
     def __init__(self, write_record: Callable[[dict], None]) -> None:
         self._write_record = write_record
 
-    def write(self, records: Iterable[dict]) -> Generator[list[str], None, int]:
+    def write(self, records: Iterable[dict]) -> int:
         """One RECORD message per record through the SDK."""
         count = 0
         for count, record in enumerate(records, start=1):  # noqa: B007
             self._write_record(record)
         return count
-        yield  # pragma: no cover
 
     def flush(self) -> None:
         """The SDK writes each message as it goes."""
@@ -152,9 +158,10 @@ class BatchFiles:
         self._seq = 0
         self.files = 0
         self.bytes_written = 0
+        self.manifests: list[list[str]] = []  # closed files not yet announced (BATCH messages)
 
-    def write(self, records: Iterable[dict]) -> Generator[list[str], None, int]:
-        """Write a window's rows; yield each file's manifest as soon as the file is closed."""
+    def write(self, records: Iterable[dict]) -> int:
+        """Write a window's rows into files of at most `batch_size`; list each closed file."""
         rows = iter(records)
         size = self.config.batch_size
         total = 0
@@ -171,8 +178,13 @@ class BatchFiles:
                     count = self._write_parquet(chunk, out)
             total += count
             self.files += 1
-            yield [self.config.storage.get_url(filename)]
+            self.manifests.append([self.config.storage.get_url(filename)])
         return total
+
+    def take_manifests(self) -> list[list[str]]:
+        """The closed files to announce, each once."""
+        taken, self.manifests = self.manifests, []
+        return taken
 
     def flush(self) -> None:
         """Files are closed as they fill; nothing is held back."""

@@ -59,11 +59,13 @@ def test_plan_bounds_windows_by_program_creation(sb):
     start = "2026-01-01T00:00:00Z"
     tap = TapMarketoMembers(config=config_for(sb, start_date=start))
     stream = tap.streams["program_members"]
-    stream.catalog.created_at.update({
-        1: "2025-06-01T00:00:00Z",
-        2: "2026-02-01T00:00:00Z",
-        3: "2026-03-01T00:00:00Z",
-    })
+    stream.catalog.created_at.update(
+        {
+            1: "2025-06-01T00:00:00Z",
+            2: "2026-02-01T00:00:00Z",
+            3: "2026-03-01T00:00:00Z",
+        }
+    )
     upper = "2026-04-20T00:00:00Z"
     # start_date predates both programs: one full export, rows kept from start_date locally
     (unit,) = stream.engine().plan([2, 3], upper)

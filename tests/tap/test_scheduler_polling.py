@@ -81,7 +81,6 @@ class MarketoQueue:
         return []
 
 
-
 def run_units(marketo, clock, n):
     units = [ExportUnit(0, seq, (1001,), upper=f"2024-01-{seq + 2:02d}") for seq in range(n)]
     with ExportScheduler(

@@ -1,13 +1,12 @@
-"""The tap's own settings, validated once with one-line errors that name the setting."""
+"""The tap's own settings: declared once (`TAP_SETTINGS`), validated with one-line errors."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from marketo_common import ConfigError
+from marketo_common.declarations import Setting, validate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -73,6 +72,232 @@ class MemberFilter:
         return not self.nurture_cadence or member.get("nurtureCadence") == self.nurture_cadence
 
 
+def _start_date(value: Any) -> dt.datetime:
+    if not isinstance(value, str):
+        raise ValueError("an ISO-8601 date-time like 2024-01-01T00:00:00Z")  # noqa: TRY004
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        msg = f"an ISO-8601 date-time like 2024-01-01T00:00:00Z, got {value!r}"
+        raise ValueError(msg) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc).replace(microsecond=0)
+
+
+def _program_ids(value: Any) -> tuple[int, ...] | None:
+    if value == []:
+        return None
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("a list of Marketo program ids (integers)")  # noqa: TRY004
+    ids: list[int] = []
+    for item in value:
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit() or int(text) <= 0:
+            raise ValueError(f"positive integer program ids, got {item!r}")
+        if int(text) not in ids:
+            ids.append(int(text))
+    return tuple(ids)
+
+
+def _status_names(value: Any) -> tuple[str, ...]:
+    if value == []:
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and v.strip() for v in value
+    ):
+        raise ValueError('a list of program member status names, e.g. ["Registered"]')
+    names: list[str] = []
+    for item in value:
+        if item.strip().lower() not in (n.lower() for n in names):
+            names.append(item.strip())
+    return tuple(names)
+
+
+def _lead_fields(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, str) and v.strip() for v in value
+    ):
+        raise ValueError('a list of lead field API names, or ["*"] for all')
+    names = tuple(v.strip() for v in value)
+    if "*" in names and names != ("*",):
+        raise ValueError('["*"] alone (all fields) or a list of API names')
+    return names
+
+
+# The tap's own settings, declared once: `tap.py` builds `config_jsonschema` from them.
+START_DATE = Setting(
+    "start_date",
+    dt.datetime,
+    parse=_start_date,
+    description=(
+        "Read members updated since this time on the first run. Unset: the first run "
+        "exports every member in full, later runs read changes only."
+    ),
+)
+PROGRAM_IDS = Setting(
+    "program_ids",
+    list[int],
+    parse=_program_ids,
+    description="Programs to read; unset means every program the Asset API lists.",
+)
+LEAD_FIELDS = Setting(
+    "lead_fields",
+    list[str],
+    default=DEFAULT_LEAD_FIELDS,
+    parse=_lead_fields,
+    description='Lead fields carried on each member row; ["*"] for all lead fields.',
+)
+UPDATED_AT_FILTER = Setting(
+    "updated_at_filter",
+    str,
+    default="auto",
+    choices=("auto", "on", "off"),
+    description=(
+        "Use Marketo's updatedAt export filter for incremental runs. auto: use it, and "
+        "where the subscription answers 1035 (filter not available) export each program "
+        "in full and keep only changed rows, with one warning. on: fail on 1035. "
+        "off: always full exports, filtered locally."
+    ),
+)
+WINDOW_DAYS = Setting(
+    "window_days",
+    int,
+    default=MAX_WINDOW_DAYS,
+    minimum=1,
+    maximum=MAX_WINDOW_DAYS,
+    description="Days per updatedAt export window (1-31; Marketo caps ranges at 31 days).",
+)
+MAX_CONCURRENT_EXPORTS = Setting(
+    "max_concurrent_exports",
+    int,
+    default=MAX_EXPORT_SLOTS,
+    minimum=1,
+    maximum=MAX_EXPORT_SLOTS,
+    description=(
+        "Export jobs processing at once (1-2; 2 is Marketo's limit per subscription). "
+        "With 2, two more jobs wait in Marketo's queue so both slots stay busy."
+    ),
+)
+POLL_INTERVAL_SECONDS = Setting(
+    "poll_interval_seconds",
+    float,
+    default=60,
+    minimum=0.01,
+    maximum=3600,
+    description=(
+        "Seconds between status polls of a job; Marketo updates status once a minute, "
+        "so lower values only make sense against the sandbox's scaled clock."
+    ),
+)
+JOB_TIMEOUT_MINUTES = Setting(
+    "job_timeout_minutes",
+    float,
+    default=180,
+    minimum=0.01,
+    maximum=7 * 24 * 60,
+    description="Cancel and fail a job not Completed this long after it was enqueued.",
+)
+DAILY_EXPORT_QUOTA_MB = Setting(
+    "daily_export_quota_mb",
+    float,
+    default=500,
+    minimum=0.001,
+    maximum=10**7,
+    description=(
+        "Stop cleanly (state saved) before this many MB are exported today (US Central "
+        "day); Marketo's default daily quota is 500 MB, shared by every export type. "
+        "Counted before the first job and again as each file finishes from Marketo's "
+        "lead, activity and program member export job lists (this API user's jobs "
+        "finished today; 3 list calls each time); other API users' exports show only as "
+        "Marketo's 1029, which also stops the run cleanly."
+    ),
+)
+REST_FALLBACK = Setting(
+    "rest_fallback",
+    str,
+    default="auto",
+    choices=("auto", "always", "never"),
+    description=(
+        "When to read members through the REST query instead of bulk export. auto: "
+        "programs whose last full export had at most rest_fallback_max_members rows, "
+        "and every program when bulk export is not available (603/610). always: every "
+        "program with a bookmark or start_date. never: bulk only."
+    ),
+)
+REST_FALLBACK_MAX_MEMBERS = Setting(
+    "rest_fallback_max_members",
+    int,
+    default=0,
+    minimum=0,
+    maximum=100_000,
+    description="Program size (members) up to which auto reads through REST; 0 = never.",
+)
+STATUS_NAMES = Setting(
+    "status_names",
+    list[str],
+    parse=_status_names,
+    description=(
+        "Marketo's extract filter statusNames: export only members whose program member "
+        "status is one of these (ORed, any case; default and user-defined statuses). "
+        "A name found in no program of a job is Marketo's 1003: that job exports "
+        "nothing. Unset: every status."
+    ),
+)
+IS_EXHAUSTED = Setting(
+    "is_exhausted",
+    bool,
+    description=(
+        "Marketo's extract filter isExhausted: true exports only members who have "
+        "exhausted an engagement program's content, false only those who have not. "
+        "Unset: both."
+    ),
+)
+NURTURE_CADENCE = Setting(
+    "nurture_cadence",
+    str,
+    choices=NURTURE_CADENCES,
+    description=(
+        "Marketo's extract filter nurtureCadence: pause (paused) or norm (normal "
+        "cadence) engagement program members only. Unset: both. A change of "
+        "status_names, is_exhausted or nurture_cadence keeps separate bookmarks: the "
+        "new filter set starts from start_date."
+    ),
+)
+PLAN_ONLY = Setting(
+    "plan_only",
+    bool,
+    default=False,
+    description=(
+        "Print the plan of the next run to stderr and stop: program groups, windows, "
+        "export jobs, expected bytes (from the last run's bytes per member and member "
+        "counts in state, else unknown), the quota left today, and the quota days and "
+        "wall time the backfill needs. Creates no export job (the local clock stands in "
+        "for Marketo's), emits no RECORD and no STATE. Costs only Asset API program "
+        "reads."
+    ),
+)
+TAP_SETTINGS = (
+    START_DATE,
+    PROGRAM_IDS,
+    LEAD_FIELDS,
+    UPDATED_AT_FILTER,
+    WINDOW_DAYS,
+    MAX_CONCURRENT_EXPORTS,
+    POLL_INTERVAL_SECONDS,
+    JOB_TIMEOUT_MINUTES,
+    DAILY_EXPORT_QUOTA_MB,
+    REST_FALLBACK,
+    REST_FALLBACK_MAX_MEMBERS,
+    STATUS_NAMES,
+    IS_EXHAUSTED,
+    NURTURE_CADENCE,
+    PLAN_ONLY,
+)
+
+
 @dataclass(frozen=True)
 class TapSettings:
     """Export behaviour; connection settings are validated by `marketo_common.MarketoSettings`."""
@@ -94,155 +319,23 @@ class TapSettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TapSettings:
         """Validate a Singer config's tap settings; raise ConfigError on the first bad one."""
-        defaults = cls()
+        values = validate(config, TAP_SETTINGS)
         return cls(
-            start_date=_start_date(config.get("start_date")),
-            program_ids=_program_ids(config.get("program_ids")),
-            lead_fields=_lead_fields(config.get("lead_fields")),
-            updated_at_filter=_choice(config, "updated_at_filter", ("auto", "on", "off")),
-            window_days=int(
-                _number(config, "window_days", defaults, 1, MAX_WINDOW_DAYS, integer=True)
-            ),
-            max_concurrent_exports=int(
-                _number(
-                    config, "max_concurrent_exports", defaults, 1, MAX_EXPORT_SLOTS, integer=True
-                )
-            ),
-            poll_interval_seconds=_number(config, "poll_interval_seconds", defaults, 0.01, 3600),
-            job_timeout_minutes=_number(config, "job_timeout_minutes", defaults, 0.01, 7 * 24 * 60),
-            daily_export_quota_mb=_number(config, "daily_export_quota_mb", defaults, 0.001, 10**7),
-            rest_fallback=_choice(config, "rest_fallback", ("auto", "always", "never")),
-            rest_fallback_max_members=int(
-                _number(config, "rest_fallback_max_members", defaults, 0, 100_000, integer=True)
-            ),
+            start_date=values["start_date"],
+            program_ids=values["program_ids"],
+            lead_fields=values["lead_fields"],
+            updated_at_filter=values["updated_at_filter"],
+            window_days=values["window_days"],
+            max_concurrent_exports=values["max_concurrent_exports"],
+            poll_interval_seconds=float(values["poll_interval_seconds"]),
+            job_timeout_minutes=float(values["job_timeout_minutes"]),
+            daily_export_quota_mb=float(values["daily_export_quota_mb"]),
+            rest_fallback=values["rest_fallback"],
+            rest_fallback_max_members=values["rest_fallback_max_members"],
             member_filter=MemberFilter(
-                status_names=_status_names(config.get("status_names")),
-                is_exhausted=_is_exhausted(config.get("is_exhausted")),
-                nurture_cadence=_nurture_cadence(config.get("nurture_cadence")),
+                status_names=values["status_names"] or (),
+                is_exhausted=values["is_exhausted"],
+                nurture_cadence=values["nurture_cadence"],
             ),
-            plan_only=_flag(config, "plan_only"),
+            plan_only=values["plan_only"],
         )
-
-
-def _flag(config: Mapping[str, Any], name: str) -> bool:
-    value = config.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ConfigError(name, f"true or false, got {value!r}")
-    return value
-
-
-def _start_date(value: Any) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ConfigError("start_date", "an ISO-8601 date-time like 2024-01-01T00:00:00Z")
-    try:
-        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            "start_date", f"an ISO-8601 date-time like 2024-01-01T00:00:00Z, got {value!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc).replace(microsecond=0)
-
-
-def _program_ids(value: Any) -> tuple[int, ...] | None:
-    if value in (None, []):
-        return None
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError("program_ids", "a list of Marketo program ids (integers)")
-    ids: list[int] = []
-    for item in value:
-        text = str(item).strip()
-        if isinstance(item, bool) or not text.isdigit() or int(text) <= 0:
-            raise ConfigError("program_ids", f"positive integer program ids, got {item!r}")
-        if int(text) not in ids:
-            ids.append(int(text))
-    return tuple(ids)
-
-
-def _status_names(value: Any) -> tuple[str, ...]:
-    if value in (None, []):
-        return ()
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, str) and v.strip() for v in value
-    ):
-        raise ConfigError(
-            "status_names", 'a list of program member status names, e.g. ["Registered"]'
-        )
-    names: list[str] = []
-    for item in value:
-        if item.strip().lower() not in (n.lower() for n in names):
-            names.append(item.strip())
-    return tuple(names)
-
-
-def _is_exhausted(value: Any) -> bool | None:
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise ConfigError("is_exhausted", f"true or false, got {value!r}")
-    return value
-
-
-def _nurture_cadence(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or value.strip().lower() not in NURTURE_CADENCES:
-        raise ConfigError("nurture_cadence", f"one of {', '.join(NURTURE_CADENCES)}, got {value!r}")
-    return value.strip().lower()
-
-
-def _lead_fields(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return DEFAULT_LEAD_FIELDS
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, str) and v.strip() for v in value
-    ):
-        raise ConfigError("lead_fields", 'a list of lead field API names, or ["*"] for all')
-    names = tuple(v.strip() for v in value)
-    if "*" in names and names != ("*",):
-        raise ConfigError("lead_fields", '["*"] alone (all fields) or a list of API names')
-    return names
-
-
-def _choice(config: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
-    value = config.get(name)
-    if value is None:
-        return choices[0]
-    if not isinstance(value, str) or value.strip().lower() not in choices:
-        raise ConfigError(name, f"one of {', '.join(choices)}, got {value!r}")
-    return value.strip().lower()
-
-
-def _number(
-    config: Mapping[str, Any],
-    name: str,
-    defaults: TapSettings,
-    minimum: float,
-    maximum: float,
-    *,
-    integer: bool = False,
-) -> float:
-    value = config.get(name)
-    if value is None:
-        return getattr(defaults, name)
-    kind = "an integer" if integer else "a number"
-    try:
-        if isinstance(value, bool):
-            raise TypeError  # noqa: TRY301
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(name, f"{kind} from {minimum:g} to {maximum:g}, got {value!r}") from None
-    if (
-        math.isnan(number)
-        or not minimum <= number <= maximum
-        or (integer and not number.is_integer())
-    ):
-        raise ConfigError(name, f"{kind} from {minimum:g} to {maximum:g}, got {value!r}")
-    return number

@@ -8,7 +8,19 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from marketo_common import ConfigError, MarketoClient, MarketoError, MarketoSettings
-from singer_sdk import typing as th
+from marketo_common.declarations import to_jsonschema
+from marketo_common.settings import (
+    BASE_URL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MAX_CONCURRENT_CALLS,
+    MAX_RETRIES,
+    MAX_RETRY_SECONDS,
+    MUNCHKIN_ID,
+    RATE_LIMIT_CALLS,
+    RATE_LIMIT_PERIOD,
+    REQUEST_TIMEOUT_SECONDS,
+)
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import (
     CapabilitiesEnum,
@@ -21,7 +33,7 @@ from tap_marketo_members.exports import ExportError
 from tap_marketo_members.parsing import ExportParseError
 from tap_marketo_members.schema import program_member_schema, select_lead_fields
 from tap_marketo_members.sdk import ValidatingTap
-from tap_marketo_members.settings import DEFAULT_LEAD_FIELDS, TapSettings
+from tap_marketo_members.settings import TAP_SETTINGS, TapSettings
 from tap_marketo_members.streams import (
     LeadFieldsStream,
     ProgramCatalog,
@@ -54,193 +66,24 @@ class TapMarketoMembers(ValidatingTap):
         PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "client_id", th.StringType, required=True, description="Marketo API client id."
-        ),
-        th.Property(
-            "client_secret",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="Marketo API client secret (never logged).",
-        ),
-        th.Property(
-            "base_url",
-            th.StringType,
-            required=True,
-            description=(
-                "REST endpoint, e.g. https://123-ABC-456.mktorest.com (a trailing /rest or "
-                "/identity is removed). http:// only for localhost."
+    # One declaration per setting (marketo_common.declarations): the schema and validation.
+    config_jsonschema = to_jsonschema(
+        [
+            CLIENT_ID,
+            CLIENT_SECRET,
+            BASE_URL,
+            MUNCHKIN_ID,
+            *TAP_SETTINGS,
+            *(
+                REQUEST_TIMEOUT_SECONDS,
+                MAX_RETRIES,
+                MAX_RETRY_SECONDS,
+                RATE_LIMIT_CALLS,
+                RATE_LIMIT_PERIOD,
+                MAX_CONCURRENT_CALLS,
             ),
-        ),
-        th.Property(
-            "munchkin_id", th.StringType, description="Munchkin id; derived from base_url if unset."
-        ),
-        th.Property(
-            "start_date",
-            th.DateTimeType,
-            description=(
-                "Read members updated since this time on the first run. Unset: the first run "
-                "exports every member in full, later runs read changes only."
-            ),
-        ),
-        th.Property(
-            "program_ids",
-            th.ArrayType(th.IntegerType),
-            description="Programs to read; unset means every program the Asset API lists.",
-        ),
-        th.Property(
-            "lead_fields",
-            th.ArrayType(th.StringType),
-            default=list(DEFAULT_LEAD_FIELDS),
-            description='Lead fields carried on each member row; ["*"] for all lead fields.',
-        ),
-        th.Property(
-            "updated_at_filter",
-            th.StringType,
-            default="auto",
-            allowed_values=["auto", "on", "off"],
-            description=(
-                "Use Marketo's updatedAt export filter for incremental runs. auto: use it, and "
-                "where the subscription answers 1035 (filter not available) export each program "
-                "in full and keep only changed rows, with one warning. on: fail on 1035. "
-                "off: always full exports, filtered locally."
-            ),
-        ),
-        th.Property(
-            "window_days",
-            th.IntegerType,
-            default=31,
-            description="Days per updatedAt export window (1-31; Marketo caps ranges at 31 days).",
-        ),
-        th.Property(
-            "max_concurrent_exports",
-            th.IntegerType,
-            default=2,
-            description=(
-                "Export jobs processing at once (1-2; 2 is Marketo's limit per subscription). "
-                "With 2, two more jobs wait in Marketo's queue so both slots stay busy."
-            ),
-        ),
-        th.Property(
-            "poll_interval_seconds",
-            th.NumberType,
-            default=60,
-            description=(
-                "Seconds between status polls of a job; Marketo updates status once a minute, "
-                "so lower values only make sense against the sandbox's scaled clock."
-            ),
-        ),
-        th.Property(
-            "job_timeout_minutes",
-            th.NumberType,
-            default=180,
-            description="Cancel and fail a job not Completed this long after it was enqueued.",
-        ),
-        th.Property(
-            "daily_export_quota_mb",
-            th.NumberType,
-            default=500,
-            description=(
-                "Stop cleanly (state saved) before this many MB are exported today (US Central "
-                "day); Marketo's default daily quota is 500 MB, shared by every export type. "
-                "Counted before the first job and again as each file finishes from Marketo's "
-                "lead, activity and program member export job lists (this API user's jobs "
-                "finished today; 3 list calls each time); other API users' exports show only as "
-                "Marketo's 1029, which also stops the run cleanly."
-            ),
-        ),
-        th.Property(
-            "rest_fallback",
-            th.StringType,
-            default="auto",
-            allowed_values=["auto", "always", "never"],
-            description=(
-                "When to read members through the REST query instead of bulk export. auto: "
-                "programs whose last full export had at most rest_fallback_max_members rows, "
-                "and every program when bulk export is not available (603/610). always: every "
-                "program with a bookmark or start_date. never: bulk only."
-            ),
-        ),
-        th.Property(
-            "rest_fallback_max_members",
-            th.IntegerType,
-            default=0,
-            description="Program size (members) up to which auto reads through REST; 0 = never.",
-        ),
-        th.Property(
-            "status_names",
-            th.ArrayType(th.StringType),
-            description=(
-                "Marketo's extract filter statusNames: export only members whose program member "
-                "status is one of these (ORed, any case; default and user-defined statuses). "
-                "A name found in no program of a job is Marketo's 1003: that job exports "
-                "nothing. Unset: every status."
-            ),
-        ),
-        th.Property(
-            "is_exhausted",
-            th.BooleanType,
-            description=(
-                "Marketo's extract filter isExhausted: true exports only members who have "
-                "exhausted an engagement program's content, false only those who have not. "
-                "Unset: both."
-            ),
-        ),
-        th.Property(
-            "nurture_cadence",
-            th.StringType,
-            allowed_values=["pause", "norm"],
-            description=(
-                "Marketo's extract filter nurtureCadence: pause (paused) or norm (normal "
-                "cadence) engagement program members only. Unset: both. A change of "
-                "status_names, is_exhausted or nurture_cadence keeps separate bookmarks: the "
-                "new filter set starts from start_date."
-            ),
-        ),
-        th.Property(
-            "plan_only",
-            th.BooleanType,
-            default=False,
-            description=(
-                "Print the plan of the next run to stderr and stop: program groups, windows, "
-                "export jobs, expected bytes (from the last run's bytes per member and member "
-                "counts in state, else unknown), the quota left today, and the quota days and "
-                "wall time the backfill needs. Creates no export job (the local clock stands in "
-                "for Marketo's), emits no RECORD and no STATE. Costs only Asset API program "
-                "reads."
-            ),
-        ),
-        th.Property(
-            "request_timeout_seconds", th.NumberType, description="HTTP read timeout in seconds."
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType,
-            description="Retries of a failed Marketo call (default 6).",
-        ),
-        th.Property(
-            "max_retry_seconds",
-            th.NumberType,
-            description="Advanced: stop retrying one call after this many seconds (default 600).",
-        ),
-        th.Property(
-            "rate_limit_calls",
-            th.IntegerType,
-            description="Advanced: REST calls allowed per rate_limit_period (Marketo: 100).",
-        ),
-        th.Property(
-            "rate_limit_period",
-            th.NumberType,
-            description="Advanced: the rate-limit window in seconds (Marketo: 20).",
-        ),
-        th.Property(
-            "max_concurrent_calls",
-            th.IntegerType,
-            description="Advanced: REST calls in flight at once (Marketo: 10).",
-        ),
-    ).to_dict()
+        ]
+    )
 
     def validate_settings(self, config: dict[str, Any]) -> None:
         """One line for the first bad setting, naming it, before the SDK's schema checks."""

@@ -268,7 +268,8 @@ class ExportEngine:
         downloader: ExportDownloader,
         today: str,
     ) -> Iterator[Event]:
-        parser = MemberFileParser(self.properties, {f: f for f in self.fields})
+        # Headers are API names already (columnHeaderNames asks for them): no header map.
+        parser = MemberFileParser(self.properties, {})
         for unit, job, info in scheduler.run(units):
             if job is not None:
                 exported = downloader.file(job.export_id, info, job.seconds)

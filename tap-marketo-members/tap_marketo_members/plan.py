@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 # queue and starts before it writes; then it writes this many seconds per MB of file.
 JOB_OVERHEAD_SECONDS = 120.0
 SECONDS_PER_MB = 30.0
-DAY_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -349,9 +350,11 @@ class ProgramMembersStream(PartitionGroupStream, MarketoStream):
         engine = self.engine()
         limit = self.ABORT_AT_RECORD_COUNT
         counter = self.get_record_counter()
-        with self.get_sync_timer(), counter:
+        # closing(): whatever stops this loop (a dry run's limit, a signal while rows are
+        # written) closes the engine at once, which cancels its unfinished export jobs.
+        with self.get_sync_timer(), counter, closing(engine.events(program_ids)) as events:
             try:
-                for event in engine.events(program_ids):
+                for event in events:
                     if isinstance(event, Rows):
                         rows = event.records
                         if limit is not None:

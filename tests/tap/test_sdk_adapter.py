@@ -118,3 +118,41 @@ def test_no_private_sdk_name_outside_the_adapter(sb):
             if module and module.startswith("singer_sdk") and "._" in module:
                 offenders.append(f"{path.name}:{node.lineno} {module}")
     assert offenders == []
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules a file imports when it runs (not under `if TYPE_CHECKING:`)."""
+    found: set[str] = set()
+    stack: list[ast.AST] = [ast.parse(path.read_text())]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_export_engine_knows_nothing_of_the_sdk():
+    """engine.py and what it runs use no SDK class: only the SDK's metric log format."""
+    seen: set[str] = set()
+    todo = ["engine"]
+    sdk_uses: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for module in _runtime_imports(PACKAGE / f"{name}.py"):
+            if module.startswith("singer_sdk"):
+                sdk_uses.add(module)
+            local = module.removeprefix("tap_marketo_members.")
+            if module.startswith("tap_marketo_members.") and (PACKAGE / f"{local}.py").exists():
+                todo.append(local)
+    assert not seen & {"sdk", "streams", "tap", "client", "writers"}
+    assert {"scheduler", "downloader", "parsing", "exports"} <= seen
+    assert sdk_uses <= {"singer_sdk", "singer_sdk.metrics"}

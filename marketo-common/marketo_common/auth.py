@@ -43,7 +43,6 @@ class TokenManager:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = 0.0
-        self.requests_made = 0
 
     def __repr__(self) -> str:
         state = "cached" if self._token else "empty"
@@ -71,7 +70,6 @@ class TokenManager:
             "client_secret": self._settings.client_secret,
         }
         context = {"method": "POST", "path": TOKEN_PATH}
-        self.requests_made += 1
         try:
             response = self._session.post(
                 self._settings.base_url + TOKEN_PATH,

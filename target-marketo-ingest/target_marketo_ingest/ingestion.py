@@ -10,15 +10,14 @@ marketo_common; if they never clear, the run stops without passing STATE over th
 
 from __future__ import annotations
 
-import threading
 import time
 import typing as t
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
 
+from target_marketo_ingest.executor import UnitExecutor
 from target_marketo_ingest.programs import program_and_status
 from target_marketo_ingest.rest_program_members import lead_id_of
 from target_marketo_ingest.routing import (
@@ -149,10 +148,13 @@ class IngestionWriter:
         self._max_bytes = opts.ingestion_max_bytes
         self._max_objects = opts.ingestion_max_objects
         parallel = max(1, opts.ingestion_parallel_requests)
-        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="ingest")
-        self._slots = threading.BoundedSemaphore(parallel * 2)
-        self._futures: list = []
-        self._sent: list[tuple[frozenset, threading.Event]] = []
+        self.executor = UnitExecutor(
+            name=f"ingest-{ctx.stream}",
+            workers=parallel,
+            queued=parallel,
+            latch=ctx.fatal,
+            checkpoints=ctx.checkpoints,
+        )
 
     def add(self, record: dict, seq: int, line_no: int) -> None:
         """Validate, encode once and pack one record; raises RecordRejected."""
@@ -246,18 +248,8 @@ class IngestionWriter:
         """Send what is left and wait for every request."""
         try:
             self.flush()
-            for future in self._futures:
-                future.result()
         finally:
-            self._pool.shutdown(wait=True)
-        self._raise_fatal()
-
-    def _raise_fatal(self) -> None:
-        from target_marketo_ingest.errors import TargetError  # noqa: PLC0415
-
-        error = self.ctx.fatal.error
-        if error is not None:
-            raise error if isinstance(error, TargetError) else TargetError(str(error))
+            self.executor.close()
 
     def _submit(self, deleted: bool, batch: _Batch) -> None:
         self._open.pop(deleted, None)
@@ -279,39 +271,10 @@ class IngestionWriter:
             )
             self.ctx.checkpoints.close_unit(batch.unit)
             return
-        self._raise_fatal()
-        while not self._slots.acquire(timeout=0.5):  # backpressure: input pauses
-            self._raise_fatal()
-        self._futures = [f for f in self._futures if not f.done()]
-        # A key in an earlier unfinished request: send after it, so the last record wins.
-        keys = frozenset(batch.entries)
-        self._sent = [(k, e) for k, e in self._sent if not e.is_set()]
-        after = [event for sent_keys, event in self._sent if not keys.isdisjoint(sent_keys)]
-        done = threading.Event()
-        self._sent.append((keys, done))
-        future = self._pool.submit(self._run, endpoint, entries, batch.unit, after, done)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
-
-    def _run(
-        self,
-        endpoint: IngestionEndpoint,
-        entries: list[_Entry],
-        unit: int,
-        after: list[threading.Event],
-        done: threading.Event,
-    ) -> None:
-        try:
-            for earlier in after:
-                while not earlier.wait(0.5):
-                    if self.ctx.fatal.error is not None:
-                        return
-            self._send(endpoint, entries)
-            self.ctx.checkpoints.close_unit(unit)
-        except BaseException as exc:
-            self.ctx.fatal.set(exc)
-        finally:
-            done.set()
+        # A key in an earlier unfinished request: the executor sends this one after it.
+        self.executor.submit(
+            lambda: self._send(endpoint, entries), keys=frozenset(batch.entries), unit=batch.unit
+        )
 
     def _send(self, endpoint: IngestionEndpoint, entries: list[_Entry]) -> None:
         from marketo_common import IngestionAPIError  # noqa: PLC0415

@@ -99,7 +99,7 @@ class MarketoSink(Sink):
         method = route.method
         if method == BULK_LEADS:
             validator = self._make_validator(
-                target.describe("leads"), required=[route.lookup_field], csv=True
+                target.describes.describe("leads"), required=[route.lookup_field], csv=True
             )
             return BulkLeadsWriter(self.ctx, validator)
         if method == BULK_PROGRAM_MEMBERS:
@@ -119,19 +119,19 @@ class MarketoSink(Sink):
         if method == INGEST_PERSONS:
             keys = route.dedupe_fields or ("email",)
             validator = self._make_validator(
-                target.describe("leads"), required=list(keys), csv=False
+                target.describes.describe("leads"), required=list(keys), csv=False
             )
             return IngestionWriter(self.ctx, validator, catalog, keys)
         if method == INGEST_COMPANIES:
             keys = ("id",) if route.dedupe_by == "idField" else ("externalCompanyId",)
             validator = self._make_validator(
-                target.describe("companies"), required=list(keys), csv=False
+                target.describes.describe("companies"), required=list(keys), csv=False
             )
             return IngestionWriter(self.ctx, validator, catalog, keys)
         if method == INGEST_CUSTOM_OBJECT:
             keys = ("marketoGUID",) if route.dedupe_by == "marketoGUID" else route.dedupe_fields
             validator = self._make_validator(
-                target.describe(f"customobjects/{route.custom_object_name}"),
+                target.describes.describe(f"customobjects/{route.custom_object_name}"),
                 required=list(keys),
                 csv=False,
             )
@@ -146,7 +146,7 @@ class MarketoSink(Sink):
         named in any case (data-ingestion.md, "Program Members (Sync)"), so a column spelled
         `RegistrationCODE` is checked and sent as the describe spells it.
         """
-        pm_fields = self._target.describe("program_members")
+        pm_fields = self._target.describes.describe("program_members")
         field_map = self.route.field_map
         send_only: set[str] | None = None
         if pm_fields is not None:
@@ -156,7 +156,7 @@ class MarketoSink(Sink):
                 if spec.updateable and name not in MEMBER_CONTROL_FIELDS
             }
             if ingestion:
-                custom = self._target.custom_member_fields()
+                custom = self._target.describes.custom_member_fields()
                 if custom is not None:
                     send_only &= custom
                 field_map = self._any_case(send_only)
@@ -188,8 +188,8 @@ class MarketoSink(Sink):
         return mapped
 
     def _member_describe(self) -> dict[str, FieldSpec] | None:
-        leads = self._target.describe("leads")
-        members = self._target.describe("program_members")
+        leads = self._target.describes.describe("leads")
+        members = self._target.describes.describe("program_members")
         if leads is None or members is None:
             return None
         merged = dict(members)

@@ -33,7 +33,7 @@ def test_each_pinned_name_exists_in_the_sdk():
 
 
 def test_the_sdk_reader_dispatches_through_the_hooks_the_adapter_binds():
-    listen = inspect.getsource(BaseSingerReader.listen)
+    listen = inspect.getsource(BaseSingerReader.process_lines)
     for private, public in sdk.MESSAGE_HOOKS.items():
         assert f"self.{private}" in listen, private
         assert getattr(TargetMarketoIngest, private) is vars(TargetMarketoIngest)[public]

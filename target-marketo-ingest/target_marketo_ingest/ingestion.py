@@ -20,17 +20,13 @@ import orjson
 from target_marketo_ingest.executor import UnitExecutor
 from target_marketo_ingest.programs import program_and_status
 from target_marketo_ingest.rest_program_members import lead_id_of
-from target_marketo_ingest.routing import (
-    INGEST_COMPANIES,
-    INGEST_CUSTOM_OBJECT,
-    INGEST_PERSONS,
-    INGEST_PROGRAM_MEMBERS,
-)
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.methods import Endpoint, WriteMethod
     from target_marketo_ingest.programs import ProgramCatalog
+    from target_marketo_ingest.routing import StreamRoute
     from target_marketo_ingest.validation import RecordValidator
 
 SPLIT_STATUSES = frozenset({400, 413, 422})
@@ -66,40 +62,16 @@ class _Batch:
 
 
 class IngestionEndpoint:
-    """Path and body layout of one Data Ingestion object type."""
+    """Path and body layout of one Data Ingestion object type (from the method's entry)."""
 
-    def __init__(self, ctx: WriteContext, *, delete: bool = False) -> None:
-        route = ctx.route
-        self.members = route.method == INGEST_PROGRAM_MEMBERS
+    def __init__(
+        self, route: StreamRoute, spec: Endpoint, *, members: bool, delete: bool = False
+    ) -> None:
+        self.members = members
         self.delete = delete
-        header: dict[str, t.Any] = {}
-        if route.method == INGEST_PERSONS:
-            self.path = "/subscriptions/{munchkinId}/persons"
-            self.list_key = "persons"
-            if route.priority:
-                header["priority"] = route.priority
-            if route.partition_name:
-                header["partitionName"] = route.partition_name
-            if route.dedupe_fields:
-                header["dedupeFields"] = {
-                    f"field{i + 1}": name for i, name in enumerate(route.dedupe_fields)
-                }
-        elif route.method == INGEST_COMPANIES:
-            self.path = "/subscriptions/{munchkinId}/companies"
-            self.list_key = "input"
-            header["action"] = route.action or "createOrUpdate"
-            header["dedupeBy"] = route.dedupe_by or "dedupeFields"
-        elif route.method == INGEST_CUSTOM_OBJECT:
-            self.path = f"/subscriptions/{{munchkinId}}/customobjects/{route.custom_object_name}"
-            self.list_key = "customObjects"
-            if route.priority:
-                header["priority"] = route.priority
-            if route.dedupe_by:
-                header["dedupeBy"] = route.dedupe_by
-        else:
-            # The program member bodies take `programs` only: no priority (data-ingestion.md).
-            self.path = "/subscriptions/{munchkinId}/programmembers" + ("/delete" if delete else "")
-            self.list_key = "programs"
+        self.path = t.cast("str", spec.delete_path) if delete else spec.path(route)
+        self.list_key = spec.list_key
+        header = spec.header(route)
         head = orjson.dumps(header)[:-1]
         self.prefix = head + (b"," if header else b"") + f'"{self.list_key}":['.encode()
         self.suffix = b"]}"
@@ -133,16 +105,19 @@ class IngestionWriter:
         ctx: WriteContext,
         validator: RecordValidator | None,
         catalog: ProgramCatalog,
-        key_fields: tuple[str, ...],
+        method: WriteMethod,
     ) -> None:
         self.ctx = ctx
         self.route = ctx.route
         self.validator = validator
         self.catalog = catalog
-        self._key_fields = key_fields
-        self._members = ctx.route.method == INGEST_PROGRAM_MEMBERS
-        self._sync = IngestionEndpoint(ctx)
-        self._delete = IngestionEndpoint(ctx, delete=True) if self._members else None
+        self._key_fields = method.key_fields(ctx.route)
+        self._members = method.program_members
+        spec = t.cast("Endpoint", method.endpoint)
+        self._sync = IngestionEndpoint(ctx.route, spec, members=self._members)
+        self._delete = (
+            IngestionEndpoint(ctx.route, spec, members=True, delete=True) if self._members else None
+        )
         self._open: dict[bool, _Batch] = {}
         opts = ctx.options
         self._max_bytes = opts.ingestion_max_bytes

@@ -20,6 +20,7 @@ from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.methods import WriteMethod
     from target_marketo_ingest.programs import ProgramCatalog
     from target_marketo_ingest.validation import RecordValidator
 
@@ -66,7 +67,9 @@ class RestProgramMembersWriter:
         ctx: WriteContext,
         validator: RecordValidator | None,
         catalog: ProgramCatalog,
+        method: WriteMethod | None = None,
     ) -> None:
+        _ = method  # members are keyed by (program, leadId) whatever the method
         self.ctx = ctx
         self.route = ctx.route
         self.validator = validator

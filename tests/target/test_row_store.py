@@ -52,3 +52,18 @@ def test_batches_past_the_insert_batch_and_key_hashes(tmp_path):
     assert len(set(cut.key_hashes)) == rows
     assert data.splitlines()[-1] == f"{n - 1}".encode()
     store.close()
+
+
+def test_cutting_the_last_open_file_empties_the_store_and_counts_stay_exact(tmp_path):
+    store = RowStore(tmp_path / "rows.sqlite")
+    first = store.open_file()
+    store.add(first, "", "a", 2, b"a,1\n")
+    store.add(first, "", "b", 3, b"b,1\n")
+    assert _cut(store, first)[0] == b"a,1\nb,1\n"  # the only open file: the fast wipe
+    second, third = store.open_file(), store.open_file()
+    store.add(second, "", "a", 4, b"a,2\n")  # "a" was cut with the first file: a new row
+    store.add(third, "", "a", 5, b"a,3\n")  # moves "a" out of the second file
+    assert store.live(second) == (0, 0)
+    assert store.live(third) == (1, 4)
+    assert _cut(store, second)[0] == b""  # another file is open: rows removed one by one
+    assert _cut(store, third)[0] == b"a,3\n"

@@ -14,13 +14,16 @@ unique key index, the spill to disk and the ordered read-back without our own fo
   journal and fsyncs off (the database is scratch: a crash loses nothing STATE has passed).
 - Memory: SQLite's page cache (`CACHE_KB`) plus one batch of rows; flat as input grows.
 
-Measured 2026-11-30 (2 shared cores): the store costs about 5.6 us a row (insert 4.8, cut
-0.8; 16 KB pages and the trigger-free wipe of the last open file took it from 7.7), and the
-bulk writer's whole per-row path fell from 11-13 us (the hash table and spool) to 7.5-7.8 us
-for leads and 10.3-10.8 us for 12 interleaved member groups with half the rows superseded.
-`benchmarks/run` put the target's dry run at 0.53-0.55x msgspec + csv.writer (CPU) under a
-load average of 12-17, against 0.67x for the old engine at load 2.5: the goal of 0.7x is not
-met, and the store is not why (it is faster than what it replaced); peak RSS stayed 111 MB,
+Measured 2026-11-30 (2 shared cores, load 12-17): the store costs 5.6 us a row for leads-like
+rows (insert 4.8, cut 0.8; 16 KB pages and the trigger-free wipe of the last open file took it
+from 7.7) and 6.8 us for 300-byte member rows, 6 groups, 75% superseded (a clustered WITHOUT
+ROWID layout measured the same). The bulk writer's per-row path is 10-25% faster than the hash
+table and spool it replaced, but in the whole target (dry run, the benchmark's 205,077 member
+lines, old and new run alternately 3 times each) CPU went from 50,300 to 47,200 records per
+CPU-second (-6%; wall clock within noise): REPLACE on a unique index costs SQLite about
+5 us a row, and the old engine's plain appends were cheaper when nothing collided.
+`benchmarks/run` puts the target at 0.53x msgspec + csv.writer (CPU) under that load, 0.67x
+for the old engine at load 2.5: the 0.7x goal is not met by either; peak RSS stayed 111 MB,
 flat from 100k to 1M records.
 """
 

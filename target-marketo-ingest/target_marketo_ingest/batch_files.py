@@ -1,7 +1,7 @@
 """BATCH message files, read through the SDK's storage and encoding classes.
 
-This is the only module that imports private SDK names (`singer_sdk.helpers._batch`); a test
-pins them so an SDK upgrade that moves them fails there, not in a user's run. The SDK's own
+The SDK's batch classes are private (`singer_sdk.helpers._batch`): they come through the
+adapter module `sdk.py`, whose test pins them. The SDK's own
 `Sink.process_batch_files` loads a whole file into a list; here each file is streamed row by
 row so every row goes through the same path as a RECORD line.
 """
@@ -16,12 +16,10 @@ from urllib.parse import unquote, urlparse
 
 import msgspec
 from singer_sdk.contrib.msgspec import decoder
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat, StorageTarget
 
 from target_marketo_ingest import lines
 from target_marketo_ingest.errors import InputError
-
-SDK_NAMES = (BaseBatchFileEncoding, BatchFileFormat, StorageTarget)
+from target_marketo_ingest.sdk import BaseBatchFileEncoding, BatchFileFormat, StorageTarget
 
 
 class BadRow(t.NamedTuple):

@@ -9,6 +9,8 @@ from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.methods import WriteMethod
+    from target_marketo_ingest.programs import ProgramCatalog
     from target_marketo_ingest.routing import StreamRoute
     from target_marketo_ingest.validation import RecordValidator
 
@@ -51,11 +53,18 @@ class BulkLeadImport:
 class BulkLeadsWriter:
     """Records -> CSV rows keyed by the lookup field -> import files."""
 
-    def __init__(self, ctx: WriteContext, validator: RecordValidator) -> None:
+    def __init__(
+        self,
+        ctx: WriteContext,
+        validator: RecordValidator,
+        catalog: ProgramCatalog,
+        method: WriteMethod,
+    ) -> None:
+        _ = catalog  # leads belong to no program
         self.ctx = ctx
         self.validator = validator
         self._to_row = validator.to_row
-        key = ctx.route.lookup_field
+        (key,) = method.key_fields(ctx.route)
         self.bulk = BulkImportWriter(
             ctx, BulkLeadImport(ctx.route), validator.header, [validator.header.index(key)]
         )

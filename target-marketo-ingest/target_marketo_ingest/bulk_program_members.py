@@ -9,11 +9,12 @@ import typing as t
 
 from target_marketo_ingest.bulk_import import BulkImportWriter, GroupSpec, ImportFile
 from target_marketo_ingest.programs import MemberTargets
+from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.methods import WriteMethod
     from target_marketo_ingest.programs import ProgramCatalog
-    from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
     from target_marketo_ingest.validation import RecordValidator
 
 
@@ -57,18 +58,20 @@ class BulkProgramMembersWriter:
         ctx: WriteContext,
         validator: RecordValidator,
         catalog: ProgramCatalog,
-        deletes: RestProgramMembersWriter,
+        method: WriteMethod,
     ) -> None:
         self.ctx = ctx
         self.route = ctx.route
         self.catalog = catalog
         self._to_row = validator.to_row
-        self._deletes = deletes
+        # Deletes cannot go through an import: the REST delete endpoint, same context.
+        self._deletes = RestProgramMembersWriter(ctx, None, catalog, method)
+        (key,) = method.key_fields(ctx.route)
         self.bulk = BulkImportWriter(
             ctx,
             BulkProgramMemberImport(),
             validator.header,
-            [validator.header.index("email")],
+            [validator.header.index(key)],
             scope_param="programId",
         )
         self._add = self.bulk.add

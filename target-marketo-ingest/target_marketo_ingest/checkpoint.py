@@ -25,7 +25,6 @@ class Checkpoints:
         self._units: dict[int, int] = {}
         self._ids = itertools.count(1)
         self._pending: list[tuple[int, dict]] = []
-        self.emitted: list[dict] = []
 
     def open_unit(self, first_seq: int) -> int:
         """Register a unit whose first record has number `first_seq`; returns its id."""
@@ -45,12 +44,6 @@ class Checkpoints:
         with self._lock:
             self._pending.append((received, state))
             self._flush_locked()
-
-    @property
-    def open_units(self) -> int:
-        """Units still waiting for outcomes."""
-        with self._lock:
-            return len(self._units)
 
     @property
     def pending_states(self) -> int:
@@ -73,4 +66,3 @@ class Checkpoints:
         state = ready[-1][1]
         if self._enabled:
             self._emit(state)
-            self.emitted.append(state)

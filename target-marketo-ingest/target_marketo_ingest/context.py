@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import typing as t
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ if t.TYPE_CHECKING:
     from marketo_common import MarketoClient
 
     from target_marketo_ingest.checkpoint import Checkpoints
+    from target_marketo_ingest.executor import FailureLatch
     from target_marketo_ingest.rejects import RejectsFile
     from target_marketo_ingest.routing import StreamRoute
     from target_marketo_ingest.summary import StreamSummary
@@ -38,20 +38,6 @@ class TargetOptions:
     work_dir: str | None = None
 
 
-class FatalError:
-    """First fatal failure seen by a worker thread; the reading thread raises it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.error: BaseException | None = None
-
-    def set(self, error: BaseException) -> None:
-        """Keep the first error only."""
-        with self._lock:
-            if self.error is None:
-                self.error = error
-
-
 @dataclass
 class WriteContext:
     """Per-stream handles for a write method."""
@@ -63,7 +49,7 @@ class WriteContext:
     checkpoints: Checkpoints
     summary: StreamSummary
     options: TargetOptions
-    fatal: FatalError
+    fatal: FailureLatch
     logger: logging.Logger
 
     def reject(

@@ -10,28 +10,23 @@ marketo_common; if they never clear, the run stops without passing STATE over th
 
 from __future__ import annotations
 
-import threading
 import time
 import typing as t
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
 
+from target_marketo_ingest.executor import UnitExecutor
 from target_marketo_ingest.programs import program_and_status
 from target_marketo_ingest.rest_program_members import lead_id_of
-from target_marketo_ingest.routing import (
-    INGEST_COMPANIES,
-    INGEST_CUSTOM_OBJECT,
-    INGEST_PERSONS,
-    INGEST_PROGRAM_MEMBERS,
-)
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.methods import Endpoint, WriteMethod
     from target_marketo_ingest.programs import ProgramCatalog
+    from target_marketo_ingest.routing import StreamRoute
     from target_marketo_ingest.validation import RecordValidator
 
 SPLIT_STATUSES = frozenset({400, 413, 422})
@@ -67,40 +62,16 @@ class _Batch:
 
 
 class IngestionEndpoint:
-    """Path and body layout of one Data Ingestion object type."""
+    """Path and body layout of one Data Ingestion object type (from the method's entry)."""
 
-    def __init__(self, ctx: WriteContext, *, delete: bool = False) -> None:
-        route = ctx.route
-        self.members = route.method == INGEST_PROGRAM_MEMBERS
+    def __init__(
+        self, route: StreamRoute, spec: Endpoint, *, members: bool, delete: bool = False
+    ) -> None:
+        self.members = members
         self.delete = delete
-        header: dict[str, t.Any] = {}
-        if route.method == INGEST_PERSONS:
-            self.path = "/subscriptions/{munchkinId}/persons"
-            self.list_key = "persons"
-            if route.priority:
-                header["priority"] = route.priority
-            if route.partition_name:
-                header["partitionName"] = route.partition_name
-            if route.dedupe_fields:
-                header["dedupeFields"] = {
-                    f"field{i + 1}": name for i, name in enumerate(route.dedupe_fields)
-                }
-        elif route.method == INGEST_COMPANIES:
-            self.path = "/subscriptions/{munchkinId}/companies"
-            self.list_key = "input"
-            header["action"] = route.action or "createOrUpdate"
-            header["dedupeBy"] = route.dedupe_by or "dedupeFields"
-        elif route.method == INGEST_CUSTOM_OBJECT:
-            self.path = f"/subscriptions/{{munchkinId}}/customobjects/{route.custom_object_name}"
-            self.list_key = "customObjects"
-            if route.priority:
-                header["priority"] = route.priority
-            if route.dedupe_by:
-                header["dedupeBy"] = route.dedupe_by
-        else:
-            # The program member bodies take `programs` only: no priority (data-ingestion.md).
-            self.path = "/subscriptions/{munchkinId}/programmembers" + ("/delete" if delete else "")
-            self.list_key = "programs"
+        self.path = t.cast("str", spec.delete_path) if delete else spec.path(route)
+        self.list_key = spec.list_key
+        header = spec.header(route)
         head = orjson.dumps(header)[:-1]
         self.prefix = head + (b"," if header else b"") + f'"{self.list_key}":['.encode()
         self.suffix = b"]}"
@@ -134,25 +105,31 @@ class IngestionWriter:
         ctx: WriteContext,
         validator: RecordValidator | None,
         catalog: ProgramCatalog,
-        key_fields: tuple[str, ...],
+        method: WriteMethod,
     ) -> None:
         self.ctx = ctx
         self.route = ctx.route
         self.validator = validator
         self.catalog = catalog
-        self._key_fields = key_fields
-        self._members = ctx.route.method == INGEST_PROGRAM_MEMBERS
-        self._sync = IngestionEndpoint(ctx)
-        self._delete = IngestionEndpoint(ctx, delete=True) if self._members else None
+        self._key_fields = method.key_fields(ctx.route)
+        self._members = method.program_members
+        spec = t.cast("Endpoint", method.endpoint)
+        self._sync = IngestionEndpoint(ctx.route, spec, members=self._members)
+        self._delete = (
+            IngestionEndpoint(ctx.route, spec, members=True, delete=True) if self._members else None
+        )
         self._open: dict[bool, _Batch] = {}
         opts = ctx.options
         self._max_bytes = opts.ingestion_max_bytes
         self._max_objects = opts.ingestion_max_objects
         parallel = max(1, opts.ingestion_parallel_requests)
-        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="ingest")
-        self._slots = threading.BoundedSemaphore(parallel * 2)
-        self._futures: list = []
-        self._sent: list[tuple[frozenset, threading.Event]] = []
+        self.executor = UnitExecutor(
+            name=f"ingest-{ctx.stream}",
+            workers=parallel,
+            queued=parallel,
+            latch=ctx.fatal,
+            checkpoints=ctx.checkpoints,
+        )
 
     def add(self, record: dict, seq: int, line_no: int) -> None:
         """Validate, encode once and pack one record; raises RecordRejected."""
@@ -246,18 +223,8 @@ class IngestionWriter:
         """Send what is left and wait for every request."""
         try:
             self.flush()
-            for future in self._futures:
-                future.result()
         finally:
-            self._pool.shutdown(wait=True)
-        self._raise_fatal()
-
-    def _raise_fatal(self) -> None:
-        from target_marketo_ingest.errors import TargetError  # noqa: PLC0415
-
-        error = self.ctx.fatal.error
-        if error is not None:
-            raise error if isinstance(error, TargetError) else TargetError(str(error))
+            self.executor.close()
 
     def _submit(self, deleted: bool, batch: _Batch) -> None:
         self._open.pop(deleted, None)
@@ -279,39 +246,10 @@ class IngestionWriter:
             )
             self.ctx.checkpoints.close_unit(batch.unit)
             return
-        self._raise_fatal()
-        while not self._slots.acquire(timeout=0.5):  # backpressure: input pauses
-            self._raise_fatal()
-        self._futures = [f for f in self._futures if not f.done()]
-        # A key in an earlier unfinished request: send after it, so the last record wins.
-        keys = frozenset(batch.entries)
-        self._sent = [(k, e) for k, e in self._sent if not e.is_set()]
-        after = [event for sent_keys, event in self._sent if not keys.isdisjoint(sent_keys)]
-        done = threading.Event()
-        self._sent.append((keys, done))
-        future = self._pool.submit(self._run, endpoint, entries, batch.unit, after, done)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
-
-    def _run(
-        self,
-        endpoint: IngestionEndpoint,
-        entries: list[_Entry],
-        unit: int,
-        after: list[threading.Event],
-        done: threading.Event,
-    ) -> None:
-        try:
-            for earlier in after:
-                while not earlier.wait(0.5):
-                    if self.ctx.fatal.error is not None:
-                        return
-            self._send(endpoint, entries)
-            self.ctx.checkpoints.close_unit(unit)
-        except BaseException as exc:
-            self.ctx.fatal.set(exc)
-        finally:
-            done.set()
+        # A key in an earlier unfinished request: the executor sends this one after it.
+        self.executor.submit(
+            lambda: self._send(endpoint, entries), keys=frozenset(batch.entries), unit=batch.unit
+        )
 
     def _send(self, endpoint: IngestionEndpoint, entries: list[_Entry]) -> None:
         from marketo_common import IngestionAPIError  # noqa: PLC0415

@@ -32,7 +32,6 @@ class ProgramCatalog:
         self._lock = threading.Lock()
         self._statuses: dict[int, dict[str, str] | None] = {}
         self._unavailable = client is None
-        self.calls = 0
 
     def statuses(self, program_id: int) -> dict[str, str] | None:
         """Lower-cased status -> Marketo's spelling; None when the program does not exist.
@@ -52,7 +51,6 @@ class ProgramCatalog:
         from marketo_common import MarketoAPIError  # noqa: PLC0415
 
         try:
-            self.calls += 1
             envelope = self._client.get(f"/rest/asset/v1/program/{program_id}.json")
             programs = envelope.get("result") or []
             if not programs:
@@ -61,7 +59,6 @@ class ProgramCatalog:
             names = _status_names(program)
             if names is None:
                 channel = program.get("channel")
-                self.calls += 1
                 channels = self._client.get(
                     "/rest/asset/v1/channel/byName.json", {"name": channel}
                 ).get("result") or [{}]

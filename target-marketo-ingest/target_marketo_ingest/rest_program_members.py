@@ -14,11 +14,13 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from target_marketo_ingest.executor import UnitExecutor
 from target_marketo_ingest.programs import program_and_status
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.methods import WriteMethod
     from target_marketo_ingest.programs import ProgramCatalog
     from target_marketo_ingest.validation import RecordValidator
 
@@ -65,7 +67,9 @@ class RestProgramMembersWriter:
         ctx: WriteContext,
         validator: RecordValidator | None,
         catalog: ProgramCatalog,
+        method: WriteMethod | None = None,
     ) -> None:
+        _ = method  # members are keyed by (program, leadId) whatever the method
         self.ctx = ctx
         self.route = ctx.route
         self.validator = validator
@@ -73,6 +77,14 @@ class RestProgramMembersWriter:
         self._batches: dict[tuple[int, str | None], _Batch] = {}
         self._where: dict[tuple[int, int], tuple[int, str | None]] = {}
         self._size = max(1, min(300, ctx.options.rest_batch_size))
+        # REST answers per record at once: calls run in the reading thread, in order.
+        self.executor = UnitExecutor(
+            name=f"rest-{ctx.stream}",
+            workers=0,
+            queued=0,
+            latch=ctx.fatal,
+            checkpoints=ctx.checkpoints,
+        )
 
     def add(self, record: dict, seq: int, line_no: int) -> None:
         """Validate and buffer one record; raises RecordRejected."""
@@ -146,6 +158,10 @@ class RestProgramMembersWriter:
             )
             ctx.checkpoints.close_unit(batch.unit)
             return
+        self.executor.submit(lambda: self._post(batch, entries), unit=batch.unit)
+
+    def _post(self, batch: _Batch, entries: list[_Entry]) -> None:
+        """The status (or delete) call, then member data for the records it accepted."""
         if batch.status is None:
             path = f"/rest/v1/programs/{batch.program_id}/members/delete.json"
             body: dict = {"input": [{"leadId": e.lead_id} for e in entries]}
@@ -161,7 +177,6 @@ class RestProgramMembersWriter:
                 with_data,
                 count_success=False,
             )
-        ctx.checkpoints.close_unit(batch.unit)
 
     def _call(
         self, path: str, body: dict, entries: list[_Entry], *, count_success: bool

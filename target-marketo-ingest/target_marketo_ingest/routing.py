@@ -7,25 +7,17 @@ import typing as t
 from dataclasses import dataclass, field, fields, replace
 
 from target_marketo_ingest.errors import SettingError
-
-BULK_LEADS = "bulk_leads"
-BULK_PROGRAM_MEMBERS = "bulk_program_members"
-INGEST_PERSONS = "ingest_persons"
-INGEST_COMPANIES = "ingest_companies"
-INGEST_CUSTOM_OBJECT = "ingest_custom_object"
-INGEST_PROGRAM_MEMBERS = "ingest_program_members"
-REST_PROGRAM_MEMBERS = "rest_program_members"
-
-METHODS = (
+from target_marketo_ingest.methods import (
     BULK_LEADS,
     BULK_PROGRAM_MEMBERS,
-    INGEST_PERSONS,
     INGEST_COMPANIES,
     INGEST_CUSTOM_OBJECT,
+    INGEST_PERSONS,
     INGEST_PROGRAM_MEMBERS,
-    REST_PROGRAM_MEMBERS,
+    REGISTRY,
 )
-PROGRAM_MEMBER_METHODS = (BULK_PROGRAM_MEMBERS, INGEST_PROGRAM_MEMBERS, REST_PROGRAM_MEMBERS)
+
+METHODS = tuple(REGISTRY)
 
 # A plain pipeline (tap-marketo-members, tap-postgres tables named after Marketo objects)
 # works without a mapping: these names pick a method on their own.
@@ -44,13 +36,6 @@ DEFAULT_METHODS: dict[str, str] = {
 
 PRIORITIES = ("normal", "high")
 ACTIONS = ("createOnly", "updateOnly", "createOrUpdate")
-DEDUPE_BY = ("dedupeFields", "idField", "marketoGUID")
-#: data-ingestion.md: companies dedupe by dedupeFields or idField, custom objects by
-#: dedupeFields or marketoGUID.
-DEDUPE_BY_METHOD = {
-    INGEST_COMPANIES: ("dedupeFields", "idField"),
-    INGEST_CUSTOM_OBJECT: ("dedupeFields", "marketoGUID"),
-}
 
 
 @dataclass(frozen=True)
@@ -73,11 +58,6 @@ class StreamRoute:
     custom_object_name: str | None = None
     field_map: dict[str, str] = field(default_factory=dict)
     setting_key: str | None = None
-
-    @property
-    def is_program_members(self) -> bool:
-        """True for the methods that write program membership."""
-        return self.method in PROGRAM_MEMBER_METHODS
 
     def setting(self, name: str) -> str:
         """The setting path used in error messages, e.g. `streams.leads.lookup_field`."""
@@ -154,9 +134,7 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
         or "programId",
         status_field=_as_str(raw.get("status_field"), f"{base}.status_field") or "statusName",
         dedupe_fields=tuple(dedupe_fields),
-        dedupe_by=_choice(
-            raw.get("dedupe_by"), f"{base}.dedupe_by", DEDUPE_BY_METHOD.get(method, DEDUPE_BY)
-        ),
+        dedupe_by=_choice(raw.get("dedupe_by"), f"{base}.dedupe_by", REGISTRY[method].dedupe_by),
         action=_choice(raw.get("action"), f"{base}.action", ACTIONS),
         priority=_choice(raw.get("priority"), f"{base}.priority", PRIORITIES),
         custom_object_name=_as_str(raw.get("custom_object_name"), f"{base}.custom_object_name"),

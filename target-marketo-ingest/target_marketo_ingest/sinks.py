@@ -11,24 +11,13 @@ import typing as t
 
 from singer_sdk.sinks import Sink
 
-from target_marketo_ingest.bulk_leads import BulkLeadsWriter
-from target_marketo_ingest.bulk_program_members import BulkProgramMembersWriter
 from target_marketo_ingest.errors import InputError
-from target_marketo_ingest.ingestion import IngestionWriter
-from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
-from target_marketo_ingest.routing import (
-    BULK_LEADS,
-    BULK_PROGRAM_MEMBERS,
-    INGEST_COMPANIES,
-    INGEST_CUSTOM_OBJECT,
-    INGEST_PERSONS,
-    INGEST_PROGRAM_MEMBERS,
-    REST_PROGRAM_MEMBERS,
-)
+from target_marketo_ingest.methods import MEMBER_FIELDS, MEMBER_ROWS, REGISTRY
 from target_marketo_ingest.validation import RecordRejected, build_validator
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
+    from target_marketo_ingest.methods import Writer
     from target_marketo_ingest.target import TargetMarketoIngest
     from target_marketo_ingest.validation import FieldSpec
 
@@ -92,52 +81,26 @@ class MarketoSink(Sink):
 
     # -------------------------------------------------------------- building
 
-    def _build_writer(self) -> t.Any:  # noqa: PLR0911
+    def _build_writer(self) -> Writer:
+        """The stream's writer, as its method's registry entry describes it."""
         route = self.route
-        target = self._target
-        catalog = target.program_catalog
-        method = route.method
-        if method == BULK_LEADS:
+        method = REGISTRY.get(route.method)
+        if method is None:
+            msg = f"no write method {route.method!r}"  # routing validated it already
+            raise InputError(msg, stream=self.stream_name)
+        if method.needs_field:
+            self._require_field(method.needs_field)
+        keys = list(method.key_fields(route))
+        if method.validator == MEMBER_ROWS:
             validator = self._make_validator(
-                target.describe("leads"), required=[route.lookup_field], csv=True
+                self._member_describe(), required=keys, csv=True, member=True
             )
-            return BulkLeadsWriter(self.ctx, validator)
-        if method == BULK_PROGRAM_MEMBERS:
-            validator = self._make_validator(
-                self._member_describe(), required=["email"], csv=True, member=True
-            )
-            deletes = RestProgramMembersWriter(self.ctx, None, catalog)
-            return BulkProgramMembersWriter(self.ctx, validator, catalog, deletes)
-        if method == REST_PROGRAM_MEMBERS:
-            self._require_field("leadId")
-            validator = self._member_fields_validator(ingestion=False)
-            return RestProgramMembersWriter(self.ctx, validator, catalog)
-        if method == INGEST_PROGRAM_MEMBERS:
-            self._require_field("leadId")
-            validator = self._member_fields_validator(ingestion=True)
-            return IngestionWriter(self.ctx, validator, catalog, ())
-        if method == INGEST_PERSONS:
-            keys = route.dedupe_fields or ("email",)
-            validator = self._make_validator(
-                target.describe("leads"), required=list(keys), csv=False
-            )
-            return IngestionWriter(self.ctx, validator, catalog, keys)
-        if method == INGEST_COMPANIES:
-            keys = ("id",) if route.dedupe_by == "idField" else ("externalCompanyId",)
-            validator = self._make_validator(
-                target.describe("companies"), required=list(keys), csv=False
-            )
-            return IngestionWriter(self.ctx, validator, catalog, keys)
-        if method == INGEST_CUSTOM_OBJECT:
-            keys = ("marketoGUID",) if route.dedupe_by == "marketoGUID" else route.dedupe_fields
-            validator = self._make_validator(
-                target.describe(f"customobjects/{route.custom_object_name}"),
-                required=list(keys),
-                csv=False,
-            )
-            return IngestionWriter(self.ctx, validator, catalog, keys)
-        msg = f"no write method {method!r}"  # routing validated it already
-        raise InputError(msg, stream=self.stream_name)
+        elif method.validator == MEMBER_FIELDS:
+            validator = self._member_fields_validator(ingestion=method.endpoint is not None)
+        else:
+            describe = self._target.describes.describe(t.cast("str", method.describe(route)))
+            validator = self._make_validator(describe, required=keys, csv=method.csv)
+        return method.writer(self.ctx, validator, self._target.program_catalog, method)
 
     def _member_fields_validator(self, *, ingestion: bool) -> t.Any:
         """Member data besides program, status and lead: updateable member fields are sent.
@@ -146,7 +109,7 @@ class MarketoSink(Sink):
         named in any case (data-ingestion.md, "Program Members (Sync)"), so a column spelled
         `RegistrationCODE` is checked and sent as the describe spells it.
         """
-        pm_fields = self._target.describe("program_members")
+        pm_fields = self._target.describes.describe("program_members")
         field_map = self.route.field_map
         send_only: set[str] | None = None
         if pm_fields is not None:
@@ -156,7 +119,7 @@ class MarketoSink(Sink):
                 if spec.updateable and name not in MEMBER_CONTROL_FIELDS
             }
             if ingestion:
-                custom = self._target.custom_member_fields()
+                custom = self._target.describes.custom_member_fields()
                 if custom is not None:
                     send_only &= custom
                 field_map = self._any_case(send_only)
@@ -188,8 +151,8 @@ class MarketoSink(Sink):
         return mapped
 
     def _member_describe(self) -> dict[str, FieldSpec] | None:
-        leads = self._target.describe("leads")
-        members = self._target.describe("program_members")
+        leads = self._target.describes.describe("leads")
+        members = self._target.describes.describe("program_members")
         if leads is None or members is None:
             return None
         merged = dict(members)

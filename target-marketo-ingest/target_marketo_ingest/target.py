@@ -12,15 +12,14 @@ import threading
 import time
 import typing as t
 
-from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import PluginBase
-from singer_sdk.target_base import Target
 
 from target_marketo_ingest import batch_files
 from target_marketo_ingest.checkpoint import Checkpoints
-from target_marketo_ingest.context import FatalError, TargetOptions, WriteContext
+from target_marketo_ingest.context import WriteContext
+from target_marketo_ingest.describes import Describes
 from target_marketo_ingest.errors import (
     InputError,
     OutcomeMissingError,
@@ -29,56 +28,24 @@ from target_marketo_ingest.errors import (
     SettingError,
     TargetError,
 )
+from target_marketo_ingest.executor import FailureLatch
 from target_marketo_ingest.programs import ProgramCatalog
 from target_marketo_ingest.reader import SingerLineReader
 from target_marketo_ingest.rejects import RejectsFile
-from target_marketo_ingest.routing import METHODS, resolve_route, validate_streams_setting
+from target_marketo_ingest.routing import resolve_route, validate_streams_setting
+from target_marketo_ingest.sdk import SdkTarget, config_input
+from target_marketo_ingest.settings import CONFIG_SCHEMA, reject_threshold, target_options
 from target_marketo_ingest.sinks import MarketoSink
 from target_marketo_ingest.summary import StreamSummary
-from target_marketo_ingest.validation import parse_describe
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
 
-    from target_marketo_ingest.validation import FieldSpec
 
-
-STREAM_OPTIONS = th.ObjectType(
-    th.Property("method", th.StringType(allowed_values=list(METHODS))),
-    th.Property("lookup_field", th.StringType, description="Bulk leads: dedupe field (email)."),
-    th.Property("list_id", th.IntegerType, description="Bulk leads: static list to add to."),
-    th.Property("partition_name", th.StringType, description="Leads/persons partition."),
-    th.Property("program_id", th.IntegerType, description="Program members: fixed program."),
-    th.Property("status", th.StringType, description="Program members: fixed status."),
-    th.Property("program_id_field", th.StringType, description="Record field with programId."),
-    th.Property("status_field", th.StringType, description="Record field with the status."),
-    th.Property("dedupe_fields", th.ArrayType(th.StringType)),
-    th.Property(
-        "dedupe_by",
-        th.StringType(allowed_values=["dedupeFields", "idField", "marketoGUID"]),
-        description="Companies: dedupeFields or idField (idField only with action "
-        "updateOnly); custom objects: dedupeFields or marketoGUID.",
-    ),
-    th.Property(
-        "action", th.StringType(allowed_values=["createOnly", "updateOnly", "createOrUpdate"])
-    ),
-    th.Property("priority", th.StringType(allowed_values=["normal", "high"])),
-    th.Property("custom_object_name", th.StringType),
-    th.Property("field_map", th.ObjectType(additional_properties=th.StringType)),
-    additional_properties=False,
-)
-
-DESCRIBE_PATHS = {
-    "leads": "/rest/v1/leads/describe2.json",
-    "program_members": "/rest/v1/programs/members/describe.json",
-    "companies": "/rest/v1/companies/describe.json",
-}
-MEMBER_FIELDS_PATH = "/rest/v1/programs/members/schema/fields.json"
-AUTH_CODES = frozenset({"601", "602", "603"})
 CHECK_EVERY = 4096
 
 
-class TargetMarketoIngest(Target):
+class TargetMarketoIngest(SdkTarget):
     """Writes streams into Marketo by Bulk Import, Data Ingestion or REST, per stream."""
 
     name = "target-marketo-ingest"
@@ -94,85 +61,7 @@ class TargetMarketoIngest(Target):
         PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
-    config_jsonschema = th.PropertiesList(
-        th.Property("client_id", th.StringType, required=True, description="API client id."),
-        th.Property(
-            "client_secret", th.StringType, required=True, secret=True, description="API secret."
-        ),
-        th.Property(
-            "base_url",
-            th.StringType,
-            required=True,
-            description="REST base URL, e.g. https://123-ABC-456.mktorest.com",
-        ),
-        th.Property("munchkin_id", th.StringType, description="Munchkin id for Data Ingestion."),
-        th.Property(
-            "ingestion_base_url",
-            th.StringType,
-            description="Data Ingestion base URL (default https://mkto-ingestion-api.adobe.io).",
-        ),
-        th.Property("request_timeout_seconds", th.NumberType, description="HTTP read timeout."),
-        th.Property("max_retries", th.IntegerType, description="Retries of retryable failures."),
-        th.Property(
-            "streams",
-            th.ObjectType(additional_properties=STREAM_OPTIONS),
-            description=(
-                "Stream name or glob -> write method and options. Methods: "
-                + ", ".join(METHODS)
-                + ". Without an entry, leads/persons -> bulk_leads, program_members -> "
-                "bulk_program_members, companies -> ingest_companies."
-            ),
-        ),
-        th.Property(
-            "rejects_path",
-            th.StringType,
-            description="JSONL file for rejected records and warnings (marketo-rejects.jsonl).",
-        ),
-        th.Property(
-            "dry_run",
-            th.BooleanType,
-            default=False,
-            description="Validate and build files and requests; send nothing, emit no STATE.",
-        ),
-        th.Property(
-            "max_import_file_mb",
-            th.NumberType(exclusive_minimum=0, maximum=10),
-            default=10,
-            description="Import files roll just under this size (at most 10).",
-        ),
-        th.Property(
-            "max_concurrent_imports",
-            th.IntegerType(minimum=1, maximum=2),
-            default=2,
-            description="Bulk import jobs in flight (Marketo processes 2 at a time).",
-        ),
-        th.Property(
-            "fail_on_rejects",
-            th.CustomType({"type": ["number", "string"]}),
-            description=(
-                "Exit non-zero when rejects pass this: a count (>= 1) or a fraction of "
-                "received records (< 1); 0 fails on any reject. Unset: never."
-            ),
-        ),
-        th.Property(
-            "unknown_fields",
-            th.StringType(allowed_values=["error", "drop"]),
-            default="error",
-            description="Fields Marketo does not know: error (reject/stop) or drop with a warning.",
-        ),
-        th.Property(
-            "warnings_as_rejects",
-            th.BooleanType,
-            default=False,
-            description="Count rows Marketo imported with a warning as rejects.",
-        ),
-        th.Property(
-            "poll_interval_seconds",
-            th.NumberType(exclusive_minimum=0),
-            default=5,
-            description="First import status poll; grows to 6x (5-30 s by default).",
-        ),
-    ).to_dict()
+    config_jsonschema = CONFIG_SCHEMA
 
     def __init__(
         self,
@@ -191,16 +80,15 @@ class TargetMarketoIngest(Target):
             setup_mapper=setup_mapper,
             message_reader=message_reader,
         )
-        self.options = self._options()
-        self._threshold = _threshold(self.config.get("fail_on_rejects"))
+        self.options = target_options(self.config)
+        self._threshold = reject_threshold(self.config.get("fail_on_rejects"))
         validate_streams_setting(self.config.get("streams"))
         self._client = client
         self._client_lock = threading.Lock()
-        self._describes: dict[str, dict[str, FieldSpec] | None] = {}
-        self._custom_member_fields: frozenset[str] | bool | None = False  # False: not read yet
+        self._describes: Describes | None = None
         self._program_catalog: ProgramCatalog | None = None
         self.rejects = RejectsFile(self.config.get("rejects_path"))
-        self.fatal = FatalError()
+        self.fatal = FailureLatch()
         self._stdout_lock = threading.Lock()
         self.checkpoints = Checkpoints(self._emit_state, enabled=not self.options.dry_run)
         self.summaries: list[StreamSummary] = []
@@ -210,40 +98,6 @@ class TargetMarketoIngest(Target):
         self._started = time.monotonic()
         self._finished = False
         _ = self.client  # connection settings fail here, before any input is read
-
-    # -------------------------------------------------------------- settings
-
-    def _options(self) -> TargetOptions:
-        config = self.config
-
-        def number(name: str, default: float, low: float, high: float | None = None) -> float:
-            value = config.get(name, default)
-            if value is None:
-                return default
-            # Config files are read with JSON floats as Decimal.
-            if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
-                raise SettingError(f"{name}: expected a number, got {value!r}")
-            value = float(value)
-            if value <= low or (high is not None and value > high):
-                bounds = f"above {low}" + (f" and at most {high}" if high is not None else "")
-                raise SettingError(f"{name}: expected a number {bounds}, got {value!r}")
-            return value
-
-        mb = number("max_import_file_mb", 10, 0, 10)
-        imports = int(number("max_concurrent_imports", 2, 0, 2))
-        poll = number("poll_interval_seconds", 5, 0)
-        unknown = config.get("unknown_fields") or "error"
-        if unknown not in {"error", "drop"}:
-            raise SettingError(f"unknown_fields: expected error or drop, got {unknown!r}")
-        return TargetOptions(
-            dry_run=bool(config.get("dry_run", False)),
-            max_import_bytes=int(mb * 1_000_000),
-            max_concurrent_imports=imports,
-            poll_interval_seconds=float(poll),
-            poll_max_seconds=float(poll) * 6,
-            warnings_as_rejects=bool(config.get("warnings_as_rejects", False)),
-            unknown_fields=unknown,
-        )
 
     # -------------------------------------------------------------- shared handles
 
@@ -266,68 +120,18 @@ class TargetMarketoIngest(Target):
             return self._client
 
     @property
+    def describes(self) -> Describes:
+        """Marketo's field lists, shared by every stream."""
+        if self._describes is None:
+            self._describes = Describes(self.client)
+        return self._describes
+
+    @property
     def program_catalog(self) -> ProgramCatalog:
         """Program statuses, shared by every program member stream."""
         if self._program_catalog is None:
             self._program_catalog = ProgramCatalog(self.client)
         return self._program_catalog
-
-    def describe(self, kind: str) -> dict[str, FieldSpec] | None:
-        """Marketo's field list for an object, read once; None when it cannot be read."""
-        if kind in self._describes:
-            return self._describes[kind]
-        from marketo_common import MarketoError  # noqa: PLC0415
-
-        path = DESCRIBE_PATHS.get(kind) or f"/rest/v1/{kind}/describe.json"
-        try:
-            envelope = self.client.get(path)
-            specs: dict[str, FieldSpec] | None = parse_describe(envelope.get("result") or [])
-            if not specs and kind == "leads":
-                specs = parse_describe(
-                    self.client.get("/rest/v1/leads/describe.json").get("result") or []
-                )
-        except MarketoError as exc:
-            if exc.code in AUTH_CODES or exc.http_status in {401, 403}:
-                raise TargetError(f"Marketo refused the credentials: {exc}") from None
-            if exc.retryable:
-                raise TargetError(f"could not read {path}: {exc}") from None
-            self.logger.warning(
-                "Could not read %s (%s); records are checked against the stream schema only",
-                path,
-                exc,
-            )
-            specs = None
-        self._describes[kind] = specs or None
-        return self._describes[kind]
-
-    def custom_member_fields(self) -> frozenset[str] | None:
-        """Names of custom program member fields (Field API `isCustom`); None if unreadable.
-
-        Data Ingestion members carry custom fields only, and describe does not say which
-        updateable fields are custom (registrationCode and webinarUrl are standard).
-        """
-        if self._custom_member_fields is not False:
-            return t.cast("frozenset[str] | None", self._custom_member_fields)
-        from marketo_common import MarketoError  # noqa: PLC0415
-
-        try:
-            names: frozenset[str] | None = frozenset(
-                str(item["name"])
-                for item in self.client.iter_pages(MEMBER_FIELDS_PATH, batch_size=300)
-                if isinstance(item, dict) and item.get("isCustom") and item.get("name")
-            )
-        except MarketoError as exc:
-            if exc.retryable:  # 603 (no schema permission) falls back below
-                raise TargetError(f"could not read {MEMBER_FIELDS_PATH}: {exc}") from None
-            self.logger.warning(
-                "Could not read %s (%s); program member fields the describe marks updateable "
-                "are sent as custom fields",
-                MEMBER_FIELDS_PATH,
-                exc,
-            )
-            names = None
-        self._custom_member_fields = names
-        return names
 
     def new_context(self, stream: str) -> WriteContext:
         """Routing, counters and handles for a new sink."""
@@ -367,7 +171,8 @@ class TargetMarketoIngest(Target):
 
     # -------------------------------------------------------------- messages
 
-    def _process_schema_message(self, message_dict: dict) -> None:
+    def on_schema(self, message_dict: dict) -> None:
+        """SCHEMA: checked, then the SDK builds the sink; replaced sinks send what they hold."""
         stream = message_dict.get("stream")
         schema = message_dict.get("schema")
         if not isinstance(stream, str) or not isinstance(schema, dict):
@@ -377,7 +182,7 @@ class TargetMarketoIngest(Target):
                 "SCHEMA has no 'properties' object", line=self.current_line, stream=stream
             )
         try:
-            super()._process_schema_message(message_dict)
+            self.sdk_schema(message_dict)
         except Exception as exc:
             # The SDK has already taken the stream's old sink out of `_sinks_active`; keep it
             # where finish() sees it, so the records read before this SCHEMA still go out.
@@ -394,20 +199,20 @@ class TargetMarketoIngest(Target):
                 len(maps) == 1
                 and type(maps[0]) is SameRecordTransform
                 and maps[0].stream_alias == name
-                and name in self._sinks_active
+                and name in self.active_sinks
             ):
-                self._fast[name] = t.cast("MarketoSink", self._sinks_active[name])
+                self._fast[name] = t.cast("MarketoSink", self.active_sinks[name])
 
     def _retire_replaced_sinks(self, *, flush: bool) -> None:
         """Sinks a new SCHEMA replaced: their records go out now (or at finish)."""
-        for sink in self._sinks_to_clear:
+        for sink in self.take_replaced_sinks():
             if sink not in self._retired:
                 if flush:
-                    sink.writer.flush()
+                    t.cast("MarketoSink", sink).writer.flush()
                 self._retired.append(t.cast("MarketoSink", sink))
-        self._sinks_to_clear = []
 
-    def _process_record_message(self, message_dict: dict) -> None:
+    def on_record(self, message_dict: dict) -> None:
+        """RECORD: straight to the sink when no stream map changes it (the fast path)."""
         stream = message_dict.get("stream")
         record = message_dict.get("record")
         sink = self._fast.get(stream)  # type: ignore[arg-type]
@@ -438,25 +243,27 @@ class TargetMarketoIngest(Target):
             transformed = stream_map.transform(copy.copy(record))
             if transformed is None:
                 continue  # filtered out by a stream map: not this target's record
-            sink = self._sinks_active.get(stream_map.stream_alias)
+            sink = self.active_sinks.get(stream_map.stream_alias)
             if sink is None:
                 msg = "RECORD before its SCHEMA"
                 raise RecordBeforeSchemaError(msg, line=line, stream=stream_map.stream_alias)
             t.cast("MarketoSink", sink).accept(transformed, self.next_seq(), line)
 
-    def _process_state_message(self, message_dict: dict) -> None:
+    def on_state(self, message_dict: dict) -> None:
+        """STATE: held until every record before it has an outcome."""
         if "value" not in message_dict:
             raise InputError("STATE without 'value'", line=self.current_line)
         self.checkpoints.add_state(message_dict["value"], self._received)
         self._periodic_checks()
 
-    def _process_activate_version_message(self, message_dict: dict) -> None:
+    def on_activate_version(self, message_dict: dict) -> None:
+        """ACTIVATE_VERSION: nothing to do; Marketo writes are upserts."""
         self.logger.info(
             "ACTIVATE_VERSION for '%s' ignored: Marketo writes are upserts",
             message_dict.get("stream"),
         )
 
-    def _process_batch_message(self, message_dict: dict) -> None:
+    def on_batch(self, message_dict: dict) -> None:
         """Rows of each manifest file, streamed, through the same path as RECORD lines.
 
         Each row gets a record number like a RECORD, so a STATE after this message waits for
@@ -489,7 +296,7 @@ class TargetMarketoIngest(Target):
     def _reject_bad_row(self, stream: str, row: batch_files.BadRow, position: int) -> None:
         """A row that is no record: received and rejected on the stream's first sink."""
         for stream_map in self.mapper.stream_maps[stream]:
-            sink = self._sinks_active.get(stream_map.stream_alias)
+            sink = self.active_sinks.get(stream_map.stream_alias)
             if sink is not None:
                 marketo_sink = t.cast("MarketoSink", sink)
                 self.next_seq()
@@ -501,18 +308,16 @@ class TargetMarketoIngest(Target):
         raise InputError(row.message, line=position, stream=stream)
 
     def _periodic_checks(self) -> None:
-        error = self.fatal.error
-        if error is not None:
-            raise error if isinstance(error, TargetError) else TargetError(str(error))
+        self.fatal.check()
         self._check_threshold(final=False)
         if self.checkpoints.pending_states:
-            max_age = self._MAX_RECORD_AGE_IN_MINUTES * 60
+            max_age = self.max_record_age_seconds
             for sink in self._all_sinks():
                 if sink.writer.oldest_open_age() > max_age:
                     sink.writer.flush()
 
     def _all_sinks(self) -> list[MarketoSink]:
-        sinks = list(self._retired) + list(self._sinks_active.values())
+        sinks = list(self._retired) + list(self.active_sinks.values())
         return t.cast("list[MarketoSink]", sinks)
 
     # -------------------------------------------------------------- end of input
@@ -537,9 +342,7 @@ class TargetMarketoIngest(Target):
                 sink.writer.flush()
             for sink in sinks:
                 sink.writer.close()
-            error = self.fatal.error
-            if error is not None:
-                raise error if isinstance(error, TargetError) else TargetError(str(error))
+            self.fatal.check()
         finally:
             self.rejects.close()
             self._log_summary()
@@ -609,7 +412,7 @@ class TargetMarketoIngest(Target):
             )
             raise RejectThresholdError(msg)
 
-    def _handle_termination(self, signum: int, frame: t.Any) -> None:  # pragma: no cover
+    def on_termination(self, signum: int, frame: t.Any) -> None:  # pragma: no cover
         """On SIGTERM/SIGINT stop at once: in-flight records have no outcome, so no STATE."""
         _ = frame
         pending = sum(s.received - s.with_outcome for s in self.summaries)
@@ -645,13 +448,12 @@ class TargetMarketoIngest(Target):
     ) -> None:
         """Run the target; every failure ends as one clear line and exit code 1."""
         from singer_sdk.exceptions import ConfigValidationError  # noqa: PLC0415
-        from singer_sdk.plugin_base import _ConfigInput  # noqa: PLC0415
 
         if about:
             cls.print_about(about_format)
             sys.exit(0)
         cls.print_version(print_fn=cls.logger.info)
-        config = config or _ConfigInput()
+        config = config or config_input()
         target = None
         try:
             target = cls(
@@ -679,19 +481,6 @@ class TargetMarketoIngest(Target):
                 cls.logger.debug("Unexpected error", exc_info=True)
                 cls.logger.error("Unexpected error: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
             sys.exit(1)
-
-
-def _threshold(value: t.Any) -> float | None:
-    """`fail_on_rejects` as a number (Meltano may pass it as a string)."""
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value) if not isinstance(value, bool) else -1.0
-    except (TypeError, ValueError):
-        number = -1.0
-    if number < 0:
-        raise SettingError(f"fail_on_rejects: expected a count or a fraction >= 0, got {value!r}")
-    return number
 
 
 def _state_number(value: t.Any) -> t.Any:

@@ -22,7 +22,7 @@ from target_helpers import (
     target_config,
     wait_ingested,
 )
-from target_marketo_ingest import batch_files, lines
+from target_marketo_ingest import batch_files, lines, sdk
 from target_marketo_ingest.target import TargetMarketoIngest
 
 
@@ -205,12 +205,12 @@ def test_truncated_gzip_keeps_rows_before_the_break(shared_sandbox, tmp_path, ca
 
 
 def test_sdk_batch_names_the_adapter_relies_on(tmp_path):
-    """Pins the private SDK names used in batch_files.py: an SDK upgrade that moves them fails."""
+    """Pins the private SDK batch names batch_files.py reads through the adapter (sdk.py)."""
     from singer_sdk.helpers import _batch  # noqa: PLC0415
 
     assert PluginCapabilities.BATCH in TargetMarketoIngest.capabilities
     pinned = (_batch.BaseBatchFileEncoding, _batch.BatchFileFormat, _batch.StorageTarget)
-    assert pinned == batch_files.SDK_NAMES
+    assert pinned == (sdk.BaseBatchFileEncoding, sdk.BatchFileFormat, sdk.StorageTarget)
     encoding = _batch.BaseBatchFileEncoding.from_dict({"format": "jsonl", "compression": "gzip"})
     assert encoding.format == _batch.BatchFileFormat.JSONL
     url = _write_rows(tmp_path / "pin.json.gz", [{"a": 1}, "not json", {"b": 2}], gz=True)

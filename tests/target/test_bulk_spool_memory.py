@@ -6,10 +6,10 @@ import csv
 import logging
 import tracemalloc
 
-from target_marketo_ingest import bulk_import
 from target_marketo_ingest.bulk_import import BulkImportWriter
 from target_marketo_ingest.checkpoint import Checkpoints
-from target_marketo_ingest.context import FatalError, TargetOptions, WriteContext
+from target_marketo_ingest.context import TargetOptions, WriteContext
+from target_marketo_ingest.executor import FailureLatch
 from target_marketo_ingest.rejects import RejectsFile
 from target_marketo_ingest.routing import StreamRoute
 from target_marketo_ingest.summary import StreamSummary
@@ -24,7 +24,7 @@ def _writer(tmp_path, max_bytes: int, *, scope: str | None = None) -> tuple[Bulk
         checkpoints=Checkpoints(lambda _: None),
         summary=StreamSummary("members", "bulk_program_members"),
         options=TargetOptions(max_import_bytes=max_bytes, work_dir=str(tmp_path)),
-        fatal=FatalError(),
+        fatal=FailureLatch(),
         logger=logging.getLogger("test"),
     )
     writer = BulkImportWriter(
@@ -117,9 +117,8 @@ def test_superseded_rows_on_disk_and_across_statuses_last_wins(tmp_path):
     assert writer.ctx.summary.superseded == 2
 
 
-def test_colliding_hashes_are_told_apart_by_the_row_on_disk(tmp_path, monkeypatch):
-    # Every key hashes alike: only the check against the spooled row keeps them apart.
-    monkeypatch.setattr(bulk_import, "_key_hash", lambda _key: 42)
+def test_rewritten_keys_keep_their_last_row_at_its_last_position(tmp_path):
+    # 50 keys written 4 times each: one row per key, the last one, where it last arrived.
     writer, files = _writer(tmp_path, max_bytes=10_000_000)
     for seq in range(200):
         writer.add([f"u{seq % 50}@x.com", f"v{seq}"], seq, seq + 2)
@@ -131,14 +130,15 @@ def test_colliding_hashes_are_told_apart_by_the_row_on_disk(tmp_path, monkeypatc
     assert writer.ctx.summary.superseded == 150
 
 
-def test_heavy_rewrites_of_one_key_keep_the_spool_bounded(tmp_path):
-    # One key rewritten over and over: the file's live size stays tiny, but the spool
-    # (superseded rows included) must not grow without end; the file rolls instead.
+def test_heavy_rewrites_of_one_key_keep_the_store_bounded(tmp_path):
+    # One key rewritten over and over: the store keeps one row (no superseded rows pile up
+    # on disk), and the file that goes out holds that row's last value.
     writer, files = _writer(tmp_path, max_bytes=2_000)
-    n = 2_000
+    n = 20_000
     for seq in range(n):
-        writer.add(["same@x.com", f"value {seq}"], seq, seq + 2)
+        writer.add(["same@x.com", f"value {seq}" + "x" * 100], seq, seq + 2)
+    assert writer.store.live(1) == (1, len(f"same@x.com,value {n - 1}" + "x" * 100) + 1)
+    assert writer.store.path.stat().st_size < 200_000  # 2.4 MB of rows went in
     writer.flush()
-    assert len(files) > 1
     assert sum(file.rows for file in files) + writer.ctx.summary.superseded == n
-    assert _read(files[-1].path) == [["same@x.com", f"value {n - 1}"]]
+    assert _read(files[-1].path) == [["same@x.com", f"value {n - 1}" + "x" * 100]]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import logging
+import threading
 
-from target_marketo_ingest import bulk_import
+from target_marketo_ingest import import_jobs
 from target_marketo_ingest.bulk_import import BulkImportWriter, match_rows
 from target_marketo_ingest.checkpoint import Checkpoints
-from target_marketo_ingest.context import FatalError, TargetOptions, WriteContext
+from target_marketo_ingest.context import TargetOptions, WriteContext
+from target_marketo_ingest.executor import FailureLatch
 from target_marketo_ingest.rejects import RejectsFile
 from target_marketo_ingest.routing import StreamRoute
 from target_marketo_ingest.summary import StreamSummary
@@ -23,7 +25,7 @@ def _writer(tmp_path, max_bytes: int) -> tuple[BulkImportWriter, list]:
         checkpoints=Checkpoints(lambda _: None),
         summary=StreamSummary("leads", "bulk_leads"),
         options=TargetOptions(max_import_bytes=max_bytes, work_dir=str(tmp_path)),
-        fatal=FatalError(),
+        fatal=FailureLatch(),
         logger=logging.getLogger("test"),
     )
     writer = BulkImportWriter(ctx, endpoint=None, header=["email", "note"], key_index=[0])
@@ -123,14 +125,14 @@ class _Endpoint:
 
 def test_polling_grows_then_learns_when_jobs_end(tmp_path, monkeypatch):
     clock = _Clock()
-    monkeypatch.setattr(bulk_import, "time", clock)
+    monkeypatch.setattr(import_jobs, "time", clock)
     writer, _ = _writer(tmp_path, max_bytes=10_000)
     runner = writer.runner
     runner.ctx.options.poll_interval_seconds = 5.0
     runner.ctx.options.poll_max_seconds = 30.0
     endpoint = _Endpoint(clock, duration=100.0)
     runner.endpoint = endpoint
-    file = bulk_import.ImportFile(tmp_path / "f.csv", ["email"], [2] * 1000, 10, 1, {}, "f")
+    file = import_jobs.ImportFile(tmp_path / "f.csv", ["email"], [2] * 1000, 10, 1, {}, "f")
 
     runner._poll(file, 1, {"status": "Queued"})
     first = list(clock.sleeps)
@@ -149,16 +151,33 @@ def test_polling_grows_then_learns_when_jobs_end(tmp_path, monkeypatch):
 
 
 def test_a_key_in_an_unfinished_file_orders_the_next_file_after_it(tmp_path):
-    writer, files = _writer(tmp_path, max_bytes=30)
-    writer.add(["a@x.com", "one"], 0, 2)
-    writer.add(["b@x.com", "one"], 1, 3)  # rolls: file 1 = a
-    writer.add(["c@x.com", "two"], 2, 4)  # rolls: file 2 = b
-    writer.add(["a@x.com", "three"], 3, 5)  # rolls: file 3 = c
-    writer.flush()  # file 4 = a again
-    assert [f.rows for f in files] == [1, 1, 1, 1]
-    assert files[3].after == [files[0].done]  # a's second version waits for the first
-    assert files[1].after == files[2].after == []
-    files[0].done.set()
-    writer.add(["a@x.com", "four"], 4, 6)
-    writer.flush()
-    assert files[4].after == [files[3].done]
+    # Jobs run on the executor but hold until released, so every file stays unfinished.
+    writer, _ = _writer(tmp_path, max_bytes=30)
+    writer.ctx.options.import_queue_files = 3  # 2 running + 3 waiting: no submit blocks
+    runner = writer.runner = import_jobs.ImportJobRunner(writer.ctx, endpoint=None)
+    release = threading.Event()
+    runner._run_file = lambda _file: release.wait(10)
+    files: list = []
+    submit = runner.submit
+
+    def keep(file):
+        files.append(file)
+        submit(file)
+
+    runner.submit = keep
+    try:
+        writer.add(["a@x.com", "one"], 0, 2)
+        writer.add(["b@x.com", "one"], 1, 3)  # rolls: file 1 = a
+        writer.add(["c@x.com", "two"], 2, 4)  # rolls: file 2 = b
+        writer.add(["a@x.com", "three"], 3, 5)  # rolls: file 3 = c
+        writer.flush()  # file 4 = a again
+        assert [f.rows for f in files] == [1, 1, 1, 1]
+        assert files[3].after == [files[0].done]  # a's second version waits for the first
+        assert files[1].after == files[2].after == []
+        files[0].done.set()
+        writer.add(["a@x.com", "four"], 4, 6)
+        writer.flush()
+        assert files[4].after == [files[3].done]
+    finally:
+        release.set()
+        writer.close()

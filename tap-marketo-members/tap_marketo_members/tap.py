@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marketo_common import ConfigError, MarketoClient, MarketoError, MarketoSettings
+from marketo_common.fields import FieldSpec, parse_describe
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -286,7 +287,7 @@ class TapMarketoMembers(Tap):
             ProgramMembersStream(
                 self,
                 schema=program_member_schema(member_fields, lead_fields),
-                member_field_names=[f["name"] for f in member_fields],
+                member_field_names=[f.name for f in member_fields],
             ),
             ProgramMemberFieldsStream(self),
             LeadFieldsStream(self),
@@ -335,11 +336,8 @@ class TapMarketoMembers(Tap):
             sys.exit(1)
 
 
-def _describe_fields(envelope: dict[str, Any]) -> list[dict[str, Any]]:
-    result = envelope.get("result") or []
-    if result and isinstance(result[0], dict) and "fields" in result[0]:
-        return list(result[0]["fields"])
-    return [item for item in result if isinstance(item, dict) and "name" in item]
+def _describe_fields(envelope: dict[str, Any]) -> list[FieldSpec]:
+    return list(parse_describe(envelope.get("result") or []).values())
 
 
 if __name__ == "__main__":

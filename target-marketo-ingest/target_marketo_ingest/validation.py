@@ -11,24 +11,22 @@ import decimal
 import typing as t
 from dataclasses import dataclass
 
-STRING_TYPES = frozenset(
-    {"string", "text", "email", "phone", "url", "textarea", "reference", "picklist", "link"}
+from marketo_common.fields import (
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    FieldSpec,
+    csv_text,
+    json_number,
+    parse_describe,
+    value_bool,
+    value_int,
+    value_number,
 )
-INTEGER_TYPES = frozenset({"integer", "score", "lead_function"})
-FLOAT_TYPES = frozenset({"float", "currency", "percent", "double", "decimal"})
-DATE_TYPES = frozenset({"date", "datetime"})
+
+__all__ = ["FieldSpec", "RecordRejected", "build_validator", "parse_describe"]
 
 SDC_PREFIX = "_sdc_"
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One field of Marketo's describe output."""
-
-    name: str
-    data_type: str
-    length: int | None = None
-    updateable: bool = True
 
 
 class RecordRejected(Exception):  # noqa: N818 (an outcome, not a failure)
@@ -39,34 +37,6 @@ class RecordRejected(Exception):  # noqa: N818 (an outcome, not a failure)
         self.reason = reason
         self.message = message
         self.field = field
-
-
-def parse_describe(result: list[dict]) -> dict[str, FieldSpec]:
-    """Accept both describe shapes: a list of fields, or a list with one object holding `fields`."""
-    raw_fields: list[dict] = []
-    for item in result or []:
-        if isinstance(item, dict) and isinstance(item.get("fields"), list):
-            raw_fields.extend(item["fields"])
-        elif isinstance(item, dict):
-            raw_fields.append(item)
-    specs: dict[str, FieldSpec] = {}
-    for raw in raw_fields:
-        name = raw.get("name")
-        if not name and isinstance(raw.get("rest"), dict):
-            name = raw["rest"].get("name")
-            raw = {**raw, "updateable": not raw["rest"].get("readOnly", False)}  # noqa: PLW2901
-        if not name:
-            continue
-        length = raw.get("length")
-        specs[name] = FieldSpec(
-            name=name,
-            data_type=str(raw.get("dataType") or "string").lower(),
-            length=int(length)
-            if isinstance(length, (int, str)) and str(length).isdigit()
-            else None,
-            updateable=bool(raw.get("updateable", True)),
-        )
-    return specs
 
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -106,63 +76,12 @@ def _bad(reason: str, message: str) -> RecordRejected:
     return RecordRejected(reason, message)
 
 
-def _to_int(value: t.Any) -> int:
-    kind = type(value)
-    if kind is int:
-        return value
-    if kind is str:
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            raise _bad("type", f"expected an integer, got {value!r}") from None
-    if kind in (float, decimal.Decimal) and value == int(value):
-        return int(value)
-    raise _bad("type", f"expected an integer, got {value!r}")
-
-
-def _to_float(value: t.Any) -> float | int | decimal.Decimal:
-    kind = type(value)
-    if kind in (int, float, decimal.Decimal):
-        return value
-    if kind is str:
-        try:
-            return decimal.Decimal(value.strip())
-        except decimal.InvalidOperation:
-            raise _bad("type", f"expected a number, got {value!r}") from None
-    raise _bad("type", f"expected a number, got {value!r}")
-
-
-def _to_bool(value: t.Any) -> bool | None:
-    kind = type(value)
-    if kind is bool:
-        return value
-    if kind is str:
-        low = value.strip().lower()
-        if low in {"true", "1", "yes"}:
-            return True
-        if low in {"false", "0", "no"}:
-            return False
-        if low in {"null", ""}:
-            return None
-    if kind is int and value in (0, 1):
-        return bool(value)
-    raise _bad("type", f"expected a boolean, got {value!r}")
-
-
-def _csv_text(value: t.Any) -> str:
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is bool:
-        return "true" if value else "false"
-    return str(value)
-
-
-def _json_number(value: t.Any) -> t.Any:
-    if type(value) is decimal.Decimal:
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
+def _coerce(convert: t.Callable[[t.Any], t.Any], value: t.Any) -> t.Any:
+    """The shared table's coercion, its ValueError turned into a `type` rejection."""
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise _bad("type", str(exc)) from None
 
 
 def build_converter(  # noqa: C901
@@ -177,7 +96,7 @@ def build_converter(  # noqa: C901
     `type` or `too_long`.
     """
     allowed_set = frozenset(allowed) if allowed else None
-    data_type = spec.data_type if spec else None
+    kind = spec.type if spec else None  # None: no describe, the stream schema alone decides
     max_len = spec.length if spec else None
 
     def check_schema(value: t.Any) -> None:
@@ -188,8 +107,8 @@ def build_converter(  # noqa: C901
                 f"{'/'.join(sorted(x.__name__ for x in allowed_set))}",
             )
 
-    if data_type is None or data_type in STRING_TYPES or data_type in DATE_TYPES:
-        is_date = data_type in DATE_TYPES
+    if kind is None or kind.is_text:
+        is_date = kind is not None and kind.kind != "text"
 
         def conv_string(value: t.Any) -> t.Any:
             if type(value) is str:
@@ -202,17 +121,17 @@ def build_converter(  # noqa: C901
             if is_date:
                 raise _bad("type", f"expected an ISO 8601 date string, got {value!r}")
             if type(value) in (dict, list):
-                if data_type is None:
+                if kind is None:
                     return value if not csv else _csv_json(value)
                 raise _bad("type", f"expected text, got {type(value).__name__}")
-            text = _csv_text(value)
+            text = csv_text(value)
             if max_len is not None and len(text) > max_len:
                 raise _bad("too_long", f"{len(text)} characters, the field allows {max_len}")
-            return text if csv or data_type is not None else value
+            return text if csv or kind is not None else value
 
         return conv_string
 
-    if data_type in INTEGER_TYPES:
+    if kind is INTEGER:
 
         def conv_int(value: t.Any) -> t.Any:
             if type(value) is int:
@@ -222,27 +141,27 @@ def build_converter(  # noqa: C901
             check_schema(value)
             if type(value) is bool:
                 raise _bad("type", f"expected an integer, got {value!r}")
-            number = _to_int(value)
+            number = _coerce(value_int, value)
             return str(number) if csv else number
 
         return conv_int
 
-    if data_type in FLOAT_TYPES:
+    if kind is NUMBER:
 
         def conv_float(value: t.Any) -> t.Any:
             check_schema(value)
             if type(value) is bool:
                 raise _bad("type", f"expected a number, got {value!r}")
-            number = _to_float(value)
-            return str(number) if csv else _json_number(number)
+            number = _coerce(value_number, value)
+            return str(number) if csv else json_number(number)
 
         return conv_float
 
-    if data_type == "boolean":
+    if kind is BOOLEAN:
 
         def conv_bool(value: t.Any) -> t.Any:
             check_schema(value)
-            flag = _to_bool(value)
+            flag = _coerce(value_bool, value)
             if csv:
                 return "" if flag is None else ("true" if flag else "false")
             return flag
@@ -251,7 +170,7 @@ def build_converter(  # noqa: C901
 
     def conv_other(value: t.Any) -> t.Any:
         check_schema(value)
-        return _csv_text(value) if csv else value
+        return csv_text(value) if csv else value
 
     return conv_other
 
@@ -282,19 +201,10 @@ def fast_path(
     spec: FieldSpec | None, allowed: tuple[type, ...] | None
 ) -> tuple[str | None, int | None]:
     """Which value type a generated row function may pass through inline."""
-    data_type = spec.data_type if spec else None
-    max_len = spec.length if spec else None
-
-    def ok(kind: type) -> bool:
-        return allowed is None or kind in allowed
-
-    if (data_type is None or data_type in STRING_TYPES or data_type in DATE_TYPES) and ok(str):
-        return "str", max_len
-    if data_type in INTEGER_TYPES and ok(int):
-        return "int", None
-    if data_type == "boolean" and ok(bool):
-        return "bool", None
-    return None, None
+    native = spec.type.native if spec else str
+    if native is None or (allowed is not None and native not in allowed):
+        return None, None
+    return native.__name__, (spec.length if spec and native is str else None)
 
 
 def compile_row_function(

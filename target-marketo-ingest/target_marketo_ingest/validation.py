@@ -10,6 +10,7 @@ from __future__ import annotations
 import decimal
 import typing as t
 from dataclasses import dataclass
+from operator import contains, gt, itemgetter
 
 from marketo_common.fields import (
     BOOLEAN,
@@ -186,76 +187,54 @@ def _short(value: t.Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."  # noqa: PLR2004
 
 
+_NONE = type(None)
+# Per-column `dict.get(v, v)` tables, run through `map` in C: None -> "", booleans as Marketo
+# writes them, anything else (text) unchanged.
+_TEXT_CELL = {None: ""}
+MAX_PLAIN_SHAPES = 4096  # distinct null patterns remembered per stream
+_BOOL_CELL = {None: "", True: "true", False: "false"}
+
+
+def _tuple_getter(keys: t.Sequence[t.Any]) -> t.Callable[[t.Any], tuple[t.Any, ...]]:
+    """`itemgetter` that returns a tuple for any number of keys (C speed for two or more)."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    return lambda obj: tuple(obj[key] for key in keys)
+
+
 @dataclass
 class Column:
-    """One output field: input name, Marketo name, converter, and its common-case shortcut."""
+    """One output field: input name, Marketo name, converter, and its common-case shortcut.
+
+    `fast_types`: value types (besides None) that need no converter call; `render`: how such a
+    value becomes a cell ("text" as is, "bool" as true/false, "str" through `str()`).
+    """
 
     source: str
     target: str
     convert: t.Callable[[t.Any], t.Any]
-    fast_type: str | None = None  # "str", "int" or "bool": values of this type need no call
+    fast_types: frozenset[type] = frozenset()
+    render: str = "text"
     max_len: int | None = None
 
 
 def fast_path(
     spec: FieldSpec | None, allowed: tuple[type, ...] | None
-) -> tuple[str | None, int | None]:
-    """Which value type a generated row function may pass through inline."""
-    native = spec.type.native if spec else str
-    if native is None or (allowed is not None and native not in allowed):
-        return None, None
-    return native.__name__, (spec.length if spec and native is str else None)
-
-
-def compile_row_function(
-    columns: list[Column],
-    required: list[tuple[str, int]],
-    known: frozenset[str],
-    check_keys: t.Callable[[dict], None],
-) -> t.Callable[[dict], list[str]]:
-    """Generate one function per stream that builds a CSV row with the checks inlined.
-
-    Per-field function calls cost more than the CSV writer itself; the generated code only
-    calls a field's converter when the value is not of the field's common type.
-    """
-    namespace: dict[str, t.Any] = {"RecordRejected": RecordRejected, "known": known}
-    namespace["check_keys"] = check_keys
-    body = [
-        "def to_row(record):",
-        "    if not record.keys() <= known: check_keys(record)",
-        "    get = record.get",
-    ]
-    cells = []
-    for index, column in enumerate(columns):
-        conv = f"conv{index}"
-        namespace[conv] = column.convert
-        namespace[f"name{index}"] = column.source
-        cell = f"c{index}"
-        cells.append(cell)
-        body.append(f"    v = get({column.source!r})")
-        body.append(f"    if v is None: {cell} = ''")
-        if column.fast_type == "str":
-            limit = f" and len(v) <= {column.max_len}" if column.max_len is not None else ""
-            body.append(f"    elif type(v) is str{limit}: {cell} = v")
-        elif column.fast_type == "int":
-            body.append(f"    elif type(v) is int: {cell} = str(v)")
-        elif column.fast_type == "bool":
-            body.append(f"    elif v is True: {cell} = 'true'")
-            body.append(f"    elif v is False: {cell} = 'false'")
-        body.append("    else:")
-        body.append(f"        try: {cell} = {conv}(v)")
-        body.append("        except RecordRejected as exc:")
-        body.append(f"            exc.field = name{index}")
-        body.append("            raise")
-    for target, index in required:
-        body.append(f"    if c{index} == '':")
-        body.append(
-            f"        raise RecordRejected('missing_key_field', "
-            f"{('required field ' + repr(target) + ' is empty')!r}, {target!r})"
-        )
-    body.append(f"    return [{', '.join(cells)}]")
-    exec("\n".join(body), namespace)  # noqa: S102 (code built from repr() literals only)
-    return namespace["to_row"]
+) -> tuple[frozenset[type], str, int | None]:
+    """Which value types a row may pass without the converter, how they render, length limit."""
+    kind = spec.type if spec else None
+    if kind is None or kind.is_text:
+        native, render = (str,), "text"
+    elif kind is INTEGER:
+        native, render = (int,), "str"
+    elif kind is NUMBER:
+        native, render = (int, float), "str"
+    elif kind is BOOLEAN:
+        native, render = (bool,), "bool"
+    else:
+        return frozenset(), "text", None
+    types = frozenset(x for x in native if allowed is None or x in allowed)
+    return types, render, (spec.length if spec and render == "text" and types else None)
 
 
 class RecordValidator:
@@ -285,10 +264,16 @@ class RecordValidator:
         self._required = [(name, index[name]) for name in required if name in index]
         self.missing_required = [name for name in required if name not in index]
         self.dropped_unknown: set[str] = set()
-        if csv:
-            self.to_row = compile_row_function(  # type: ignore[method-assign]
-                columns, self._required, self._known, self.check_keys
-            )
+        # The row fast path: which types pass each column untouched, and how they render.
+        self._sources = tuple(c.source for c in columns)
+        self._values = _tuple_getter(self._sources)
+        self._passes = tuple(c.fast_types | {_NONE} for c in columns)
+        self._cells = tuple(_BOOL_CELL if c.render == "bool" else _TEXT_CELL for c in columns)
+        self._str_cells = tuple(i for i, c in enumerate(columns) if c.render == "str")
+        limited = [(i, c.max_len) for i, c in enumerate(columns) if c.max_len is not None]
+        self._limited = _tuple_getter([i for i, _ in limited])
+        self._limits = tuple(n for _, n in limited)
+        self._plain_shapes: set[tuple[type, ...]] = set()
 
     def check_keys(self, record: dict) -> None:
         """Reject (or note) input keys that are neither in the schema nor in Marketo."""
@@ -312,8 +297,55 @@ class RecordValidator:
         )
 
     def to_row(self, record: dict) -> list[str]:
-        """CSV cells in header order; raises RecordRejected (replaced by generated code)."""
-        raise NotImplementedError(record)
+        """CSV cells in header order; raises RecordRejected naming the field.
+
+        The common row (every value None or of its column's plain type, within its length) is
+        built by C-level `map`s with one Python step per integer/number column; any other row
+        goes through each column's converter, which coerces or rejects.
+        """
+        if not record.keys() <= self._known:
+            self.check_keys(record)
+        try:
+            values = self._values(record)
+        except KeyError:  # a record without some field: read it as null
+            values = tuple(map(record.get, self._sources))
+        shape = tuple(map(type, values))
+        if shape in self._plain_shapes or self._is_plain(shape):
+            cells = list(map(dict.get, self._cells, values, values))
+            for i in self._str_cells:
+                if cells[i] != "":
+                    cells[i] = str(cells[i])
+            if self._limits and any(map(gt, map(len, self._limited(cells)), self._limits)):
+                cells = self._convert_each(values)  # raises too_long for the first one
+        else:
+            cells = self._convert_each(values)
+        for target, index in self._required:
+            if cells[index] == "":
+                raise RecordRejected(
+                    "missing_key_field", f"required field '{target}' is empty", target
+                )
+        return cells
+
+    def _is_plain(self, shape: tuple[type, ...]) -> bool:
+        """Whether rows of these value types take the fast path; remembered (a few hundred)."""
+        plain = all(map(contains, self._passes, shape))
+        if plain and len(self._plain_shapes) < MAX_PLAIN_SHAPES:
+            self._plain_shapes.add(shape)
+        return plain
+
+    def _convert_each(self, values: tuple[t.Any, ...]) -> list[str]:
+        """Every non-null value through its column's converter, in header order."""
+        cells: list[str] = []
+        for column, value in zip(self.columns, values, strict=True):
+            if value is None:
+                cells.append("")
+                continue
+            try:
+                cells.append(column.convert(value))
+            except RecordRejected as exc:
+                exc.field = column.source
+                raise
+        return cells
 
     def to_object(self, record: dict) -> dict:
         """Marketo-named JSON object of the keys the record carries; raises RecordRejected."""
@@ -393,10 +425,9 @@ def build_validator(  # noqa: C901
             not_updateable.append(name)
             continue
         allowed = schema_python_types(prop) if isinstance(prop, dict) else None
-        fast_type, max_len = fast_path(spec, allowed)
-        columns.append(
-            Column(name, target, build_converter(spec, allowed, csv=csv), fast_type, max_len)
-        )
+        fast_types, render, max_len = fast_path(spec, allowed)
+        convert = build_converter(spec, allowed, csv=csv)
+        columns.append(Column(name, target, convert, fast_types, render, max_len))
     if logger and not_updateable:
         logger.info(
             "Stream '%s': not updateable in Marketo, not sent: %s",

@@ -24,6 +24,7 @@ from typing import Any
 import baselines
 import orjson
 import pipeline
+import wallclock
 from harness import (
     TAP,
     TARGET,
@@ -72,6 +73,7 @@ class Scale:
     ingest_records: int  # records sent through the Data Ingestion path for packing
     repeats: int  # baseline repeats (fastest taken)
     pipeline_members: tuple[int, ...] = (3_000,)  # `meltano run` into PostgreSQL, each size
+    wall_members: tuple[int, ...] = (2_000,)  # wall-clock section (issue 15): each size
 
 
 SCALES = {
@@ -89,6 +91,7 @@ SCALES = {
         ingest_records=20_000,
         repeats=3,
         pipeline_members=(200_000, 1_000_000),
+        wall_members=(100_000, 1_000_000),
     ),
     "tiny": Scale(
         name="tiny",
@@ -106,7 +109,7 @@ SCALES = {
     ),
 }
 
-SECTIONS = ("throughput", "packing", "slots", "memory", "pipeline")
+SECTIONS = ("throughput", "packing", "slots", "memory", "wallclock", "pipeline")
 # Meltano and PostgreSQL (scripts/services) needed; at tiny scale only when asked for by --only.
 NEEDS_SERVICES = ("pipeline",)
 
@@ -447,6 +450,99 @@ class Bench:
                     "ratio",
                     "<= 1.2",
                     detail=detail,
+                )
+            )
+
+    WALL_KEYS = (
+        ("tap_wall_ratio", "tap ÷ raw client, same export jobs (wall)", "ratio", ">= 0.9"),
+        ("target_wall_ratio", "target dry_run ÷ msgspec+csv.writer (wall)", "ratio", ">= 0.7"),
+    )
+
+    def wallclock(self) -> None:
+        """Issue 15's measure: whole processes (start-up counts) against raw loops, wall clock.
+
+        At each size: the tap's run against a raw client replaying the tap's own export jobs
+        with csv.reader + orjson; the target's dry_run over the tap's lines against msgspec
+        decode + csv.writer over the same lines; peak RSS of both. The figures are the ratios
+        at the largest size (raw seconds ÷ connector seconds: 1.0 means as fast as raw).
+        """
+        s = self.scale
+        time_scale = EXPORT_TIME_SCALE
+        points: dict[int, dict[str, Any]] = {}
+        for n in s.wall_members:
+            sb = self.sandbox(
+                f"wall-{n}",
+                seed=None,
+                members=n,
+                time_scale=time_scale,
+                options={"export_rows_per_second": 1e9},
+            )
+            try:
+                run = self.export_tap(f"wall-{n}", sb, time_scale)
+                bodies = wallclock.replayable_jobs(sb.admin.dump("export_jobs"))
+                poll_s = self.tap_config(sb, time_scale)["poll_interval_seconds"]
+                raw = wallclock.RawExportClient(sb.config, poll_s, self.work).run(bodies)
+                cfg = self.target_config(sb, f"wall-target-{n}", dry_run=True)
+                target = self.run_target(f"wall-{n}", cfg, run["lines"])
+                bare_dir = self.work / f"wall-bare-{n}"
+                bare_dir.mkdir(exist_ok=True)
+                bare = baselines.timed(
+                    lambda lines=run["lines"], out=bare_dir: baselines.bare_target_loop(lines, out),
+                    1,
+                )
+            finally:
+                sb.__exit__(None, None, None)
+            tap: RunResult = run["result"]
+            points[n] = {
+                "records": run["records"],
+                "raw_rows": raw["rows"],
+                "export_jobs": raw["jobs"],
+                "tap_wall_s": tap.wall_s,
+                "raw_client_s": raw["seconds"],
+                "tap_ratio": raw["seconds"] / tap.wall_s if tap.wall_s else None,
+                "tap_rss_mb": tap.peak_rss_mb,
+                "target_wall_s": target.wall_s,
+                "target_startup_s": target.stdin_consumed_s,
+                "bare_target_s": bare["seconds"],
+                "target_ratio": bare["seconds"] / target.wall_s if target.wall_s else None,
+                "target_rss_mb": target.peak_rss_mb,
+            }
+            log.info("wallclock %s: %s", n, points[n])
+            for key in ("raw", "lines"):
+                run[key].unlink(missing_ok=True)
+        large = points[max(points)]
+        rss = "; ".join(
+            f"{n:,}: tap {p['tap_rss_mb']:.0f} MB, target {p['target_rss_mb']:.0f} MB"
+            for n, p in points.items()
+        )
+        for key, title, unit, goal in self.WALL_KEYS:
+            who = key.split("_")[0]
+            own, floor = (
+                ("tap_wall_s", "raw_client_s")
+                if who == "tap"
+                else ("target_wall_s", "bare_target_s")
+            )
+            summary = (
+                f"{who} {large[own]:.1f} s vs raw {large[floor]:.1f} s at "
+                f"{large['records']:,} members; peak RSS {rss}"
+            )
+            self.add(
+                Figure(
+                    key,
+                    title,
+                    large[f"{who}_ratio"],
+                    unit,
+                    goal,
+                    detail={
+                        "summary": summary,
+                        "points": points,
+                        "method": (
+                            "raw seconds ÷ connector seconds, wall clock, whole connector "
+                            "process (start-up included); tap: raw client replaying the tap's "
+                            "export jobs with csv.reader + orjson; target: dry_run over the "
+                            "tap's lines vs msgspec decode + csv.writer"
+                        ),
+                    },
                 )
             )
 
@@ -891,6 +987,7 @@ class Bench:
             "memory": self.MEMORY_KEYS,
             "slots": self.SLOT_KEYS,
             "packing": self.PACKING_KEYS,
+            "wallclock": self.WALL_KEYS,
         }
         for index, name in enumerate(sections):
             t0 = time.perf_counter()

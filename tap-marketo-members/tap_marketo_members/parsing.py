@@ -12,6 +12,8 @@ import csv
 import logging
 from typing import TYPE_CHECKING, Any
 
+from marketo_common.fields import CANONICAL_TS_LEN, NULL_TEXT, type_of_schema
+
 from tap_marketo_members.windows import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -19,34 +21,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 LOGGER = logging.getLogger("tap_marketo_members.parsing")
-NULL = "null"
-_BOOLS = {"true": True, "false": False, "True": True, "False": False, "TRUE": True, "FALSE": False}
-CANONICAL_TS_LEN = len("2024-01-01T00:00:00Z")
+NULL = NULL_TEXT
+# `dict.get(v, v)` through `map` turns Marketo's literal `null` into None without a Python call.
+_NULL_TO_NONE = {NULL_TEXT: None}
 
 
 class ExportParseError(ValueError):
     """A value or header the schema cannot take; names the export, row and column."""
-
-
-def to_bool(value: str) -> bool:
-    """Exactly true/false in any case: `bool("false")` is True in Python."""
-    result = _BOOLS.get(value)
-    if result is None:
-        result = _BOOLS.get(value.strip().lower())
-        if result is None:
-            raise ValueError(f"not a boolean: {value!r}")
-    return result
-
-
-def to_int(value: str) -> int:
-    """Integers; tolerate `12.0`, which some Marketo exports write for whole numbers."""
-    try:
-        return int(value)
-    except ValueError:
-        number = float(value)
-        if not number.is_integer():
-            raise
-        return int(number)
 
 
 def to_timestamp(value: str) -> str:
@@ -56,21 +37,9 @@ def to_timestamp(value: str) -> str:
     return iso(parse_iso(value))
 
 
-def converter_for(schema: Mapping[str, Any]) -> Callable[[str], Any] | None:
-    """The converter for one property schema; None means the string is kept as is."""
-    types = schema.get("type", "string")
-    types = [types] if isinstance(types, str) else list(types)
-    if "integer" in types:
-        return to_int
-    if "number" in types:
-        return float
-    if "boolean" in types:
-        return to_bool
-    if "string" in types and schema.get("format") == "date-time":
-        return to_timestamp
-    if "string" in types and schema.get("format") == "date":
-        return str
-    return None
+def _replication_ts(value: str) -> str:
+    """The hot loop's replication key: canonical `2024-01-02T03:04:05Z` passes without parsing."""
+    return value if len(value) == CANONICAL_TS_LEN else to_timestamp(value)
 
 
 class MemberFileParser:
@@ -129,11 +98,11 @@ class MemberFileParser:
                 return self._slow_record(raw, names, extra, width, where)
 
             bounds = (lower, upper) if self.replication_key in names else (None, None)
-            build = compile_row_builder(
+            build = row_builder(
                 names, self.properties, self.replication_key, extra, slow=slow, bounds=bounds
             )
             try:
-                # map/filter run in C: per row, one call of the generated builder and no more.
+                # map/filter run in C: per row, one call of the builder and no more.
                 yield from filter(None, map(build, reader))
             except csv.Error as exc:
                 msg = f"{label}: line {reader.line_num}: {exc}"
@@ -148,11 +117,9 @@ class MemberFileParser:
             raise ExportParseError(msg)
         record: dict[str, Any] = {}
         for name, value in zip(names, raw, strict=True):
-            conv = converter_for(self.properties[name])
+            conv = type_of_schema(self.properties[name]).from_csv  # None: text, kept as written
             if name == self.replication_key:
                 conv = to_timestamp
-            elif conv in (to_timestamp, str):
-                conv = None
             if value in ("", NULL) and (conv is not None or value == NULL):
                 record[name] = None
                 continue
@@ -168,13 +135,7 @@ class MemberFileParser:
         return record
 
 
-# Fast converters: C-implemented callables that raise on anything unusual, so the row is
-# retried by `_slow_record` (which accepts `12.0`, ` True ` and names the bad cell).
-_FAST_CONVERTERS = {to_int: "_int", float: "_float", to_bool: "_bool"}
-_FAST_NAMESPACE = {"_int": int, "_float": float, "_bool": _BOOLS.__getitem__, "_ts": to_timestamp}
-
-
-def compile_row_builder(
+def row_builder(  # noqa: C901 (one closure, kept whole: it is the hot loop)
     names: list[str],
     properties: Mapping[str, Mapping[str, Any]],
     replication_key: str,
@@ -185,49 +146,51 @@ def compile_row_builder(
 ) -> Callable[[list[str]], dict[str, Any] | None]:
     """Build, once per file, the function that turns a CSV row into a record.
 
-    A dict display with one inline conversion per column, decided from the schema, so the bulk
-    path's hot loop makes one Python call per row instead of one per cell. Rows the fast
-    converters refuse go to `slow`; rows outside `bounds` (half-open, on the replication key)
-    give None. Datetimes stay the ISO strings Marketo wrote; only the replication key is
-    normalised, as window bounds compare it as a string.
+    Text columns (most of them) are zipped into the dict in C with `null` mapped to None; only
+    the typed columns (integers, numbers, booleans, the replication key) then get a call, with
+    the strict C-implemented converter from the shared type table. A row any of them refuses
+    goes to `slow`, which accepts `12.0` and ` True ` or names the bad cell; rows outside
+    `bounds` (half-open, on the replication key) give None. Datetimes stay the ISO strings
+    Marketo wrote; only the replication key is normalised, as window bounds compare it as text.
     """
-    parts = []
-    for index, name in enumerate(names):
-        fast = _FAST_CONVERTERS.get(converter_for(properties[name]))  # type: ignore[arg-type]
-        if name == replication_key:  # canonical `2024-01-02T03:04:05Z` passes without a call
-            expr = (
-                f"((v if len(v) == 20 else _ts(v)) if (v := r[{index}]) and v != 'null' else None)"
-            )
-        elif fast is None:
-            expr = f"(None if (v := r[{index}]) == 'null' else v)"
+    keys = tuple(names)
+    width = len(keys)
+    typed: list[tuple[str, Callable[[str], Any]]] = []
+    for name in keys:
+        if name == replication_key:
+            typed.append((name, _replication_ts))
         else:
-            expr = f"({fast}(v) if (v := r[{index}]) and v != 'null' else None)"
-        parts.append(f"{name!r}: {expr}")
-    parts.extend(f"{name!r}: {value!r}" for name, value in extra.items())
-    lines = [
-        "def build(r):",
-        "    try:",
-        f"        if len(r) != {len(names)}:",
-        "            raise IndexError",
-        f"        rec = {{{', '.join(parts)}}}",
-        "    except (ValueError, KeyError, IndexError):",
-        "        rec = _slow(r)",
-    ]
+            strict = type_of_schema(properties[name]).from_csv_strict
+            if strict is not None:
+                typed.append((name, strict))
+    converters = tuple(typed)
+    nulls = _NULL_TO_NONE
     lower, upper = bounds
-    if lower is not None or upper is not None:
-        lines.append(f"    s = rec[{replication_key!r}]")
-        tests = ["s is None"]
-        if lower is not None:
-            tests.append("s < _lower")
-        if upper is not None:
-            tests.append("s >= _upper")
-        lines.append(f"    if {' or '.join(tests)}:")
-        lines.append("        return None")
-    lines.append("    return rec")
-    namespace = {**_FAST_NAMESPACE, "_slow": slow, "_lower": lower, "_upper": upper}
-    source = "\n".join(lines) + "\n"
-    exec(compile(source, "<program_members row builder>", "exec"), namespace)  # noqa: S102
-    return namespace["build"]
+    check_bounds = replication_key in keys and (lower is not None or upper is not None)
+
+    def build(row: list[str]) -> dict[str, Any] | None:
+        if len(row) != width:
+            record = slow(row)
+        else:
+            record = dict(zip(keys, map(nulls.get, row, row), strict=False))  # width checked
+            try:
+                for name, convert in converters:
+                    value = record[name]
+                    record[name] = convert(value) if value else None
+            except (ValueError, KeyError):
+                record = slow(row)
+            else:
+                if extra:
+                    record.update(extra)
+        if check_bounds:
+            stamp = record[replication_key]
+            if stamp is None or (lower is not None and stamp < lower):
+                return None
+            if upper is not None and stamp >= upper:
+                return None
+        return record
+
+    return build
 
 
 def _lines(handle: Iterable[str], parser: MemberFileParser, label: str) -> Iterator[str]:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from marketo_common import ConfigError, MarketoClient, MarketoError, MarketoSettings
 from marketo_common.declarations import to_jsonschema
+from marketo_common.fields import FieldSpec, parse_describe
 from marketo_common.settings import (
     BASE_URL,
     CLIENT_ID,
@@ -124,7 +125,7 @@ class TapMarketoMembers(ValidatingTap):
             ProgramMembersStream(
                 self,
                 schema=program_member_schema(member_fields, lead_fields),
-                member_field_names=[f["name"] for f in member_fields],
+                member_field_names=[f.name for f in member_fields],
             ),
             ProgramMemberFieldsStream(self),
             LeadFieldsStream(self),
@@ -170,11 +171,8 @@ class TapMarketoMembers(ValidatingTap):
             sys.exit(1)
 
 
-def _describe_fields(envelope: dict[str, Any]) -> list[dict[str, Any]]:
-    result = envelope.get("result") or []
-    if result and isinstance(result[0], dict) and "fields" in result[0]:
-        return list(result[0]["fields"])
-    return [item for item in result if isinstance(item, dict) and "name" in item]
+def _describe_fields(envelope: dict[str, Any]) -> list[FieldSpec]:
+    return list(parse_describe(envelope.get("result") or []).values())
 
 
 if __name__ == "__main__":

@@ -10,25 +10,24 @@ from __future__ import annotations
 import decimal
 import typing as t
 from dataclasses import dataclass
+from operator import contains, gt, itemgetter
 
-STRING_TYPES = frozenset(
-    {"string", "text", "email", "phone", "url", "textarea", "reference", "picklist", "link"}
+from marketo_common.fields import (
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    FieldSpec,
+    csv_text,
+    json_number,
+    parse_describe,
+    value_bool,
+    value_int,
+    value_number,
 )
-INTEGER_TYPES = frozenset({"integer", "score", "lead_function"})
-FLOAT_TYPES = frozenset({"float", "currency", "percent", "double", "decimal"})
-DATE_TYPES = frozenset({"date", "datetime"})
+
+__all__ = ["FieldSpec", "RecordRejected", "build_validator", "parse_describe"]
 
 SDC_PREFIX = "_sdc_"
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One field of Marketo's describe output."""
-
-    name: str
-    data_type: str
-    length: int | None = None
-    updateable: bool = True
 
 
 class RecordRejected(Exception):  # noqa: N818 (an outcome, not a failure)
@@ -39,34 +38,6 @@ class RecordRejected(Exception):  # noqa: N818 (an outcome, not a failure)
         self.reason = reason
         self.message = message
         self.field = field
-
-
-def parse_describe(result: list[dict]) -> dict[str, FieldSpec]:
-    """Accept both describe shapes: a list of fields, or a list with one object holding `fields`."""
-    raw_fields: list[dict] = []
-    for item in result or []:
-        if isinstance(item, dict) and isinstance(item.get("fields"), list):
-            raw_fields.extend(item["fields"])
-        elif isinstance(item, dict):
-            raw_fields.append(item)
-    specs: dict[str, FieldSpec] = {}
-    for raw in raw_fields:
-        name = raw.get("name")
-        if not name and isinstance(raw.get("rest"), dict):
-            name = raw["rest"].get("name")
-            raw = {**raw, "updateable": not raw["rest"].get("readOnly", False)}  # noqa: PLW2901
-        if not name:
-            continue
-        length = raw.get("length")
-        specs[name] = FieldSpec(
-            name=name,
-            data_type=str(raw.get("dataType") or "string").lower(),
-            length=int(length)
-            if isinstance(length, (int, str)) and str(length).isdigit()
-            else None,
-            updateable=bool(raw.get("updateable", True)),
-        )
-    return specs
 
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
@@ -106,63 +77,12 @@ def _bad(reason: str, message: str) -> RecordRejected:
     return RecordRejected(reason, message)
 
 
-def _to_int(value: t.Any) -> int:
-    kind = type(value)
-    if kind is int:
-        return value
-    if kind is str:
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            raise _bad("type", f"expected an integer, got {value!r}") from None
-    if kind in (float, decimal.Decimal) and value == int(value):
-        return int(value)
-    raise _bad("type", f"expected an integer, got {value!r}")
-
-
-def _to_float(value: t.Any) -> float | int | decimal.Decimal:
-    kind = type(value)
-    if kind in (int, float, decimal.Decimal):
-        return value
-    if kind is str:
-        try:
-            return decimal.Decimal(value.strip())
-        except decimal.InvalidOperation:
-            raise _bad("type", f"expected a number, got {value!r}") from None
-    raise _bad("type", f"expected a number, got {value!r}")
-
-
-def _to_bool(value: t.Any) -> bool | None:
-    kind = type(value)
-    if kind is bool:
-        return value
-    if kind is str:
-        low = value.strip().lower()
-        if low in {"true", "1", "yes"}:
-            return True
-        if low in {"false", "0", "no"}:
-            return False
-        if low in {"null", ""}:
-            return None
-    if kind is int and value in (0, 1):
-        return bool(value)
-    raise _bad("type", f"expected a boolean, got {value!r}")
-
-
-def _csv_text(value: t.Any) -> str:
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is bool:
-        return "true" if value else "false"
-    return str(value)
-
-
-def _json_number(value: t.Any) -> t.Any:
-    if type(value) is decimal.Decimal:
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
+def _coerce(convert: t.Callable[[t.Any], t.Any], value: t.Any) -> t.Any:
+    """The shared table's coercion, its ValueError turned into a `type` rejection."""
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise _bad("type", str(exc)) from None
 
 
 def build_converter(  # noqa: C901
@@ -177,7 +97,7 @@ def build_converter(  # noqa: C901
     `type` or `too_long`.
     """
     allowed_set = frozenset(allowed) if allowed else None
-    data_type = spec.data_type if spec else None
+    kind = spec.type if spec else None  # None: no describe, the stream schema alone decides
     max_len = spec.length if spec else None
 
     def check_schema(value: t.Any) -> None:
@@ -188,8 +108,8 @@ def build_converter(  # noqa: C901
                 f"{'/'.join(sorted(x.__name__ for x in allowed_set))}",
             )
 
-    if data_type is None or data_type in STRING_TYPES or data_type in DATE_TYPES:
-        is_date = data_type in DATE_TYPES
+    if kind is None or kind.is_text:
+        is_date = kind is not None and kind.kind != "text"
 
         def conv_string(value: t.Any) -> t.Any:
             if type(value) is str:
@@ -202,17 +122,17 @@ def build_converter(  # noqa: C901
             if is_date:
                 raise _bad("type", f"expected an ISO 8601 date string, got {value!r}")
             if type(value) in (dict, list):
-                if data_type is None:
+                if kind is None:
                     return value if not csv else _csv_json(value)
                 raise _bad("type", f"expected text, got {type(value).__name__}")
-            text = _csv_text(value)
+            text = csv_text(value)
             if max_len is not None and len(text) > max_len:
                 raise _bad("too_long", f"{len(text)} characters, the field allows {max_len}")
-            return text if csv or data_type is not None else value
+            return text if csv or kind is not None else value
 
         return conv_string
 
-    if data_type in INTEGER_TYPES:
+    if kind is INTEGER:
 
         def conv_int(value: t.Any) -> t.Any:
             if type(value) is int:
@@ -222,27 +142,27 @@ def build_converter(  # noqa: C901
             check_schema(value)
             if type(value) is bool:
                 raise _bad("type", f"expected an integer, got {value!r}")
-            number = _to_int(value)
+            number = _coerce(value_int, value)
             return str(number) if csv else number
 
         return conv_int
 
-    if data_type in FLOAT_TYPES:
+    if kind is NUMBER:
 
         def conv_float(value: t.Any) -> t.Any:
             check_schema(value)
             if type(value) is bool:
                 raise _bad("type", f"expected a number, got {value!r}")
-            number = _to_float(value)
-            return str(number) if csv else _json_number(number)
+            number = _coerce(value_number, value)
+            return str(number) if csv else json_number(number)
 
         return conv_float
 
-    if data_type == "boolean":
+    if kind is BOOLEAN:
 
         def conv_bool(value: t.Any) -> t.Any:
             check_schema(value)
-            flag = _to_bool(value)
+            flag = _coerce(value_bool, value)
             if csv:
                 return "" if flag is None else ("true" if flag else "false")
             return flag
@@ -251,7 +171,7 @@ def build_converter(  # noqa: C901
 
     def conv_other(value: t.Any) -> t.Any:
         check_schema(value)
-        return _csv_text(value) if csv else value
+        return csv_text(value) if csv else value
 
     return conv_other
 
@@ -267,85 +187,54 @@ def _short(value: t.Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."  # noqa: PLR2004
 
 
+_NONE = type(None)
+# Per-column `dict.get(v, v)` tables, run through `map` in C: None -> "", booleans as Marketo
+# writes them, anything else (text) unchanged.
+_TEXT_CELL = {None: ""}
+MAX_PLAIN_SHAPES = 4096  # distinct null patterns remembered per stream
+_BOOL_CELL = {None: "", True: "true", False: "false"}
+
+
+def _tuple_getter(keys: t.Sequence[t.Any]) -> t.Callable[[t.Any], tuple[t.Any, ...]]:
+    """`itemgetter` that returns a tuple for any number of keys (C speed for two or more)."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    return lambda obj: tuple(obj[key] for key in keys)
+
+
 @dataclass
 class Column:
-    """One output field: input name, Marketo name, converter, and its common-case shortcut."""
+    """One output field: input name, Marketo name, converter, and its common-case shortcut.
+
+    `fast_types`: value types (besides None) that need no converter call; `render`: how such a
+    value becomes a cell ("text" as is, "bool" as true/false, "str" through `str()`).
+    """
 
     source: str
     target: str
     convert: t.Callable[[t.Any], t.Any]
-    fast_type: str | None = None  # "str", "int" or "bool": values of this type need no call
+    fast_types: frozenset[type] = frozenset()
+    render: str = "text"
     max_len: int | None = None
 
 
 def fast_path(
     spec: FieldSpec | None, allowed: tuple[type, ...] | None
-) -> tuple[str | None, int | None]:
-    """Which value type a generated row function may pass through inline."""
-    data_type = spec.data_type if spec else None
-    max_len = spec.length if spec else None
-
-    def ok(kind: type) -> bool:
-        return allowed is None or kind in allowed
-
-    if (data_type is None or data_type in STRING_TYPES or data_type in DATE_TYPES) and ok(str):
-        return "str", max_len
-    if data_type in INTEGER_TYPES and ok(int):
-        return "int", None
-    if data_type == "boolean" and ok(bool):
-        return "bool", None
-    return None, None
-
-
-def compile_row_function(
-    columns: list[Column],
-    required: list[tuple[str, int]],
-    known: frozenset[str],
-    check_keys: t.Callable[[dict], None],
-) -> t.Callable[[dict], list[str]]:
-    """Generate one function per stream that builds a CSV row with the checks inlined.
-
-    Per-field function calls cost more than the CSV writer itself; the generated code only
-    calls a field's converter when the value is not of the field's common type.
-    """
-    namespace: dict[str, t.Any] = {"RecordRejected": RecordRejected, "known": known}
-    namespace["check_keys"] = check_keys
-    body = [
-        "def to_row(record):",
-        "    if not record.keys() <= known: check_keys(record)",
-        "    get = record.get",
-    ]
-    cells = []
-    for index, column in enumerate(columns):
-        conv = f"conv{index}"
-        namespace[conv] = column.convert
-        namespace[f"name{index}"] = column.source
-        cell = f"c{index}"
-        cells.append(cell)
-        body.append(f"    v = get({column.source!r})")
-        body.append(f"    if v is None: {cell} = ''")
-        if column.fast_type == "str":
-            limit = f" and len(v) <= {column.max_len}" if column.max_len is not None else ""
-            body.append(f"    elif type(v) is str{limit}: {cell} = v")
-        elif column.fast_type == "int":
-            body.append(f"    elif type(v) is int: {cell} = str(v)")
-        elif column.fast_type == "bool":
-            body.append(f"    elif v is True: {cell} = 'true'")
-            body.append(f"    elif v is False: {cell} = 'false'")
-        body.append("    else:")
-        body.append(f"        try: {cell} = {conv}(v)")
-        body.append("        except RecordRejected as exc:")
-        body.append(f"            exc.field = name{index}")
-        body.append("            raise")
-    for target, index in required:
-        body.append(f"    if c{index} == '':")
-        body.append(
-            f"        raise RecordRejected('missing_key_field', "
-            f"{('required field ' + repr(target) + ' is empty')!r}, {target!r})"
-        )
-    body.append(f"    return [{', '.join(cells)}]")
-    exec("\n".join(body), namespace)  # noqa: S102 (code built from repr() literals only)
-    return namespace["to_row"]
+) -> tuple[frozenset[type], str, int | None]:
+    """Which value types a row may pass without the converter, how they render, length limit."""
+    kind = spec.type if spec else None
+    if kind is None or kind.is_text:
+        native, render = (str,), "text"
+    elif kind is INTEGER:
+        native, render = (int,), "str"
+    elif kind is NUMBER:
+        native, render = (int, float), "str"
+    elif kind is BOOLEAN:
+        native, render = (bool,), "bool"
+    else:
+        return frozenset(), "text", None
+    types = frozenset(x for x in native if allowed is None or x in allowed)
+    return types, render, (spec.length if spec and render == "text" and types else None)
 
 
 class RecordValidator:
@@ -375,10 +264,16 @@ class RecordValidator:
         self._required = [(name, index[name]) for name in required if name in index]
         self.missing_required = [name for name in required if name not in index]
         self.dropped_unknown: set[str] = set()
-        if csv:
-            self.to_row = compile_row_function(  # type: ignore[method-assign]
-                columns, self._required, self._known, self.check_keys
-            )
+        # The row fast path: which types pass each column untouched, and how they render.
+        self._sources = tuple(c.source for c in columns)
+        self._values = _tuple_getter(self._sources)
+        self._passes = tuple(c.fast_types | {_NONE} for c in columns)
+        self._cells = tuple(_BOOL_CELL if c.render == "bool" else _TEXT_CELL for c in columns)
+        self._str_cells = tuple(i for i, c in enumerate(columns) if c.render == "str")
+        limited = [(i, c.max_len) for i, c in enumerate(columns) if c.max_len is not None]
+        self._limited = _tuple_getter([i for i, _ in limited])
+        self._limits = tuple(n for _, n in limited)
+        self._plain_shapes: set[tuple[type, ...]] = set()
 
     def check_keys(self, record: dict) -> None:
         """Reject (or note) input keys that are neither in the schema nor in Marketo."""
@@ -402,8 +297,55 @@ class RecordValidator:
         )
 
     def to_row(self, record: dict) -> list[str]:
-        """CSV cells in header order; raises RecordRejected (replaced by generated code)."""
-        raise NotImplementedError(record)
+        """CSV cells in header order; raises RecordRejected naming the field.
+
+        The common row (every value None or of its column's plain type, within its length) is
+        built by C-level `map`s with one Python step per integer/number column; any other row
+        goes through each column's converter, which coerces or rejects.
+        """
+        if not record.keys() <= self._known:
+            self.check_keys(record)
+        try:
+            values = self._values(record)
+        except KeyError:  # a record without some field: read it as null
+            values = tuple(map(record.get, self._sources))
+        shape = tuple(map(type, values))
+        if shape in self._plain_shapes or self._is_plain(shape):
+            cells = list(map(dict.get, self._cells, values, values))
+            for i in self._str_cells:
+                if cells[i] != "":
+                    cells[i] = str(cells[i])
+            if self._limits and any(map(gt, map(len, self._limited(cells)), self._limits)):
+                cells = self._convert_each(values)  # raises too_long for the first one
+        else:
+            cells = self._convert_each(values)
+        for target, index in self._required:
+            if cells[index] == "":
+                raise RecordRejected(
+                    "missing_key_field", f"required field '{target}' is empty", target
+                )
+        return cells
+
+    def _is_plain(self, shape: tuple[type, ...]) -> bool:
+        """Whether rows of these value types take the fast path; remembered (a few hundred)."""
+        plain = all(map(contains, self._passes, shape))
+        if plain and len(self._plain_shapes) < MAX_PLAIN_SHAPES:
+            self._plain_shapes.add(shape)
+        return plain
+
+    def _convert_each(self, values: tuple[t.Any, ...]) -> list[str]:
+        """Every non-null value through its column's converter, in header order."""
+        cells: list[str] = []
+        for column, value in zip(self.columns, values, strict=True):
+            if value is None:
+                cells.append("")
+                continue
+            try:
+                cells.append(column.convert(value))
+            except RecordRejected as exc:
+                exc.field = column.source
+                raise
+        return cells
 
     def to_object(self, record: dict) -> dict:
         """Marketo-named JSON object of the keys the record carries; raises RecordRejected."""
@@ -483,10 +425,9 @@ def build_validator(  # noqa: C901
             not_updateable.append(name)
             continue
         allowed = schema_python_types(prop) if isinstance(prop, dict) else None
-        fast_type, max_len = fast_path(spec, allowed)
-        columns.append(
-            Column(name, target, build_converter(spec, allowed, csv=csv), fast_type, max_len)
-        )
+        fast_types, render, max_len = fast_path(spec, allowed)
+        convert = build_converter(spec, allowed, csv=csv)
+        columns.append(Column(name, target, convert, fast_types, render, max_len))
     if logger and not_updateable:
         logger.info(
             "Stream '%s': not updateable in Marketo, not sent: %s",

@@ -31,6 +31,8 @@ FIGURES = {
     "packing_ingestion",
     "api_calls_import_per_100k",
     "api_calls_ingest_per_100k",
+    "tap_wall_ratio",
+    "target_wall_ratio",
 }
 
 
@@ -120,3 +122,21 @@ def test_benchmark_output_holds_no_secret_or_token(tiny_run):
         assert "sandbox-secret" not in text, name
         assert not re.search(r"(?i)bearer\s+[0-9a-f-]{16,}", text), name
         assert not re.search(r"access_token=(?!REDACTED)[^&\s\"']+", text), name
+
+
+@pytest.mark.slow
+def test_wall_clock_ratios_compare_the_same_rows(tiny_run):
+    data, _, _ = tiny_run
+    for key in ("tap_wall_ratio", "target_wall_ratio"):
+        fig = data["figures"][key]
+        points = fig["detail"]["points"]
+        for point in points.values():
+            # The raw client replayed the tap's own jobs: the same rows, the same count.
+            assert point["raw_rows"] == point["records"] > 0
+            assert point["export_jobs"] >= 1
+            assert point["tap_wall_s"] > 0
+            assert point["target_wall_s"] > 0
+            assert 10 < point["tap_rss_mb"] < 4000
+        largest = points[max(points, key=int)]
+        who = key.split("_")[0]
+        assert fig["value"] == pytest.approx(largest[f"{who}_ratio"])

@@ -3,7 +3,9 @@
 import csv
 
 import pytest
-from tap_marketo_members.parsing import ExportParseError, MemberFileParser, to_bool, to_int
+from marketo_common.fields import csv_bool as to_bool
+from marketo_common.fields import csv_int as to_int
+from tap_marketo_members.parsing import ExportParseError, MemberFileParser
 
 PROPS = {
     "programId": {"type": "integer"},

@@ -130,3 +130,37 @@ def test_the_cycle_finder_finds_a_function_level_cycle(tmp_path):
     found = modules(pkg)
     graph = {name: runtime_imports(name, path, set(found)) for name, path in found.items()}
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def _calls(folder: str, names: set[str]) -> list[str]:
+    """`file:line name` for each call of a builtin in `names` in the package."""
+    out = []
+    for path in modules(ROOT / folder).values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in names
+            ):
+                out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}")
+    return out
+
+
+@pytest.mark.parametrize("folder", [p.values[0] for p in PACKAGES])
+def test_no_code_generation(folder):
+    """Row converters are plain functions: code built at run time cannot be read or stepped."""
+    assert _calls(folder, {"exec", "eval", "compile"}) == []
+
+
+def test_marketo_data_types_are_mapped_in_one_module():
+    """The dataType names appear as a mapping only in marketo_common.fields."""
+    data_types = {"percent", "currency", "reference", "datetime", "boolean", "integer"}
+    mapped = set()
+    for folder in (p.values[0] for p in PACKAGES):
+        for path in modules(ROOT / folder).values():
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Dict):
+                    keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                    if len(keys & data_types) >= 3:
+                        mapped.add(str(path.relative_to(ROOT)))
+    assert mapped == {"marketo-common/marketo_common/fields.py"}

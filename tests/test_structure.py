@@ -136,13 +136,13 @@ def _calls(folder: str, names: set[str]) -> list[str]:
     """`file:line name` for each call of a builtin in `names` in the package."""
     out = []
     for path in modules(ROOT / folder).values():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id in names
-            ):
-                out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}")
+        out.extend(
+            f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}"
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in names
+        )
     return out
 
 

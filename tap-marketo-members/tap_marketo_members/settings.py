@@ -17,6 +17,9 @@ MAX_WINDOW_DAYS = 31  # Marketo caps bulk date-range filters at 31 days.
 MAX_PROGRAM_IDS_PER_JOB = 10  # Marketo's limit for the `programIds` filter.
 MAX_EXPORT_SLOTS = 2  # Marketo processes at most 2 bulk exports at once per subscription.
 NURTURE_CADENCES = ("pause", "norm")  # the extract's nurtureCadence values
+# Export files are kept seven days (bulk-extract.md, "Limits"): a removal check must come while
+# the previous snapshot's file can still be downloaded, so at most six days apart.
+MAX_REMOVAL_INTERVAL_HOURS = 6 * 24
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class TapSettings:
     rest_fallback_max_members: int = 0
     member_filter: MemberFilter = MemberFilter()
     plan_only: bool = False
+    # issue 20 (removals.py): keys-only membership snapshots diffed run to run.
+    detect_removals: bool = False
+    removal_check_interval_hours: float = 0.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TapSettings:
@@ -121,6 +127,10 @@ class TapSettings:
                 nurture_cadence=_nurture_cadence(config.get("nurture_cadence")),
             ),
             plan_only=_flag(config, "plan_only"),
+            detect_removals=_flag(config, "detect_removals"),
+            removal_check_interval_hours=_number(
+                config, "removal_check_interval_hours", defaults, 0, MAX_REMOVAL_INTERVAL_HOURS
+            ),
         )
 
 

@@ -18,6 +18,7 @@ from tap_marketo_members.output import BatchFiles, RecordLines, SdkRecords
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.plan import PlanInputs, render
 from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
+from tap_marketo_members.removals import DELETED_AT, KEYS_ONLY_FIELDS, RemovalCheck, start_check
 from tap_marketo_members.rest_members import MembershipLimitError, ProgramMemberQuery
 from tap_marketo_members.scheduler import (
     MB,
@@ -234,6 +235,7 @@ class ProgramMembersStream(MarketoStream):
         self._created_at: dict[int, str] = {}
         self.records_written = 0
         self.used_fast_path: bool | None = None
+        self._removals: RemovalCheck | None = None  # issue 20: keys emitted while a check is due
 
     # ----------------------------------------------------------------- SDK hooks
 
@@ -329,8 +331,11 @@ class ProgramMembersStream(MarketoStream):
         fields = [
             name
             for name in self.effective_schema["properties"]
-            if name in (*MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY)
-            or self.mask.get(("properties", name), True)
+            if name != DELETED_AT  # set by removal checks (issue 20), not a Marketo field
+            and (
+                name in (*MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY)
+                or self.mask.get(("properties", name), True)
+            )
         ]
         gone = [name for name in fields if name not in current]
         if gone:
@@ -455,6 +460,23 @@ class ProgramMembersStream(MarketoStream):
             self._stop_for_quota(quota_stop_reason(self.settings.daily_export_quota_mb * MB, used))
             return
         upper, bulk_available = self._upper_bound(exports, program_ids[0])
+        # issue 20 (removals.py): a removal check when detect_removals is on and one is due.
+        now = upper or iso(dt.datetime.now(dt.timezone.utc))
+        removals = (
+            start_check(
+                exports,
+                stream_state,
+                program_ids,
+                now,
+                interval_hours=self.settings.removal_check_interval_hours,
+                filters=self.settings.member_filter.fingerprint,
+                bulk_available=bulk_available,
+                logger=self.logger,
+            )
+            if self.settings.detect_removals
+            else None
+        )
+        self._removals = removals[0] if removals else None
         rest_ids = self._rest_programs(program_ids, force=not bulk_available)
         bulk_ids = [pid for pid in program_ids if pid not in rest_ids]
         too_large: list[int] = []  # REST refused them (1003 total membership): bulk instead
@@ -477,10 +499,22 @@ class ProgramMembersStream(MarketoStream):
                         "bytes": scheduler.used_bytes,
                     }
                     self._commit(unit, info, scheduler, committed)
+                if removals:  # issue 20: after every member this run exported is out
+                    check, due = removals
+                    self._removals = None
+                    keys_only = list(KEYS_ONLY_FIELDS)
+                    used_now = scheduler.used_bytes
+                    with self._scheduler(exports, keys_only, used_now, lists) as keys:
+                        yield from emit(check.removed(keys.run(check.units(due)), now))
+                    check.commit()
+                    self._flush_state()
             except QuotaReachedError as exc:
                 self._stop_for_quota(str(exc))
             finally:
                 output.flush()
+                if removals:
+                    self._removals = None
+                    removals[0].close()
         self.logger.info(
             "program_members: %d records from %d export jobs (%s path)",
             self.records_written,
@@ -770,6 +804,8 @@ class ProgramMembersStream(MarketoStream):
         limit = self.ABORT_AT_RECORD_COUNT
 
         def write(records: Iterable[dict]) -> Iterator[list[str]]:
+            if self._removals is not None:  # issue 20: members now, so not removed
+                records = self._removals.track(records)
             if limit is not None:
                 records = self._limited(records, limit, output)
             written = yield from output.write(records)

@@ -22,6 +22,7 @@ from tap_marketo_members import __version__
 from tap_marketo_members.exports import ExportError
 from tap_marketo_members.output import check_batch_config
 from tap_marketo_members.parsing import ExportParseError
+from tap_marketo_members.removals import DELETED_AT, DELETED_AT_SCHEMA
 from tap_marketo_members.schema import program_member_schema, select_lead_fields
 from tap_marketo_members.settings import DEFAULT_LEAD_FIELDS, TapSettings
 from tap_marketo_members.streams import (
@@ -216,6 +217,31 @@ class TapMarketoMembers(Tap):
             ),
         ),
         th.Property(
+            "detect_removals",
+            th.BooleanType,
+            default=False,
+            description=(
+                "Emit members who left a program (REST delete, Data Ingestion delete, a deleted "
+                "lead) as program_members records with only programId, leadId and "
+                "_sdc_deleted_at. Each check is one keys-only export of the full membership per "
+                "10 programs (about BYTES_PER_MEMBER bytes of daily export quota per member, "
+                "counted like any export) diffed against the previous check's file, which "
+                "Marketo keeps seven days; state keeps only that job's id (about 100 bytes per "
+                "10 programs). The first check takes a baseline; a previous file gone (checks "
+                "more than seven days apart) means a new baseline and a warning."
+            ),
+        ),
+        th.Property(
+            "removal_check_interval_hours",
+            th.NumberType,
+            default=0,
+            description=(
+                "With detect_removals, check a program at most this often (0: every run; 24: "
+                "at most once a day), judged from the last snapshot's finishedAt. At most 144 "
+                "(six days), so the previous file is still within Marketo's seven-day retention."
+            ),
+        ),
+        th.Property(
             "request_timeout_seconds", th.NumberType, description="HTTP read timeout in seconds."
         ),
         th.Property(
@@ -281,11 +307,14 @@ class TapMarketoMembers(Tap):
         member_fields = _describe_fields(self.marketo_client.get(MEMBER_DESCRIBE_PATH))
         lead_describe = _describe_fields(self.marketo_client.get(LEAD_DESCRIBE_PATH))
         lead_fields = select_lead_fields(lead_describe, list(self.tap_settings.lead_fields))
+        member_schema = program_member_schema(member_fields, lead_fields)
+        if self.tap_settings.detect_removals:  # issue 20: removal records carry it
+            member_schema["properties"][DELETED_AT] = DELETED_AT_SCHEMA
         return [
             ProgramsStream(self),
             ProgramMembersStream(
                 self,
-                schema=program_member_schema(member_fields, lead_fields),
+                schema=member_schema,
                 member_field_names=[f["name"] for f in member_fields],
             ),
             ProgramMemberFieldsStream(self),

@@ -8,11 +8,15 @@ previous job's exportId, finishedAt and programIds (a few dozen bytes per group,
 member count) and the previous file is downloaded again. The diff runs in a SQLite file on disk,
 so memory stays flat however large the programs are.
 
-Every (programId, leadId) in the previous snapshot and not in the new one, and not among the
-members this run emitted (a member removed and added again is not removed), comes out as a
-record with the keys and `_sdc_deleted_at`. The first check, and a check whose previous file is
-gone, only takes a baseline. Nothing here knows the Singer SDK: the stream feeds it the export
-files of a scheduler and the records it wrote, and writes out what it yields.
+Every (programId, leadId) in the previous snapshot and not in the new one comes out as a record
+with the keys and `_sdc_deleted_at`. The new snapshot is created after this run's updatedAt
+exports (their upper edge is read from Marketo's clock before any of them), so it is the later
+truth: a member removed and added again before it is in it and is not removed; a member updated
+in this run and removed before it is gone, and its removal comes after its update record (so no
+"updated in this run" exception is needed, and one would lose such a removal for good: the next
+check's previous snapshot no longer holds the member). The first check, and a check whose
+previous file is gone, only takes a baseline. Nothing here knows the Singer SDK: the stream feeds
+it the export files of a scheduler and writes out what it yields.
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ DELETED_AT = "_sdc_deleted_at"
 DELETED_AT_SCHEMA = {"type": ["string", "null"], "format": "date-time"}
 STATE_KEY = "removal_snapshots"
 FILE_RETENTION = dt.timedelta(days=7)  # bulk-extract.md, "Limits": "File retention period"
-INSERT_BATCH = 10_000
 LOGGER = logging.getLogger("tap_marketo_members.removals")
 
 
@@ -114,11 +117,9 @@ class RemovalCheck:
             PRAGMA cache_size = -8192;
             CREATE TABLE prev (pid INTEGER, lead INTEGER);
             CREATE TABLE new (pid INTEGER, lead INTEGER);
-            CREATE TABLE updated (pid INTEGER, lead INTEGER);
             CREATE TABLE compared (pid INTEGER PRIMARY KEY, at TEXT);
             """
         )
-        self._updated: list[tuple[int, int]] = []
 
     def close(self) -> None:
         """Drop the key files."""
@@ -154,23 +155,6 @@ class RemovalCheck:
             for n, i in enumerate(range(0, len(ids), MAX_PROGRAM_IDS_PER_JOB))
         ]
 
-    # ------------------------------------------------------------------ this run's records
-
-    def track(self, records: Iterable[dict]) -> Iterator[dict]:
-        """Pass records through, remembering their keys: they are members now, not removed."""
-        pending = self._updated
-        for record in records:
-            pending.append((record["programId"], record["leadId"]))
-            if len(pending) >= INSERT_BATCH:
-                self._flush_updated()
-            yield record
-        self._flush_updated()
-
-    def _flush_updated(self) -> None:
-        if self._updated:
-            self._db.executemany("INSERT INTO updated VALUES (?, ?)", self._updated)
-            self._updated.clear()
-
     # ------------------------------------------------------------------ the check
 
     def removed(
@@ -198,18 +182,11 @@ class RemovalCheck:
         self._db.executemany(
             "DELETE FROM compared WHERE pid = ?", [(pid,) for pid in checked - set(compared)]
         )
-        self._flush_updated()
-        self._db.executescript(
-            """
-            CREATE INDEX new_keys ON new (pid, lead);
-            CREATE INDEX updated_keys ON updated (pid, lead);
-            """
-        )
+        self._db.execute("CREATE INDEX new_keys ON new (pid, lead)")
         rows = self._db.execute(
             """
             SELECT DISTINCT p.pid, p.lead, c.at FROM prev p JOIN compared c ON c.pid = p.pid
             WHERE NOT EXISTS (SELECT 1 FROM new n WHERE n.pid = p.pid AND n.lead = p.lead)
-              AND NOT EXISTS (SELECT 1 FROM updated u WHERE u.pid = p.pid AND u.lead = p.lead)
             ORDER BY p.pid, p.lead
             """
         )

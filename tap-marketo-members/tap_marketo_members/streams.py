@@ -18,7 +18,7 @@ from tap_marketo_members.output import BatchFiles, RecordLines, SdkRecords
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.plan import PlanInputs, render
 from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
-from tap_marketo_members.removals import DELETED_AT, KEYS_ONLY_FIELDS, RemovalCheck, start_check
+from tap_marketo_members.removals import DELETED_AT, KEYS_ONLY_FIELDS, start_check
 from tap_marketo_members.rest_members import MembershipLimitError, ProgramMemberQuery
 from tap_marketo_members.scheduler import (
     MB,
@@ -235,7 +235,6 @@ class ProgramMembersStream(MarketoStream):
         self._created_at: dict[int, str] = {}
         self.records_written = 0
         self.used_fast_path: bool | None = None
-        self._removals: RemovalCheck | None = None  # issue 20: keys emitted while a check is due
 
     # ----------------------------------------------------------------- SDK hooks
 
@@ -476,7 +475,6 @@ class ProgramMembersStream(MarketoStream):
             if self.settings.detect_removals
             else None
         )
-        self._removals = removals[0] if removals else None
         rest_ids = self._rest_programs(program_ids, force=not bulk_available)
         bulk_ids = [pid for pid in program_ids if pid not in rest_ids]
         too_large: list[int] = []  # REST refused them (1003 total membership): bulk instead
@@ -501,11 +499,11 @@ class ProgramMembersStream(MarketoStream):
                     self._commit(unit, info, scheduler, committed)
                 if removals:  # issue 20: after every member this run exported is out
                     check, due = removals
-                    self._removals = None
                     keys_only = list(KEYS_ONLY_FIELDS)
                     used_now = scheduler.used_bytes
                     with self._scheduler(exports, keys_only, used_now, lists) as keys:
                         yield from emit(check.removed(keys.run(check.units(due)), now))
+                    stream_state["export_bytes_today"] = {"day": today, "bytes": keys.used_bytes}
                     check.commit()
                     self._flush_state()
             except QuotaReachedError as exc:
@@ -513,7 +511,6 @@ class ProgramMembersStream(MarketoStream):
             finally:
                 output.flush()
                 if removals:
-                    self._removals = None
                     removals[0].close()
         self.logger.info(
             "program_members: %d records from %d export jobs (%s path)",
@@ -804,8 +801,6 @@ class ProgramMembersStream(MarketoStream):
         limit = self.ABORT_AT_RECORD_COUNT
 
         def write(records: Iterable[dict]) -> Iterator[list[str]]:
-            if self._removals is not None:  # issue 20: members now, so not removed
-                records = self._removals.track(records)
             if limit is not None:
                 records = self._limited(records, limit, output)
             written = yield from output.write(records)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
 from marketo_common import ConfigError, MarketoClient, MarketoSettings
 from marketo_sandbox.server import SandboxServer
 from tap_marketo_members.settings import TapSettings
+from target_marketo_ingest.target import TargetMarketoIngest
 
 from .conftest import TIME_SCALE
 from .support import config_for, key, run_tap
@@ -202,3 +205,33 @@ def test_interval_beyond_file_retention_is_refused():
         TapSettings.from_config({"detect_removals": True, "removal_check_interval_hours": 168})
     with pytest.raises(ConfigError, match="detect_removals"):
         TapSettings.from_config({"detect_removals": "yes"})
+
+
+def test_removal_records_remove_the_member_through_our_target(rsb, tmp_path):
+    """Round trip: what the tap lists as removed in one instance, our target removes in another."""
+    replica = SandboxServer(db_path=tmp_path / "replica.db", seed="demo", time_scale=TIME_SCALE)
+    with replica:
+        assert _members(replica, 1001) == _members(rsb, 1001)
+        first = run_tap(_config(rsb))
+        gone = _members(rsb, 1001)[3:5]
+        _remove(rsb, 1001, gone)
+        second = run_tap(_config(rsb), state=first.state)
+        lines = [
+            m
+            for m in second.raw
+            if m.get("stream") == "program_members"
+            and m["type"] in {"SCHEMA", "RECORD"}
+            and (m["type"] == "SCHEMA" or m["record"].get("_sdc_deleted_at"))
+        ]
+        assert [m["record"]["leadId"] for m in lines if m["type"] == "RECORD"] == gone
+        target = TargetMarketoIngest(
+            config={**replica.config, "rejects_path": str(tmp_path / "rejects.jsonl")}
+        )
+        data = "".join(json.dumps(m) + "\n" for m in lines).encode()
+        with contextlib.redirect_stdout(io.StringIO()):
+            target.listen(io.BytesIO(data))
+        assert _members(replica, 1001) == _members(rsb, 1001)  # the member left there too
+        assert (
+            not (tmp_path / "rejects.jsonl").exists()
+            or not (tmp_path / "rejects.jsonl").read_text()
+        )

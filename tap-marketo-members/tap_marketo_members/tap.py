@@ -311,7 +311,7 @@ class TapMarketoMembers(Tap):
         lead_fields = select_lead_fields(lead_describe, list(self.tap_settings.lead_fields))
         member_schema = program_member_schema(member_fields, lead_fields)
         if self.tap_settings.detect_removals:  # issue 20: removal records carry it
-            member_schema["properties"][DELETED_AT] = DELETED_AT_SCHEMA
+            member_schema["properties"][DELETED_AT] = dict(DELETED_AT_SCHEMA)
         return [
             ProgramsStream(self),
             ProgramMembersStream(

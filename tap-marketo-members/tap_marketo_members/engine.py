@@ -26,7 +26,13 @@ from tap_marketo_members.exports import ExportError, ProgramMemberExports
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.plan import PlanInputs, render
 from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
-from tap_marketo_members.removals import KEYS_ONLY_FIELDS, STATE_KEY, RemovalCheck, start_check
+from tap_marketo_members.removals import (
+    KEYS_ONLY_FIELDS,
+    STATE_KEY,
+    RemovalCheck,
+    due_programs,
+    start_check,
+)
 from tap_marketo_members.rest_members import MembershipLimitError, ProgramMemberQuery
 from tap_marketo_members.scheduler import (
     MB,
@@ -195,6 +201,17 @@ class ExportEngine:
         rest_ids = self.rest_programs(program_ids)
         units = self.plan([pid for pid in program_ids if pid not in rest_ids], upper)
         members, per_member, counted_with = self.ledger.sizes(program_ids)
+        removal_due = (
+            due_programs(
+                self.ledger.removal_snapshots(),
+                program_ids,
+                iso(now),
+                interval_hours=self.settings.removal_check_interval_hours,
+                filters=self.settings.member_filter.fingerprint,
+            )
+            if self.settings.detect_removals
+            else []
+        )
         inputs = PlanInputs(
             members=members,
             bytes_per_member=per_member,
@@ -207,6 +224,8 @@ class ExportEngine:
             concurrency=self.settings.max_concurrent_exports,
             now=iso(now),
             resets_at=iso(quota_reset(now)),
+            removal_due=tuple(removal_due),
+            keys_bytes_per_member=self.ledger.keys_bytes_per_member(),
         )
         return render(units, rest_ids, inputs)
 
@@ -350,19 +369,24 @@ class ExportEngine:
         """
         check, due = removals
         today, used = counted
+        sizes = [0, 0]  # bytes and members of the keys-only files, for plan_only
         with self._scheduler(exports, used, lists, fields=list(KEYS_ONLY_FIELDS)) as keys:
             try:
-                check.load(self._key_files(keys, check.units(due), downloader), now)
+                check.load(self._key_files(keys, check.units(due), downloader, sizes), now)
             finally:
                 self._removal_jobs += keys.jobs_created
                 self.ledger.set_bytes_today(today, keys.used_bytes)
+        self.ledger.record_keys_files(*sizes)
         yield Rows(check.diff(now))
         self.ledger.set_removal_snapshots(check.committed())
         yield Commit(tuple(due))
 
     @staticmethod
     def _key_files(
-        keys: ExportScheduler, units: list[ExportUnit], downloader: ExportDownloader
+        keys: ExportScheduler,
+        units: list[ExportUnit],
+        downloader: ExportDownloader,
+        sizes: list[int],
     ) -> Iterator[tuple[ExportUnit, ExportFile | None, dict[str, Any]]]:
         """Each finished keys-only job's file (None: nothing to export), deleted once read."""
         for unit, job, info in keys.run(units):
@@ -370,6 +394,8 @@ class ExportEngine:
                 yield unit, None, info
                 continue
             exported = downloader.file(job.export_id, info, job.seconds)
+            sizes[0] += exported.size
+            sizes[1] += int(info.get("numberOfRecords") or 0)
             try:
                 yield unit, exported, info
             finally:

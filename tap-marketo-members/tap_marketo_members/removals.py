@@ -139,17 +139,13 @@ class RemovalCheck:
 
     def due(self, program_ids: Sequence[int], now: str) -> list[int]:
         """Programs with no snapshot under these filters, or one older than the interval."""
-        last: dict[int, str] = {}
-        for snap in self.snapshots():
-            if snap.filters == self.filters:
-                for pid in snap.program_ids:
-                    last[pid] = max(last.get(pid, ""), snap.finished_at)
-        moment = parse_iso(now)
-        return [
-            pid
-            for pid in program_ids
-            if not last.get(pid) or parse_iso(last[pid]) + self.interval <= moment
-        ]
+        return due_programs(
+            self.state.get(STATE_KEY) or [],
+            program_ids,
+            now,
+            interval_hours=self.interval.total_seconds() / 3600,
+            filters=self.filters,
+        )
 
     @staticmethod
     def units(program_ids: Sequence[int], first_group: int = 0) -> list[ExportUnit]:
@@ -344,6 +340,32 @@ def _int(value: Any) -> int | None:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
+
+
+def due_programs(
+    entries: Iterable[dict[str, Any]],
+    program_ids: Sequence[int],
+    now: str,
+    *,
+    interval_hours: float,
+    filters: str | None,
+) -> list[int]:
+    """Programs whose removal check is due: no snapshot under `filters`, or one too old.
+
+    `entries` are state's snapshot entries (`STATE_KEY`); `plan_only` asks this too.
+    """
+    last: dict[int, str] = {}
+    for snap in (Snapshot.from_state(e) for e in entries):
+        if snap.filters == filters:
+            for pid in snap.program_ids:
+                last[pid] = max(last.get(pid, ""), snap.finished_at)
+    if not interval_hours:
+        return list(program_ids)  # 0: every run (whatever the clocks say)
+    moment = parse_iso(now)
+    interval = dt.timedelta(hours=interval_hours)
+    return [
+        pid for pid in program_ids if not last.get(pid) or parse_iso(last[pid]) + interval <= moment
+    ]
 
 
 def start_check(

@@ -66,6 +66,15 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "too the page is silent: moved to the front once, or repeated where it was asked",
         family="bulk export",
     ),
+    Assumption(
+        option="export_expired_file_answer",
+        default="1003",
+        choices=("1003", "404"),
+        why="bulk-extract.md keeps files seven days but does not say what the file endpoint "
+        "answers after that: an error envelope (1003), or the plaintext 404 it gives for an "
+        "invalid job id",
+        family="bulk export",
+    ),
     # bulk import and Data Ingestion
     Assumption(
         option="import_rows_per_second",

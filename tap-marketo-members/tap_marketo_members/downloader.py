@@ -58,6 +58,10 @@ class ExportDownloader:
             self._workdir.cleanup()
             self._workdir = None
 
+    def status(self, export_id: str) -> dict[str, Any]:
+        """The job's status (a file is asked for again by its exportId: removal checks)."""
+        return self.exports.status(export_id)
+
     def file(self, export_id: str, info: Mapping[str, Any], seconds: float) -> ExportFile:
         """The verified file of a Completed job (`info` is its last status reply)."""
         if self._workdir is None:

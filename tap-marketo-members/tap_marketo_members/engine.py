@@ -5,8 +5,11 @@ for the next event) and `Commit` (every row before it is out; the ledger has mov
 bookmarks; write STATE now). The stream (`streams.ProgramMembersStream`) turns them into
 RECORD/BATCH and STATE messages.
 
-A step per program group (e.g. detecting removed members) plugs in at `_bulk`: a group is
-finished when `scheduler.outstanding_seqs(unit.group)` is empty after its last unit's commit.
+A step per program group plugs in at `_bulk`: a group is finished when
+`scheduler.outstanding_seqs(unit.group)` is empty after its last unit's commit. The removal
+check (issue 20, `removals.py`) runs once after every updatedAt export, in `_removals`: its
+keys-only jobs go through the same quota count and Marketo's same two slots, its records out as
+`Rows`, and its snapshots into state through the ledger before a `Commit`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from tap_marketo_members.exports import ExportError, ProgramMemberExports
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.plan import PlanInputs, render
 from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
+from tap_marketo_members.removals import (
+    KEYS_ONLY_FIELDS,
+    STATE_KEY,
+    RemovalCheck,
+    due_programs,
+    start_check,
+)
 from tap_marketo_members.rest_members import MembershipLimitError, ProgramMemberQuery
 from tap_marketo_members.scheduler import (
     MB,
@@ -40,6 +50,7 @@ if TYPE_CHECKING:
 
     from marketo_common import MarketoClient
 
+    from tap_marketo_members.exports import ExportFile
     from tap_marketo_members.ledger import Ledger
     from tap_marketo_members.settings import TapSettings
 
@@ -90,6 +101,7 @@ class ExportEngine:
         self.logger = logger
         self._checkpoint = checkpoint  # write STATE now (jobs in flight changed)
         self.jobs_created = 0
+        self._removal_jobs = 0
 
     @property
     def incremental(self) -> bool:
@@ -189,6 +201,17 @@ class ExportEngine:
         rest_ids = self.rest_programs(program_ids)
         units = self.plan([pid for pid in program_ids if pid not in rest_ids], upper)
         members, per_member, counted_with = self.ledger.sizes(program_ids)
+        removal_due = (
+            due_programs(
+                self.ledger.removal_snapshots(),
+                program_ids,
+                iso(now),
+                interval_hours=self.settings.removal_check_interval_hours,
+                filters=self.settings.member_filter.fingerprint,
+            )
+            if self.settings.detect_removals
+            else []
+        )
         inputs = PlanInputs(
             members=members,
             bytes_per_member=per_member,
@@ -201,6 +224,8 @@ class ExportEngine:
             concurrency=self.settings.max_concurrent_exports,
             now=iso(now),
             resets_at=iso(quota_reset(now)),
+            removal_due=tuple(removal_due),
+            keys_bytes_per_member=self.ledger.keys_bytes_per_member(),
         )
         return render(units, rest_ids, inputs)
 
@@ -242,6 +267,7 @@ class ExportEngine:
             self._stop_for_quota(quota_stop_reason(quota, used))
             return
         upper, bulk_available = self._upper_bound(exports, program_ids[0])
+        now = upper or iso(dt.datetime.now(dt.timezone.utc))
         rest_ids = self.rest_programs(program_ids, force=not bulk_available)
         bulk_ids = [pid for pid in program_ids if pid not in rest_ids]
         too_large: list[int] = []  # REST refused them (1003 total membership): bulk instead
@@ -250,16 +276,32 @@ class ExportEngine:
             ExportDownloader(exports, logger=self.logger) as downloader,
         ):
             scheduler.cancel_left_over(self.ledger.jobs_left_over())
+            removals = (
+                self._start_removal_check(downloader, program_ids, now, bulk_available)
+                if self.settings.detect_removals
+                else None
+            )
             try:
                 if rest_ids:
                     yield from self._rest(rest_ids, upper, too_large, bulk_available=bulk_available)
                 units = self.plan([*bulk_ids, *too_large], upper)
                 self._log_plan(units)
                 yield from self._bulk(units, scheduler, downloader, today)
+                if removals:  # after every member this run exported is out (removals.py)
+                    yield from self._removals(
+                        removals,
+                        downloader,
+                        exports=exports,
+                        lists=lists,
+                        counted=(today, scheduler.used_bytes),
+                        now=now,
+                    )
             except QuotaReachedError as exc:
                 self._stop_for_quota(str(exc))
             finally:
-                self.jobs_created = scheduler.jobs_created
+                self.jobs_created = scheduler.jobs_created + self._removal_jobs
+                if removals:
+                    removals[0].close()
 
     def _bulk(
         self,
@@ -290,6 +332,74 @@ class ExportEngine:
             self.ledger.record_file(unit, info)
             bookmark = self.ledger.window_done(unit, scheduler.outstanding_seqs(unit.group))
             yield Commit(unit.program_ids, bookmark)
+
+    # ----------------------------------------------------------------- removals (issue 20)
+
+    def _start_removal_check(
+        self, downloader: ExportDownloader, program_ids: list[int], now: str, bulk: bool
+    ) -> tuple[RemovalCheck, list[int]] | None:
+        """This run's removal check and its due programs (None: none due, or no bulk)."""
+        return start_check(
+            downloader,
+            {STATE_KEY: self.ledger.removal_snapshots()},
+            program_ids,
+            now,
+            interval_hours=self.settings.removal_check_interval_hours,
+            filters=self.settings.member_filter.fingerprint,
+            bulk_available=bulk,
+            logger=self.logger,
+        )
+
+    def _removals(
+        self,
+        removals: tuple[RemovalCheck, list[int]],
+        downloader: ExportDownloader,
+        *,
+        exports: ProgramMemberExports,
+        lists: ExportJobLists,
+        counted: tuple[str, int],
+        now: str,
+    ) -> Iterator[Event]:
+        """Keys-only snapshots of the due programs; removed members out, then the snapshots.
+
+        The keys-only jobs start from today's bytes as counted so far (`counted`) and stop at the
+        same quota (QuotaReachedError, raised here, before any removal row); they run after the
+        updatedAt jobs left Marketo's slots. The new snapshots go into state only after the
+        removal rows are written (the `Commit` after the `Rows`).
+        """
+        check, due = removals
+        today, used = counted
+        sizes = [0, 0]  # bytes and members of the keys-only files, for plan_only
+        with self._scheduler(exports, used, lists, fields=list(KEYS_ONLY_FIELDS)) as keys:
+            try:
+                check.load(self._key_files(keys, check.units(due), downloader, sizes), now)
+            finally:
+                self._removal_jobs += keys.jobs_created
+                self.ledger.set_bytes_today(today, keys.used_bytes)
+        self.ledger.record_keys_files(*sizes)
+        yield Rows(check.diff(now))
+        self.ledger.set_removal_snapshots(check.committed())
+        yield Commit(tuple(due))
+
+    @staticmethod
+    def _key_files(
+        keys: ExportScheduler,
+        units: list[ExportUnit],
+        downloader: ExportDownloader,
+        sizes: list[int],
+    ) -> Iterator[tuple[ExportUnit, ExportFile | None, dict[str, Any]]]:
+        """Each finished keys-only job's file (None: nothing to export), deleted once read."""
+        for unit, job, info in keys.run(units):
+            if job is None:
+                yield unit, None, info
+                continue
+            exported = downloader.file(job.export_id, info, job.seconds)
+            sizes[0] += exported.size
+            sizes[1] += int(info.get("numberOfRecords") or 0)
+            try:
+                yield unit, exported, info
+            finally:
+                exported.path.unlink(missing_ok=True)
 
     def _rest(
         self,
@@ -388,9 +498,14 @@ class ExportEngine:
         )
 
     def _scheduler(
-        self, exports: ProgramMemberExports, used: int, lists: ExportJobLists
+        self,
+        exports: ProgramMemberExports,
+        used: int,
+        lists: ExportJobLists,
+        fields: list[str] | None = None,
     ) -> ExportScheduler:
         settings = self.settings
+        fields = fields or self.fields
 
         def jobs_changed(ids: list[str]) -> None:
             # Saved at once, so a run killed outright has its jobs cancelled by the next one.
@@ -399,8 +514,8 @@ class ExportEngine:
 
         return ExportScheduler(
             exports,
-            fields=self.fields,
-            column_header_names={name: name for name in self.fields},
+            fields=fields,
+            column_header_names={name: name for name in fields},
             max_concurrent_exports=settings.max_concurrent_exports,
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_minutes * 60,

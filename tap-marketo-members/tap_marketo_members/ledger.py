@@ -4,7 +4,8 @@ Per program partition (context `{"programId": …}`, plus `memberFilters` when f
 `replication_key_value` (a window's end on Marketo's clock), `member_count_max` (rows of its
 last full export), `member_count_programs` (programs counted together in that job) and
 `bytes_per_member` (what `plan_only` multiplies by). Stream-wide: `exports_in_progress` (job
-ids to cancel after a crash) and `export_bytes_today`.
+ids to cancel after a crash), `export_bytes_today`, and with `detect_removals` `removal_snapshots`
+(the last keys-only snapshot job of each program) and `removal_bytes_per_member`.
 
 The ledger works on plain dicts (the SDK's state partitions, handed in by `partition`), so it
 knows nothing of the SDK: the stream writes STATE when the engine says a commit happened.
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from tap_marketo_members.scheduler import ExportUnit
+
+REMOVAL_SNAPSHOTS = "removal_snapshots"  # removals.STATE_KEY
+KEYS_BYTES_PER_MEMBER = "removal_bytes_per_member"
 
 
 class Ledger:
@@ -111,6 +115,23 @@ class Ledger:
     def set_bytes_today(self, day: str, used: int) -> None:
         """Today's export bytes, as the scheduler counts them."""
         self.stream_state["export_bytes_today"] = {"day": day, "bytes": used}
+
+    def removal_snapshots(self) -> list[dict[str, Any]]:
+        """The removal checks' snapshot entries (issue 20, `removals.Snapshot.to_state`)."""
+        return list(self.stream_state.get(REMOVAL_SNAPSHOTS) or [])
+
+    def set_removal_snapshots(self, entries: list[dict[str, Any]]) -> None:
+        """A removal check's snapshots, once its removal rows are out."""
+        self.stream_state[REMOVAL_SNAPSHOTS] = entries
+
+    def keys_bytes_per_member(self) -> int | None:
+        """Bytes per member of the last removal check's keys-only files (for `plan_only`)."""
+        return _int(self.stream_state.get(KEYS_BYTES_PER_MEMBER))
+
+    def record_keys_files(self, size: int, records: int) -> None:
+        """A removal check's keys-only files: their bytes per member (an integer, see below)."""
+        if records:
+            self.stream_state[KEYS_BYTES_PER_MEMBER] = max(1, round(size / records))
 
     # ----------------------------------------------------------------- commits
 

@@ -5,11 +5,13 @@ Nothing here calls Marketo: the numbers come from the planned units and the stat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tap_marketo_members.scheduler import MB
+from tap_marketo_members.settings import MAX_PROGRAM_IDS_PER_JOB
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
 # queue and starts before it writes; then it writes this many seconds per MB of file.
 JOB_OVERHEAD_SECONDS = 120.0
 SECONDS_PER_MB = 30.0
+# A keys-only (programId, leadId) file's bytes per member as measured against the sandbox (9.5
+# with 7-digit lead ids, issue 20); used until a removal check has measured the real files.
+KEYS_ONLY_BYTES_PER_MEMBER = 10.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class PlanInputs:
     concurrency: int
     now: str  # the local clock, standing in for Marketo's
     resets_at: str
+    removal_due: Sequence[int] = ()  # detect_removals: programs whose check is due
+    keys_bytes_per_member: float | None = None  # measured by the last removal check
 
 
 def expected_bytes(program_ids: Sequence[int], inputs: PlanInputs) -> int | None:
@@ -52,6 +59,20 @@ def expected_bytes(program_ids: Sequence[int], inputs: PlanInputs) -> int | None
         seen.add(together)
         total += inputs.members[pid] * inputs.bytes_per_member[pid]
     return math.ceil(total)
+
+
+def removal_jobs(inputs: PlanInputs) -> int:
+    """Keys-only jobs of the removal check: one per 10 due programs."""
+    return math.ceil(len(inputs.removal_due) / MAX_PROGRAM_IDS_PER_JOB)
+
+
+def removal_bytes(inputs: PlanInputs) -> int | None:
+    """Every due program's members once, keys only; None if a member count is unknown."""
+    per_member = inputs.keys_bytes_per_member or KEYS_ONLY_BYTES_PER_MEMBER
+    sized = dataclasses.replace(
+        inputs, bytes_per_member=dict.fromkeys(inputs.removal_due, per_member)
+    )
+    return expected_bytes(inputs.removal_due, sized)
 
 
 def quota_days(total: int, left_today: float, quota: float) -> int:
@@ -99,15 +120,28 @@ def render(units: Sequence[ExportUnit], rest_ids: Sequence[int], inputs: PlanInp
             f"  group {group}: programs {','.join(str(p) for p in ids)}: {shape}; "
             f"{len(members)} jobs; expected bytes {_size(size)}"
         )
+    jobs = len(units)
+    if inputs.removal_due:
+        size = removal_bytes(inputs)
+        total = None if size is None or total is None else total + size
+        jobs += removal_jobs(inputs)
+        measured = "measured" if inputs.keys_bytes_per_member else "assumed"
+        lines.append(
+            f"  removal check (detect_removals): programs "
+            f"{','.join(str(p) for p in inputs.removal_due)}: {removal_jobs(inputs)} keys-only "
+            f"jobs; expected bytes {_size(size)} (member count x "
+            f"{inputs.keys_bytes_per_member or KEYS_ONLY_BYTES_PER_MEMBER:g} bytes per member, "
+            f"{measured})"
+        )
     quota = inputs.quota_bytes
     left = max(quota - inputs.used_today_bytes, 0)
-    lines.append(f"  export jobs: {len(units)}")
+    lines.append(f"  export jobs: {jobs}")
     lines.append(f"  expected bytes: {_size(total)} (last run's bytes per member x member count)")
     lines.append(
         f"  quota left today: {left / MB:.1f} of {quota / MB:g} MB "
         f"({inputs.used_today_bytes / MB:.1f} MB used; resets {inputs.resets_at})"
     )
-    work = wall_seconds(len(units), total, inputs.concurrency)
+    work = wall_seconds(jobs, total, inputs.concurrency)
     if total is None:
         lines.append("  quota days: unknown (no bytes per member in state)")
         lines.append(f"  wall time: at least {_duration(work)} (job overhead only)")

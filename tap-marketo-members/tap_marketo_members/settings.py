@@ -16,6 +16,9 @@ MAX_WINDOW_DAYS = 31  # Marketo caps bulk date-range filters at 31 days.
 MAX_PROGRAM_IDS_PER_JOB = 10  # Marketo's limit for the `programIds` filter.
 MAX_EXPORT_SLOTS = 2  # Marketo processes at most 2 bulk exports at once per subscription.
 NURTURE_CADENCES = ("pause", "norm")  # the extract's nurtureCadence values
+# Export files are kept seven days (bulk-extract.md, "Limits"): a removal check must come while
+# the previous snapshot's file can still be downloaded, so at most six days apart.
+MAX_REMOVAL_INTERVAL_HOURS = 6 * 24
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,36 @@ PLAN_ONLY = Setting(
         "reads."
     ),
 )
+# issue 20 (removals.py): keys-only membership snapshots diffed run to run.
+DETECT_REMOVALS = Setting(
+    "detect_removals",
+    bool,
+    default=False,
+    description=(
+        "Emit members who left a program (REST delete, Data Ingestion delete, a deleted "
+        "lead) as program_members records with only programId, leadId and "
+        "_sdc_deleted_at (a loader that upserts every column, like target-postgres, "
+        "keeps the row with _sdc_deleted_at set and its other columns null). Each check "
+        "is one keys-only export of the full membership per 10 programs, about 10 bytes "
+        "of the daily export quota per member (9.5 measured; some 16 with 9-digit lead "
+        "ids), diffed on disk against the previous check's file, which Marketo keeps "
+        "seven days. State keeps only that job's id: about 130 bytes per 10 programs, "
+        "whatever the member count. The first check takes a baseline; a previous file "
+        "gone (checks over seven days apart) means a warning and a new baseline."
+    ),
+)
+REMOVAL_CHECK_INTERVAL_HOURS = Setting(
+    "removal_check_interval_hours",
+    float,
+    default=0,
+    minimum=0,
+    maximum=MAX_REMOVAL_INTERVAL_HOURS,
+    description=(
+        "With detect_removals, check a program at most this often (0: every run; 24: "
+        "at most once a day), judged from the last snapshot's finishedAt. At most 144 "
+        "(six days), so the previous file is still within Marketo's seven-day retention."
+    ),
+)
 TAP_SETTINGS = (
     START_DATE,
     PROGRAM_IDS,
@@ -295,6 +328,8 @@ TAP_SETTINGS = (
     IS_EXHAUSTED,
     NURTURE_CADENCE,
     PLAN_ONLY,
+    DETECT_REMOVALS,
+    REMOVAL_CHECK_INTERVAL_HOURS,
 )
 
 
@@ -315,6 +350,8 @@ class TapSettings:
     rest_fallback_max_members: int = 0
     member_filter: MemberFilter = MemberFilter()
     plan_only: bool = False
+    detect_removals: bool = False
+    removal_check_interval_hours: float = 0.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TapSettings:
@@ -338,4 +375,6 @@ class TapSettings:
                 nurture_cadence=values["nurture_cadence"],
             ),
             plan_only=values["plan_only"],
+            detect_removals=values["detect_removals"],
+            removal_check_interval_hours=float(values["removal_check_interval_hours"]),
         )

@@ -14,6 +14,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from tap_marketo_members.client import MarketoStream, PagedFieldsStream
 from tap_marketo_members.engine import ExportEngine, Rows
 from tap_marketo_members.ledger import Ledger
+from tap_marketo_members.removals import DELETED_AT
 from tap_marketo_members.schema import MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY
 from tap_marketo_members.sdk import GroupedChildrenParent, PartitionGroupStream
 from tap_marketo_members.windows import iso, parse_iso
@@ -326,8 +327,11 @@ class ProgramMembersStream(PartitionGroupStream, MarketoStream):
         fields = [
             name
             for name in self.effective_schema["properties"]
-            if name in (*MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY)
-            or self.mask.get(("properties", name), True)
+            if name != DELETED_AT  # set by removal checks (issue 20), not a Marketo field
+            and (
+                name in (*MEMBER_KEY_FIELDS, MEMBER_REPLICATION_KEY)
+                or self.mask.get(("properties", name), True)
+            )
         ]
         gone = [name for name in fields if name not in current]
         if gone:

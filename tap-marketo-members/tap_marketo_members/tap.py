@@ -32,6 +32,7 @@ from singer_sdk.helpers.capabilities import (
 from tap_marketo_members import __version__
 from tap_marketo_members.exports import ExportError
 from tap_marketo_members.parsing import ExportParseError
+from tap_marketo_members.removals import DELETED_AT, DELETED_AT_SCHEMA
 from tap_marketo_members.schema import program_member_schema, select_lead_fields
 from tap_marketo_members.sdk import ValidatingTap
 from tap_marketo_members.settings import TAP_SETTINGS, TapSettings
@@ -120,11 +121,14 @@ class TapMarketoMembers(ValidatingTap):
         member_fields = _describe_fields(self.marketo_client.get(MEMBER_DESCRIBE_PATH))
         lead_describe = _describe_fields(self.marketo_client.get(LEAD_DESCRIBE_PATH))
         lead_fields = select_lead_fields(lead_describe, list(self.tap_settings.lead_fields))
+        member_schema = program_member_schema(member_fields, lead_fields)
+        if self.tap_settings.detect_removals:  # issue 20: removal records carry it
+            member_schema["properties"][DELETED_AT] = dict(DELETED_AT_SCHEMA)
         return [
             ProgramsStream(self),
             ProgramMembersStream(
                 self,
-                schema=program_member_schema(member_fields, lead_fields),
+                schema=member_schema,
                 member_field_names=[f.name for f in member_fields],
             ),
             ProgramMemberFieldsStream(self),

@@ -223,7 +223,7 @@ def test_daily_quota_and_reset_next_day(fast_sandbox):
 
 
 def test_files_expire_after_7_days(fast_sandbox):
-    sb = fresh(fast_sandbox)
+    sb = fresh(fast_sandbox, export_expired_file_answer="1003")
     api = Api(sb)
     job, _ = api.run_export(["leadId"], {"programId": 1001})
     path = sb.db_path.with_name(sb.db_path.name + ".files") / "exports"
@@ -235,6 +235,21 @@ def test_files_expire_after_7_days(fast_sandbox):
     assert code == "1003"
     assert "expired" in message
     _wait(lambda: not (path / f"{job['exportId']}.csv").exists())
+
+
+def test_an_expired_file_can_be_a_plaintext_404(fast_sandbox):
+    """The assumed other answer: the file endpoint's plaintext 404 (bulk-extract.md)."""
+    sb = fresh(fast_sandbox, export_expired_file_answer="404")
+    api = Api(sb)
+    job, _ = api.run_export(["leadId"], {"programIds": [1001]})
+    sb.admin.advance(6 * 86400)
+    again = api.get(f"{EXPORT}/{job['exportId']}/file.json")  # downloaded again within 7 days
+    assert again.status_code == 200
+    assert again.content.startswith(b"programId,leadId")
+    sb.admin.advance(86400 + 120)
+    reply = api.get(f"{EXPORT}/{job['exportId']}/file.json")
+    assert reply.status_code == 404
+    assert reply.headers["content-type"].startswith("text/plain")
 
 
 def test_processing_time_follows_rows_per_second(fast_sandbox):

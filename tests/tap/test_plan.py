@@ -83,3 +83,38 @@ def _leaves(value):
             yield from _leaves(item)
     else:
         yield value
+
+
+def test_plan_counts_the_removal_check_when_due(sb):
+    """detect_removals: the keys-only jobs and their bytes (member counts x measured size)."""
+    programs = [1001, 1003]
+    config = config_for(sb, program_ids=programs, detect_removals=True)
+    # No member counts in state yet: the check's jobs are planned, its bytes unknown.
+    _, plan = plan_run(config)
+    assert "removal check (detect_removals): programs 1001,1003: 1 keys-only jobs" in plan
+    assert "export jobs: 2" in plan
+    assert re.search(r"keys-only jobs; expected bytes unknown", plan)
+    jobs_before = len(sb.admin.dump("export_jobs"))
+    first = run_tap(config)
+    keys_only = [
+        j
+        for j in sb.admin.dump("export_jobs")[jobs_before:]
+        if j.get("status") == "Completed" and j.get("fields") == ["leadId"]
+    ]
+    assert len(keys_only) == 1, keys_only
+    spent = int(keys_only[0]["fileSize"])
+    assert first.state["bookmarks"]["program_members"]["removal_bytes_per_member"] > 0
+    state = first.state
+    for partition in state["bookmarks"]["program_members"]["partitions"]:
+        partition.pop("replication_key_value")  # a full export planned: one job, not zero
+    _, plan = plan_run(config, state=state)
+    found = re.search(r"1 keys-only jobs; expected bytes (\d+) .*measured\)", plan)
+    assert found, plan
+    # Rounded bytes per member (an integer in state) times the members: within half a byte each.
+    members = len([m for m in sb.admin.dump("program_members") if m["programId"] in programs])
+    assert abs(int(found.group(1)) - spent) <= members / 2 + 1
+    assert "export jobs: 2" in plan  # the updatedAt window and the check
+    # Not due (checked less than the interval ago): no keys-only job planned.
+    _, plan = plan_run({**config, "removal_check_interval_hours": 24}, state=state)
+    assert "removal check" not in plan
+    assert "export jobs: 1" in plan

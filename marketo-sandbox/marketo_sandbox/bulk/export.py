@@ -385,6 +385,10 @@ def file(request: Request) -> Response:
     path = Path(job["file_path"] or "")
     if job["expired"] or now - job["finished_at"] > keep or not path.is_file():
         _remove_file(job)
+        if option(request, "export_expired_file_answer") == "404":
+            # The answer the file endpoint gives an invalid job (bulk-extract.md, "Retrieving
+            # Your Data"): 404 with a plaintext message.
+            return Response("Export file has expired", status_code=404, media_type="text/plain")
         raise MarketoHTTPError(1003, "Export file has expired (files are kept 7 days)")
     size = path.stat().st_size
     headers = {"Accept-Ranges": "bytes"}

@@ -1,6 +1,6 @@
-"""Measures of the three connector packages (issue 15): no module over 600 lines, and no runtime
-import cycle among a package's modules (function-level imports count; imports under
-`if TYPE_CHECKING:` do not)."""
+"""Measures of the three connector packages (issue 15) and the sandbox (issue 16): no module
+over 600 lines, no runtime import cycle among a package's modules (function-level imports
+count; imports under `if TYPE_CHECKING:` do not), no code generation."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ PACKAGES = [
     pytest.param("tap-marketo-members/tap_marketo_members", id="tap_marketo_members"),
     pytest.param("target-marketo-ingest/target_marketo_ingest", id="target_marketo_ingest"),
 ]
+# The sandbox keeps the size and import rules too (issue 16), not the shared type table: it reads
+# Marketo's field types on its own on purpose, so it cannot agree with the connectors' bugs.
+WITH_SANDBOX = [*PACKAGES, pytest.param("marketo-sandbox/marketo_sandbox", id="marketo_sandbox")]
 
 
 def modules(folder: Path) -> dict[str, Path]:
@@ -101,7 +104,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("folder", PACKAGES)
+@pytest.mark.parametrize("folder", WITH_SANDBOX)
 def test_no_module_over_600_lines(folder):
     long = {
         str(path.relative_to(ROOT)): n
@@ -111,7 +114,7 @@ def test_no_module_over_600_lines(folder):
     assert long == {}
 
 
-@pytest.mark.parametrize("folder", [p.values[0] for p in PACKAGES])
+@pytest.mark.parametrize("folder", WITH_SANDBOX)
 def test_no_runtime_import_cycle(folder):
     found = modules(ROOT / folder)
     graph = {name: runtime_imports(name, path, set(found)) for name, path in found.items()}

@@ -29,11 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from soak_proofs import psql_rows, warehouse_equals_marketo, write_outcomes
-from soak_runs import REPO, run_tap_to_postgres, run_target
-
 from marketo_sandbox.seed import CHANNELS, PROGRAMS
 from marketo_sandbox.server import SandboxServer
+from soak_proofs import psql_rows, warehouse_equals_marketo, write_outcomes
+from soak_runs import REPO, run_tap_to_postgres, run_target
 
 PG = {
     "host": os.environ.get("E2E_PG_HOST", "127.0.0.1"),
@@ -94,25 +93,31 @@ def build_input(path: Path, schema: str, m: int, seed: int, tag: str) -> tuple[d
     order = f"md5(concat('{seed}', \"programId\", '-', \"leadId\"))"
     leads = [
         line.split("\t")
-        for line in psql_rows(PG, f'SELECT DISTINCT ON (email) email, "leadId" FROM {schema}.program_members '  # noqa: S608
-                              f"ORDER BY email LIMIT {m}")
-    ]  # fmt: skip
+        for line in psql_rows(
+            PG,
+            f'SELECT DISTINCT ON (email) email, "leadId" FROM {schema}.program_members '
+            f"ORDER BY email LIMIT {m}",
+        )
+    ]
     below = " OR ".join(
         f'("programId" = {pid} AND ({_steps_sql()}) < {step})' for pid, (_, step) in top.items()
     )
     members = [
         line.split("\t")
-        for line in psql_rows(PG, f'SELECT "programId", "leadId", email FROM {schema}.program_members '  # noqa: S608
-                              f"WHERE {below} ORDER BY {order} LIMIT {m}")
-    ]  # fmt: skip
+        for line in psql_rows(
+            PG,
+            f'SELECT "programId", "leadId", email FROM {schema}.program_members '
+            f"WHERE {below} ORDER BY {order} LIMIT {m}",
+        )
+    ]
     expected: dict[tuple, tuple[str, str]] = {}
     email_to_lead = {email.lower(): int(lead) for email, lead in leads}
     rows: dict[str, list[dict]] = {name: [] for name in STREAMS}
-    for i, (email, _lead) in enumerate(leads):
+    for i, (good, _lead) in enumerate(leads):
         stream = "leads_bulk" if i % 2 == 0 else "persons_ingest"
         last = f"Soak-{tag}-{i}"
-        if i % BAD_EVERY == BAD_EVERY - 1:
-            email = f"soak-bad-{i}"  # no @: refused (a reject with its reason), never created
+        # one in BAD_EVERY without @: refused (a reject with its reason), never created
+        email = f"soak-bad-{i}" if i % BAD_EVERY == BAD_EVERY - 1 else good
         rows[stream].append({"email": email, "firstName": "Soak", "lastName": last})
         expected[("lead", email.lower())] = (stream, last)
     for i, (program, lead, email) in enumerate(members):
@@ -133,7 +138,7 @@ def build_input(path: Path, schema: str, m: int, seed: int, tag: str) -> tuple[d
                 "schema": {"type": "object", "properties": props},
                 "key_properties": keys,
             }
-        )  # fmt: skip
+        )
         for name, (props, keys) in SCHEMAS.items()
     ]
     schema_lines = len(lines)
@@ -166,16 +171,20 @@ def run_once(args: argparse.Namespace, work: Path, chaos: bool) -> dict[str, Any
     """One soak (with or without chaos) in `work`; every proof and number."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    rng = random.Random(args.seed)  # noqa: S311 - kill points, not secrets
+    rng = random.Random(args.seed)
     tap_kills = [rng.uniform(0.1, 0.9) for _ in range(args.kills)]
     target_kills = [rng.uniform(0.1, 0.9) for _ in range(args.kills)]
     schema = f"soak_{'chaos' if chaos else 'calm'}_{os.getpid()}"
     list(psql_rows(PG, f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     sb = SandboxServer(
-        work / "sandbox.db", seed=None, members=args.members, time_scale=TIME_SCALE, strict=True,
+        work / "sandbox.db",
+        seed=None,
+        members=args.members,
+        time_scale=TIME_SCALE,
+        strict=True,
         chaos=f"{args.rate}:{args.seed}" if chaos else None,
         options={"ingestion_apply_delay_seconds": 5},
-    )  # fmt: skip
+    )
     sb.start()
     try:
         started = time.perf_counter()
@@ -191,17 +200,13 @@ def run_once(args: argparse.Namespace, work: Path, chaos: bool) -> dict[str, Any
         pg_config = {**PG, "use_copy": True, "default_target_schema": schema}
 
         def remaining() -> int:
-            rows = list(
-                psql_rows(
-                    PG,
-                    f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}' AND table_name = 'program_members'",
-                )
-            )
-            if rows[0] == "0":
+            """Members not in the warehouse yet."""
+            table = f"'{schema}.program_members'"
+            sql = f"SELECT CASE WHEN to_regclass({table}) IS NULL THEN 0 ELSE 1 END"
+            if next(psql_rows(PG, sql)) == "0":
                 return args.members
-            return args.members - int(
-                list(psql_rows(PG, f"SELECT count(*) FROM {schema}.program_members"))[0]
-            )  # noqa: S608
+            count = next(psql_rows(PG, f"SELECT count(*) FROM {schema}.program_members"))
+            return args.members - int(count)
 
         tap = run_tap_to_postgres(work / "tap", tap_config, pg_config, tap_kills, remaining)
         exports = sb.admin.dump("export_jobs")
@@ -235,16 +240,26 @@ def run_once(args: argparse.Namespace, work: Path, chaos: bool) -> dict[str, Any
     return {
         "chaos": chaos,
         "wall_s": round(wall, 1),
-        "tap": {"kills": tap.kills, "failed_runs": tap.failed, "runs": len(tap.attempts),
-                "seconds": round(tap.seconds, 1), "peak_rss_mb": round(tap.peak_rss_mb, 1)},
-        "target": {"kills": target.kills, "failed_runs": target.failed, "runs": len(target.attempts),
-                   "seconds": round(target.seconds, 1), "peak_rss_mb": round(target.peak_rss_mb, 1)},
+        "tap": {
+            "kills": tap.kills,
+            "failed_runs": tap.failed,
+            "runs": len(tap.attempts),
+            "seconds": round(tap.seconds, 1),
+            "peak_rss_mb": round(tap.peak_rss_mb, 1),
+        },
+        "target": {
+            "kills": target.kills,
+            "failed_runs": target.failed,
+            "runs": len(target.attempts),
+            "seconds": round(target.seconds, 1),
+            "peak_rss_mb": round(target.peak_rss_mb, 1),
+        },
         "warehouse": warehouse,
         "writes": writes,
         "exports": statuses,
         "limits": limits,
         "faults": faults,
-    }  # fmt: skip
+    }
 
 
 def verdict(run: dict[str, Any], members: int) -> list[str]:
@@ -267,7 +282,7 @@ def verdict(run: dict[str, Any], members: int) -> list[str]:
         run["limits"]["refused"]
         or run["limits"]["peakPer20s"] > 100
         or run["limits"]["peakInFlight"] > 10
-    ):  # noqa: PLR2004
+    ):
         bad.append(f"REST limits exceeded: {run['limits']}")
     return bad
 
@@ -283,18 +298,38 @@ def summary_line(args: argparse.Namespace, run: dict[str, Any], calm: dict[str, 
         else ""
     )
     kinds = " ".join(f"{k}={n}" for k, n in f["counts"].items())
-    return (
-        f"SOAK {'PASS' if not bad else 'FAIL'} N={args.members:,} M={args.records:,}x2 "
-        f"chaos={args.rate:.0%} seed={args.seed} | warehouse {w['rows']:,}/{args.members:,} rows = Marketo "
-        f"(missing {w['missing']}, duplicate {w['duplicate']}, extra {w['extra']}, fields differing {w['different']} of {w['fields']}) "
-        f"| writes {wr['written']:,}: {wr['in_marketo']:,} in Marketo + {wr['rejected']:,} rejected "
-        f"({wr['replayed_rejects']} replayed reject lines deduped) + {wr['post202_missing']} failed after 202 "
-        f"(Observability only), lost {wr['lost']}, rejected==not-in-Marketo {wr['rejected_equals_not_in_marketo']} "
-        f"| export jobs: {exports} | REST peak {lim['peakPer20s']}/20 s, {lim['peakInFlight']} concurrent, refused {lim['refused'] or 0} "
-        f"| peak RSS tap {run['tap']['peak_rss_mb']:.0f} MB, target {run['target']['peak_rss_mb']:.0f} MB "
-        f"| SIGKILLs tap {run['tap']['kills']}, target {run['target']['kills']}; failed runs rerun {run['tap']['failed_runs'] + run['target']['failed_runs']} "
-        f"| wall {run['wall_s']:.0f} s{over} | faults {f['injected']} of {f['calls']} calls: {kinds}"
-    )  # fmt: skip
+    tap, target = run["tap"], run["target"]
+    parts = [
+        (
+            f"SOAK {'PASS' if not bad else 'FAIL'} N={args.members:,} M={args.records:,}x2 "
+            f"chaos={args.rate:.0%} seed={args.seed}"
+        ),
+        (
+            f"warehouse {w['rows']:,}/{args.members:,} rows = Marketo (missing {w['missing']}, "
+            f"duplicate {w['duplicate']}, extra {w['extra']}, "
+            f"fields differing {w['different']} of {w['fields']})"
+        ),
+        (
+            f"writes {wr['written']:,}: {wr['in_marketo']:,} in Marketo "
+            f"+ {wr['rejected']:,} rejected "
+            f"({wr['replayed_rejects']} replayed reject lines deduped) + {wr['post202_missing']} "
+            f"failed after 202 (Observability only), lost {wr['lost']}, "
+            f"rejected==not-in-Marketo {wr['rejected_equals_not_in_marketo']}"
+        ),
+        f"export jobs: {exports}",
+        (
+            f"REST peak {lim['peakPer20s']}/20 s, {lim['peakInFlight']} concurrent, "
+            f"refused {lim['refused'] or 0}"
+        ),
+        f"peak RSS tap {tap['peak_rss_mb']:.0f} MB, target {target['peak_rss_mb']:.0f} MB",
+        (
+            f"SIGKILLs tap {tap['kills']}, target {target['kills']}; "
+            f"failed runs rerun {tap['failed_runs'] + target['failed_runs']}"
+        ),
+        f"wall {run['wall_s']:.0f} s{over}",
+        f"faults {f['injected']} of {f['calls']} calls: {kinds}",
+    ]
+    return " | ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     calm = None if args.no_baseline else run_once(args, work / "calm", chaos=False)
     run = run_once(args, work / "chaos", chaos=True)
     line = summary_line(args, run, calm)
-    print(line, flush=True)  # noqa: T201
+    print(line, flush=True)
     report = {
         "summary": line,
         "chaos": run,
@@ -332,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.json or work / "soak.json").write_text(json.dumps(report, indent=1, default=str))
     if calm is not None and verdict(calm, args.members):
-        print(f"the run without chaos failed too: {verdict(calm, args.members)}", file=sys.stderr)  # noqa: T201
+        print(f"the run without chaos failed too: {verdict(calm, args.members)}", file=sys.stderr)
     return 0 if not verdict(run, args.members) else 1
 
 

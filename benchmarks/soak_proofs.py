@@ -25,9 +25,15 @@ if TYPE_CHECKING:
 
 def psql_rows(pg: dict, sql: str) -> Iterator[str]:
     """Lines of a query's text output, streamed (FETCH_COUNT: psql never holds the whole set)."""
-    env = {**os.environ, "PGHOST": pg["host"], "PGPORT": str(pg["port"]), "PGUSER": pg["user"],
-           "PGPASSWORD": pg["password"], "PGDATABASE": pg["database"]}  # fmt: skip
-    proc = subprocess.Popen(  # noqa: S603
+    env = {
+        **os.environ,
+        "PGHOST": pg["host"],
+        "PGPORT": str(pg["port"]),
+        "PGUSER": pg["user"],
+        "PGPASSWORD": pg["password"],
+        "PGDATABASE": pg["database"],
+    }
+    proc = subprocess.Popen(
         [
             "psql",
             "-X",
@@ -40,7 +46,7 @@ def psql_rows(pg: dict, sql: str) -> Iterator[str]:
             "FETCH_COUNT=20000",
             "-c",
             sql,
-        ],  # noqa: S607
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -56,7 +62,7 @@ def psql_rows(pg: dict, sql: str) -> Iterator[str]:
 
 def sandbox_dump(db: Path, kind: str) -> Iterator[dict]:
     """`marketo-sandbox dump KIND --db` rows, streamed (reads the db file beside the server)."""
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [sys.executable, "-m", "marketo_sandbox.cli", "dump", kind, "--db", str(db)],
         stdout=subprocess.PIPE,
         text=True,
@@ -66,7 +72,7 @@ def sandbox_dump(db: Path, kind: str) -> Iterator[dict]:
     proc.wait()
 
 
-def _norm(value: Any) -> Any:
+def _norm(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value
     """A warehouse or Marketo value in one comparable form (instants, numbers, empty = None)."""
     if value is None or value == "":
         return None
@@ -76,7 +82,7 @@ def _norm(value: Any) -> Any:
         return float(value)
     if isinstance(value, str):
         text = value.strip()
-        if len(text) >= 19 and text[4] == "-" and text[10] in "T ":  # noqa: PLR2004
+        if len(text) >= 19 and text[4] == "-" and text[10] in "T ":
             try:
                 stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
@@ -92,7 +98,7 @@ def _norm(value: Any) -> Any:
 def warehouse_equals_marketo(pg: dict, schema: str, db: Path) -> dict[str, Any]:
     """Merge the warehouse and the sandbox in key order; count gaps, extras, dupes, diffs."""
     sql = (
-        f"SELECT row_to_json(t)::text FROM {schema}.program_members t "  # noqa: S608
+        f"SELECT row_to_json(t)::text FROM {schema}.program_members t "
         'ORDER BY "programId", "leadId"'
     )
     house = (json.loads(line) for line in psql_rows(pg, sql) if line)
@@ -103,7 +109,7 @@ def warehouse_equals_marketo(pg: dict, schema: str, db: Path) -> dict[str, Any]:
 
     def note(kind: str, detail: str) -> None:
         out[kind] += 1
-        if len(examples) < 5:  # noqa: PLR2004
+        if len(examples) < 5:
             examples.append(f"{kind} {detail}")
 
     want = next(marketo, None)
@@ -133,12 +139,15 @@ def warehouse_equals_marketo(pg: dict, schema: str, db: Path) -> dict[str, Any]:
                     note("different", f"{wkey} {name}: warehouse {have[name]!r} marketo {value!r}")
         last_key = hkey
         want, have = next(marketo, None), next(house, None)
-    return {**{k: out[k] for k in ("rows", "missing", "extra", "duplicate", "different")},
-            "fields": len(fields), "examples": examples}  # fmt: skip
+    return {
+        **{k: out[k] for k in ("rows", "missing", "extra", "duplicate", "different")},
+        "fields": len(fields),
+        "examples": examples,
+    }
 
 
 def reject_key(entry: dict, email_to_lead: dict[str, int]) -> tuple | None:
-    """The input record a rejects line is about: ("lead", email) or ("member", programId, leadId)."""
+    """The input record a rejects line is about: ("lead", email) or ("member", program, lead)."""
     record = entry.get("record") or {}
     stream = entry.get("stream", "")
     if stream.startswith("pm_"):
@@ -155,9 +164,12 @@ INGEST_KINDS = {"persons_ingest": "persons", "pm_ingest": "program_members"}
 
 
 def write_outcomes(
-    expected: dict[tuple, tuple[str, str]], rejects_path: Path, db: Path, failures: list[dict],
+    expected: dict[tuple, tuple[str, str]],
+    rejects_path: Path,
+    db: Path,
+    failures: list[dict],
     email_to_lead: dict[str, int],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Outcome of every written record; `expected[key]` = (stream, value Marketo must hold).
 
     Records of a Data Ingestion request that failed after its 202 appear on Marketo's

@@ -113,8 +113,8 @@ def run_tap_to_postgres(
             (work / f"tap-{run}.log").open("wb") as tap_log,
             (work / f"target-postgres-{run}.log").open("wb") as pg_log,
         ):
-            tap = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=tap_log)  # noqa: S603
-            loader = subprocess.Popen(  # noqa: S603
+            tap = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=tap_log)
+            loader = subprocess.Popen(
                 [str(TARGET_POSTGRES), "--config", str(work / "target-postgres.json")],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -125,9 +125,10 @@ def run_tap_to_postgres(
             )
             saver.start()
             records, killed = 0, False
-            assert tap.stdout is not None and loader.stdin is not None
+            assert tap.stdout is not None
+            assert loader.stdin is not None
             for line in tap.stdout:
-                if line.startswith(b'{"type":"RECORD"') or line.startswith(b'{"type": "RECORD"'):
+                if line.startswith((b'{"type":"RECORD"', b'{"type": "RECORD"')):
                     records += 1
                 loader.stdin.write(line)
                 if limit is not None and records >= limit:
@@ -177,7 +178,7 @@ def run_target(
             limit = max(1, int(kill_after[run] * todo_records))
         t0 = time.perf_counter()
         with (work / f"target-{run}.log").open("wb") as log:
-            proc = subprocess.Popen(  # noqa: S603
+            proc = subprocess.Popen(
                 [str(TARGET), "--config", str(work / "target.json")],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

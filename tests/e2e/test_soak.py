@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+
 from e2e.support import ROOT
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import soak  # noqa: E402
+import soak
 
 
 @pytest.mark.soak

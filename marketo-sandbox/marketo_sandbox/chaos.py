@@ -2,7 +2,8 @@
 
 `--chaos RATE[:SEED]` (CLI), `config["chaos"]` (create_app) or `POST /_sandbox/chaos` arms it.
 Each API call (never `/_sandbox/`) draws once: with probability RATE it gets a fault, a kind
-chosen uniformly among the kinds that call can really meet in Marketo. HTTP-level kinds are
+chosen among the kinds that call can really meet in Marketo (half the time among the endpoint's
+own job-level kinds, where it has some). HTTP-level kinds are
 applied by `FaultMiddleware` at once; a job-level kind is armed as a one-shot `Fault` on that
 exact path, which the endpoint takes at the moment it makes sense (as the targeted faults do).
 Every injected fault gets a sequence number, logged (logger `marketo_sandbox.chaos`) and kept,
@@ -57,6 +58,8 @@ FAMILIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 #: Every kind chaos can inject.
 CHAOS_KINDS = frozenset(k for _, _, kinds in FAMILIES for k in kinds)
+#: Share of an endpoint's faults drawn from its own (job-level) kinds.
+OWN_SHARE = 0.5
 #: Entries of the fault log kept in memory (the logger has them all).
 LOG_LIMIT = 200_000
 
@@ -127,7 +130,11 @@ class Chaos:
             self._drawn += 1
             if self._rng.random() >= self.rate:
                 return None
-            kind = self._rng.choice(kinds)
+            # An endpoint's own kinds (1029, Failed jobs, truncation, checksums, failure after
+            # the 202) half the time: those endpoints are called a few times per job, so a
+            # uniform draw would almost never reach them in a run.
+            own = [k for k in kinds if k not in _REST]
+            kind = self._rng.choice(own if own and self._rng.random() < OWN_SHARE else kinds)
             self._seq += 1
             self._counts[kind] += 1
             entry = {"seq": self._seq, "call": self._drawn, "method": method, "path": path,

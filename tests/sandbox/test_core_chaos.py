@@ -217,3 +217,12 @@ def test_server_ingestion_failure_after_the_202(chaos_sb: SandboxServer) -> None
     assert "Internal Server Error" in str(failures)
     emails = {lead["email"] for lead in chaos_sb.admin.dump("leads")}
     assert "lost.after.accept@example.com" not in emails
+
+
+def test_job_endpoints_meet_their_own_kinds_half_the_time() -> None:
+    chaos = Chaos()
+    chaos.arm(1.0, 2)
+    for _ in range(1000):
+        chaos.draw("GET", "/bulk/v1/program/members/export/x/file.json")
+    counts = chaos.snapshot()["counts"]
+    assert 0.45 < counts["truncate"] / 1000 < 0.6

@@ -23,6 +23,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -352,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schemas")
     parser.add_argument("--json", type=Path, default=None, help="write every number here")
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM: unwind, so the sandbox stops and the schemas are dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 10**6)
     work = args.work or Path(tempfile.mkdtemp(prefix="marketo-soak-"))

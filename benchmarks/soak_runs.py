@@ -26,6 +26,10 @@ TARGET_POSTGRES = (
 #: Reruns allowed per phase beyond the planned kills (a run that fails on its own is rerun too,
 #: as an orchestrator retries a failed job; each one is counted in the summary).
 MAX_FAILED_RUNS = 3
+#: Seconds before a killed or failed run is rerun: Marketo's 100-calls window. A run started at
+#: once shares that window with the dead run's calls, which its own limiter cannot know about
+#: (the soak met 606 that way); an orchestrator's retry delay is longer than this.
+RERUN_DELAY = 20.0
 
 
 @dataclass
@@ -102,9 +106,11 @@ def run_tap_to_postgres(
     started = time.perf_counter()
     while True:
         run = len(phase.attempts)
+        if run:
+            time.sleep(RERUN_DELAY)
         limit = None
-        if run < len(kill_after):
-            limit = max(1, int(kill_after[run] * max(remaining(), 1)))
+        if phase.kills < len(kill_after):  # a run that failed on its own uses no kill point
+            limit = max(1, int(kill_after[phase.kills] * max(remaining(), 1)))
         cmd = [str(TAP), "--config", str(work / "tap.json")]
         if state_path.exists():
             cmd += ["--state", str(state_path)]
@@ -170,12 +176,14 @@ def run_target(
     started = time.perf_counter()
     while True:
         run = len(phase.attempts)
+        if run:
+            time.sleep(RERUN_DELAY)
         start = int(((phase.state or {}).get("soak") or {}).get("next", 0))
         todo = body[start:]
         todo_records = sum(1 for line in todo if line.startswith(b'{"type":"RECORD"'))
         limit = None
-        if run < len(kill_after):
-            limit = max(1, int(kill_after[run] * todo_records))
+        if phase.kills < len(kill_after):
+            limit = max(1, int(kill_after[phase.kills] * todo_records))
         t0 = time.perf_counter()
         with (work / f"target-{run}.log").open("wb") as log:
             proc = subprocess.Popen(

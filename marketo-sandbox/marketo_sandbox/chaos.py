@@ -3,7 +3,7 @@
 `--chaos RATE[:SEED]` (CLI), `config["chaos"]` (create_app) or `POST /_sandbox/chaos` arms it.
 Each API call (never `/_sandbox/`) draws once: with probability RATE it gets a fault, a kind
 chosen among the kinds that call can really meet in Marketo (half the time among the endpoint's
-own job-level kinds, where it has some). HTTP-level kinds are
+own job-level kinds on the bulk job endpoints). HTTP-level kinds are
 applied by `FaultMiddleware` at once; a job-level kind is armed as a one-shot `Fault` on that
 exact path, which the endpoint takes at the moment it makes sense (as the targeted faults do).
 Every injected fault gets a sequence number, logged (logger `marketo_sandbox.chaos`) and kept,
@@ -130,10 +130,10 @@ class Chaos:
             self._drawn += 1
             if self._rng.random() >= self.rate:
                 return None
-            # An endpoint's own kinds (1029, Failed jobs, truncation, checksums, failure after
-            # the 202) half the time: those endpoints are called a few times per job, so a
-            # uniform draw would almost never reach them in a run.
-            own = [k for k in kinds if k not in _REST]
+            # A job endpoint's own kinds (1029, 1016, Failed jobs, truncation, checksums) half
+            # the time: those endpoints are called a few times per job, so a uniform draw would
+            # almost never reach them. Data Ingestion is called per request: uniform there.
+            own = [k for k in kinds if k not in _REST and k != "ingest_failed"]
             kind = self._rng.choice(own if own and self._rng.random() < OWN_SHARE else kinds)
             self._seq += 1
             self._counts[kind] += 1

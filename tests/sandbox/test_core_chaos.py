@@ -226,3 +226,12 @@ def test_job_endpoints_meet_their_own_kinds_half_the_time() -> None:
         chaos.draw("GET", "/bulk/v1/program/members/export/x/file.json")
     counts = chaos.snapshot()["counts"]
     assert 0.45 < counts["truncate"] / 1000 < 0.6
+
+
+def test_ingestion_failure_after_202_is_drawn_uniformly() -> None:
+    chaos = Chaos()
+    chaos.arm(1.0, 4)
+    for _ in range(2000):
+        chaos.draw("POST", f"{SUB}/persons")
+    share = chaos.snapshot()["counts"]["ingest_failed"] / 2000
+    assert 0.05 < share < 0.15  # 1 of the 10 kinds a Data Ingestion POST can meet

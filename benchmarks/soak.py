@@ -186,8 +186,8 @@ def run_once(args: argparse.Namespace, work: Path, chaos: bool) -> dict[str, Any
         chaos=f"{args.rate}:{args.seed}" if chaos else None,
         options={"ingestion_apply_delay_seconds": 5},
     )
-    sb.start()
     try:
+        sb.start()
         started = time.perf_counter()
         now = dt.datetime.now(tz=dt.timezone.utc)
         tap_config = {

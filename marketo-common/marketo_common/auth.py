@@ -76,7 +76,11 @@ class TokenManager:
                 data=form,
                 timeout=self._settings.request_timeout,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,  # cut mid-body: retried like a reset
+        ) as exc:
             msg = f"token request failed: {type(exc).__name__}"
             raise MarketoConnectionError(msg, **context) from exc
         try:

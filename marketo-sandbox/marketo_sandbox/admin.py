@@ -3,11 +3,13 @@
 - `GET  /_sandbox/dump/{kind}[?programId=N]`: what the sandbox holds, as a JSON list.
 - `GET|POST|DELETE /_sandbox/faults`: list, arm ({path, kind, method?, count?, every?, delay?}),
   clear faults.
+- `GET|POST|DELETE /_sandbox/chaos`: chaos mode (chaos.py): GET counts by kind (`?log=1`: every
+  injected fault), POST {rate, seed?, slowSeconds?} arms, DELETE disarms.
 - `GET|POST /_sandbox/options`: read or change run-time options.
 - `POST /_sandbox/members/touch` {programId, leadIds, fields?}: change members, bump updatedAt.
 - `GET|POST /_sandbox/now`: sandbox time; POST {advanceSeconds} moves it forward.
 - `POST /_sandbox/tokens/expire`: every issued token expires now.
-- `GET  /_sandbox/limits`: REST calls counted today and calls in flight.
+- `GET  /_sandbox/limits`: REST calls counted today, calls in flight, peaks and refusals.
 - `POST /_sandbox/reset` {seed?, members?}: empty the db and seed it again.
 """
 
@@ -23,6 +25,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from marketo_sandbox import seed
+from marketo_sandbox.chaos import parse_spec
 from marketo_sandbox.envelope import JSONResponse, MarketoHTTPError
 from marketo_sandbox.family import Family
 from marketo_sandbox.state import state_of
@@ -109,6 +112,21 @@ async def faults(request: Request) -> Response:
     return JSONResponse(registry.list())
 
 
+async def chaos(request: Request) -> Response:
+    """`/_sandbox/chaos`: GET reads counts (and `?log=1` the log), POST arms, DELETE disarms."""
+    mode = state_of(request).faults.chaos
+    if request.method == "DELETE":
+        mode.disarm()
+    elif request.method == "POST":
+        try:
+            spec = await _json(request)
+            rate, seed = parse_spec(spec)
+            mode.arm(rate, seed, spec.get("slowSeconds"))
+        except (ValueError, TypeError) as exc:
+            return _bad(f"bad chaos: {exc}")
+    return JSONResponse(mode.snapshot(with_log=request.query_params.get("log") == "1"))
+
+
 async def options(request: Request) -> Response:
     """`/_sandbox/options`: GET reads, POST merges a JSON object of changes."""
     opts = state_of(request).options
@@ -158,7 +176,8 @@ async def now(request: Request) -> Response:
 async def limits(request: Request) -> Response:
     """`GET /_sandbox/limits`: REST calls counted today and calls in flight."""
     counters = state_of(request).limits
-    return JSONResponse({"dailyUsed": counters.daily_used(), "inFlight": counters.in_flight})
+    return JSONResponse({"dailyUsed": counters.daily_used(), "inFlight": counters.in_flight,
+                         **counters.peaks()})  # fmt: skip
 
 
 async def expire_tokens(request: Request) -> Response:
@@ -195,6 +214,7 @@ async def reset(request: Request) -> Response:
 ROUTES = [
     Route("/_sandbox/dump/{kind}", dump, methods=["GET"]),
     Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
+    Route("/_sandbox/chaos", chaos, methods=["GET", "POST", "DELETE"]),
     Route("/_sandbox/options", options, methods=["GET", "POST"]),
     Route("/_sandbox/members/touch", touch, methods=["POST"]),
     Route("/_sandbox/now", now, methods=["GET", "POST"]),

@@ -73,6 +73,23 @@ class AdminClient:
         """Disarm every fault."""
         self._call("DELETE", "/_sandbox/faults")
 
+    def arm_chaos(
+        self, rate: float, seed: int | None = None, slow_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """Chaos mode at `rate` (0..1) with `seed`; returns its state (the seed drawn if None)."""
+        body: dict[str, Any] = {"rate": rate, "seed": seed}
+        if slow_seconds is not None:
+            body["slowSeconds"] = slow_seconds
+        return self._call("POST", "/_sandbox/chaos", body)
+
+    def disarm_chaos(self) -> dict[str, Any]:
+        """Chaos mode off; returns its counts."""
+        return self._call("DELETE", "/_sandbox/chaos")
+
+    def chaos(self, log: bool = False) -> dict[str, Any]:
+        """Chaos state: rate, seed, calls drawn, injected, counts by kind (`log`: each fault)."""
+        return self._call("GET", "/_sandbox/chaos" + ("?log=1" if log else ""))
+
     def set_options(self, **changes: Any) -> dict[str, Any]:
         """Change run-time options; returns them all."""
         return self._call("POST", "/_sandbox/options", changes)
@@ -94,8 +111,8 @@ class AdminClient:
         """Move sandbox time forward; returns the new time."""
         return self._call("POST", "/_sandbox/now", {"advanceSeconds": seconds})["now"]
 
-    def limits(self) -> dict[str, int]:
-        """REST calls counted today (`dailyUsed`) and in flight (`inFlight`)."""
+    def limits(self) -> dict[str, Any]:
+        """REST calls today (`dailyUsed`), in flight, peaks per 20 s / in flight, refusals."""
         return self._call("GET", "/_sandbox/limits")
 
     def expire_tokens(self) -> int:

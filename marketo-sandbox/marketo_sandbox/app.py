@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from marketo_sandbox.admin import ADMIN
 from marketo_sandbox.bulk.routes import BULK
+from marketo_sandbox.chaos import parse_spec
 from marketo_sandbox.clock import Clock
 from marketo_sandbox.envelope import JSONResponse, MarketoHTTPError, error
 from marketo_sandbox.faults import FaultMiddleware, Faults, is_admin
@@ -203,7 +204,8 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
     """Build the sandbox app: the core parts, then the families, composed here.
 
     config keys: `db_path` (required), `munchkin_id`, `client_id`/`client_secret` or
-    `api_users`, `time_scale`, `strict`, `options` (overrides of the run-time options).
+    `api_users`, `time_scale`, `strict`, `options` (overrides of the run-time options), `chaos`
+    ("RATE[:SEED]" or {rate, seed}: chaos mode, chaos.py).
     """
     clock = Clock(float(config.get("time_scale", 1.0)))
     store = open_store(config["db_path"], clock)
@@ -215,6 +217,8 @@ def create_app(config: Mapping[str, Any]) -> Starlette:
     limits = RestLimits(options, day=clock.quota_day)
     limits.restore(orjson.loads(store.db.get_meta("rest_daily") or "{}"))
     faults = Faults()
+    if config.get("chaos"):
+        faults.chaos.arm(*parse_spec(config["chaos"]))
     scheduler = Scheduler(store, clock)
 
     @contextlib.asynccontextmanager

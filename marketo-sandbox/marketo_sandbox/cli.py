@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from marketo_sandbox.app import DEFAULT_MUNCHKIN_ID
+from marketo_sandbox.chaos import parse_spec
 from marketo_sandbox.state import state_of
 
 
@@ -38,6 +39,14 @@ def _fault(text: str) -> dict[str, Any]:
     return {"path": parts[0], "kind": parts[1], "count": int(parts[2]) if len(parts) == 3 else 1}  # noqa: PLR2004
 
 
+def _chaos(text: str) -> str:
+    try:
+        parse_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected RATE[:SEED]: {exc}") from None
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     top = argparse.ArgumentParser(
@@ -63,6 +72,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--fault", type=_fault, action="append", default=[], metavar="PATH_GLOB:KIND[:COUNT]",
         help="arm a fault at start-up (repeatable)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--chaos", type=_chaos, default=None, metavar="RATE[:SEED]",
+        help="chaos mode: random real-Marketo faults on RATE of calls (0.05 or 5%%), seeded",
     )  # fmt: skip
     serve.add_argument("--log-level", default="warning")
     dump = sub.add_parser("dump", help="print what a sandbox db holds, as JSON lines")
@@ -92,6 +105,7 @@ def serve(args: argparse.Namespace) -> int:
         "options": args.options or {},
         "seed": args.seed,
         "members": args.members,
+        "chaos": args.chaos,
     }
     app = create_app(config)
     seed.apply(state_of(app).store, args.seed, args.members)

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from marketo_sandbox.chaos import Chaos
 from marketo_sandbox.envelope import error
 
 #: Applied by the HTTP middleware before the endpoint runs (`reset`: while the body streams).
@@ -31,7 +32,15 @@ HTTP_KINDS = frozenset(
 )
 #: Taken by the bulk/ingestion code at the moment the fault makes sense, via `take_kind`.
 JOB_KINDS = frozenset(
-    {"too_many_jobs", "export_quota", "too_many_imports", "job_failed", "truncate", "bad_checksum"}
+    {
+        "too_many_jobs",
+        "export_quota",
+        "too_many_imports",
+        "job_failed",
+        "truncate",
+        "bad_checksum",
+        "ingest_failed",
+    }
 )
 KINDS = HTTP_KINDS | JOB_KINDS
 
@@ -87,6 +96,8 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        #: Chaos mode: random faults on top of the armed ones (chaos.py).
+        self.chaos = Chaos()
 
     def inject(
         self,
@@ -130,12 +141,31 @@ class Faults:
         return None
 
     def take(self, method: str, path: str) -> Fault | None:
-        """The HTTP-level fault that fires on this call, if any (counts the call)."""
-        return self._take(HTTP_KINDS, method, path)
+        """The HTTP-level fault that fires on this call, if any (counts the call).
+
+        An armed fault first; else chaos draws. A job-level chaos kind is armed one-shot on this
+        exact path for the endpoint to take (`take_kind`), and the call goes on.
+        """
+        fault = self._take(HTTP_KINDS, method, path)
+        if fault is not None:
+            return fault
+        kind = self.chaos.draw(method, path)
+        if kind is None:
+            return None
+        if kind in JOB_KINDS:
+            self.inject(glob_escape(path), kind, method=method)
+            return None
+        delay = self.chaos.slow_seconds if kind == "slow" else None
+        return Fault(path, kind, method, delay=delay, seen=1, fired=1)
 
     def take_kind(self, kind: str, path: str, method: str | None = None) -> Fault | None:
         """The fault of `kind` that fires now for `path`, if any (counts the occasion)."""
         return self._take(frozenset({kind}), method, path)
+
+
+def glob_escape(path: str) -> str:
+    """`path` as an fnmatch pattern matching only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
 
 
 # --- the HTTP middleware -------------------------------------------------------------------------

@@ -43,6 +43,11 @@ class RestLimits:
         self._window: collections.deque[float] = collections.deque()
         self.in_flight = 0
         self._daily: dict[Any, int] = {}
+        #: Highest calls in one 20-s window and in flight, and calls refused by each limit:
+        #: a run proves it kept to the limits by the refusals staying at zero.
+        self._peak_window = 0
+        self._peak_in_flight = 0
+        self._refused: collections.Counter[str] = collections.Counter()
 
     def enter(self) -> tuple[str, str] | None:
         """Admit a call, or (code, message) of the limit it hits."""
@@ -54,16 +59,31 @@ class RestLimits:
         with self._lock:
             while self._window and self._window[0] <= now - WINDOW_SECONDS:
                 self._window.popleft()
+            refused = None
             if self._daily.get(day, 0) >= quota:
-                return "607", f"Daily quota '{quota}' reached"
-            if len(self._window) >= rate:
-                return "606", f"Max rate limit '{rate}' exceeded with in '20' secs"
-            if self.in_flight >= concurrent:
-                return "615", f"Concurrent access limit '{concurrent}' reached"
+                refused = "607", f"Daily quota '{quota}' reached"
+            elif len(self._window) >= rate:
+                refused = "606", f"Max rate limit '{rate}' exceeded with in '20' secs"
+            elif self.in_flight >= concurrent:
+                refused = "615", f"Concurrent access limit '{concurrent}' reached"
+            if refused is not None:
+                self._refused[refused[0]] += 1
+                return refused
             self._window.append(now)
             self._daily = {day: self._daily.get(day, 0) + 1}
             self.in_flight += 1
+            self._peak_window = max(self._peak_window, len(self._window))
+            self._peak_in_flight = max(self._peak_in_flight, self.in_flight)
         return None
+
+    def peaks(self) -> dict[str, Any]:
+        """Peak calls per 20 s and in flight since start, and refusals by code (606/607/615)."""
+        with self._lock:
+            return {
+                "peakPer20s": self._peak_window,
+                "peakInFlight": self._peak_in_flight,
+                "refused": dict(self._refused),
+            }
 
     def leave(self, counted: bool = True) -> None:
         """A call finished; `counted=False` gives its slot back (600-602 answers)."""

@@ -72,7 +72,7 @@ class SandboxServer:
 
     `db_path=None` uses a temporary file removed by `stop()`. `restart()` keeps the db and the
     port. Extra API users: `api_users=[(client_id, client_secret), ...]`; faults armed at
-    start-up: `faults=[(path_glob, kind, count), ...]`.
+    start-up: `faults=[(path_glob, kind, count), ...]`; chaos mode: `chaos="RATE[:SEED]"`.
     """
 
     def __init__(
@@ -93,6 +93,7 @@ class SandboxServer:
         faults: list[tuple[str, str, int]] | None = None,
         use_template: bool = True,
         assumption_seed: int | None = None,
+        chaos: str | None = None,
     ) -> None:
         self._tmpdir = None if db_path else tempfile.mkdtemp(prefix="marketo-sandbox-")
         self.db_path = Path(db_path) if db_path else Path(self._tmpdir) / "sandbox.db"
@@ -115,6 +116,8 @@ class SandboxServer:
         # busy 2-core machine): wait for it on top of the usual start
         self.start_timeout = start_timeout or 60.0 + members / 20_000
         self.faults = faults or []
+        #: Chaos mode "RATE[:SEED]" from the start (chaos.py); None: off.
+        self.chaos = chaos
         #: Copy a cached demo db instead of seeding in the server (same data, faster start).
         self.use_template = use_template
         self.log_path = self.db_path.with_suffix(".log")
@@ -151,6 +154,8 @@ class SandboxServer:
             cmd += ["--options", json.dumps(self.options)]
         for path_glob, kind, count in self.faults:
             cmd += ["--fault", f"{path_glob}:{kind}:{count}"]
+        if self.chaos:
+            cmd += ["--chaos", self.chaos]
         for cid, secret in self.api_users:
             cmd += ["--api-user", f"{cid}:{secret}"]
         return cmd

@@ -81,3 +81,14 @@ def test_limiter_keeps_within_the_sandbox_rate_limit(strict, sleeps):
         client.get(DESCRIBE)
     assert info.value.code == "606"
     assert info.value.attempts == settings.max_retries + 1
+
+
+def test_token_answer_cut_mid_body_is_retried(strict, sleeps):
+    """Found by the chaos soak: a connection reset while the identity answer's body was read
+    (IncompleteRead, raised as ChunkedEncodingError) escaped the retry and ended the run."""
+    settings = MarketoSettings.from_config(strict.config)
+    strict.admin.inject_fault("/identity/oauth/token", "reset")
+    with MarketoClient(settings, user_agent="tests/1.0") as client:
+        assert client.get(DESCRIBE)["result"]
+    tokens = [c for c in strict.admin.dump("calls") if c["path"] == "/identity/oauth/token"]
+    assert len(tokens) == 2

@@ -51,6 +51,10 @@ def apply_now(store: Any, kind: str, plan: dict, request_id: str) -> dict | None
     Returns the plan of a retry still to come (custom objects waiting for their person), if any.
     Never raises to the client: a bug becomes a 5000801 failure of the whole request.
     """
+    if plan.get("failWhole"):  # an injected fault (`ingest_failed`): none of its objects applies
+        failed = [(i, "Internal Server Error") for i in range(int(plan["failWhole"]))]
+        record_failures(store, kind, plan, request_id, failed)
+        return None
     try:
         result = _appliers()[kind](store, plan)
     except Exception:

@@ -239,6 +239,8 @@ async def handle(
     count_objects(request, objects)
     rid = request_id(request)
     plan["request"] = {"clientId": client, **traces}
+    if state_of(request).faults.take_kind("ingest_failed", request.url.path, "POST"):
+        plan["failWhole"] = objects  # accepted now, all its objects fail when applied (chaos.py)
     await run_in_threadpool(accept, request.app, kind, plan, rid)
     return Response(status_code=202, headers={REQUEST_ID_HEADER: rid})
 

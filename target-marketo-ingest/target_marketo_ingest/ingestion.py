@@ -2,7 +2,8 @@
 
 Bodies are packed to the tightest of 1 MB and 1000 objects (program members count lead
 references across programs), sent by a bounded number of parallel requests, each with its
-own `X-Correlation-Id`. 202 means accepted (asynchronous), so records count as "accepted".
+own `X-Correlation-Id`. 202 means accepted (asynchronous), so records count as "accepted";
+with the route's `verify` on they are read back and end "applied" or rejected (verify.py).
 A 4xx on a batch (invalid data, 413 too large) splits it in halves until the bad records are
 alone; only those are rejected, with Marketo's error_code and message. 429/5xx are retried by
 marketo_common; if they never clear, the run stops without passing STATE over the batch.
@@ -28,11 +29,13 @@ from target_marketo_ingest.routing import (
     INGEST_PROGRAM_MEMBERS,
 )
 from target_marketo_ingest.validation import RecordRejected
+from target_marketo_ingest.verify import settle  # r17
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
     from target_marketo_ingest.programs import ProgramCatalog
     from target_marketo_ingest.validation import RecordValidator
+    from target_marketo_ingest.verify import Verifier
 
 SPLIT_STATUSES = frozenset({400, 413, 422})
 # 4000801 is about the request as a whole (bad attribute, unknown program): splitting cannot
@@ -135,8 +138,10 @@ class IngestionWriter:
         validator: RecordValidator | None,
         catalog: ProgramCatalog,
         key_fields: tuple[str, ...],
+        verifier: Verifier | None = None,
     ) -> None:
         self.ctx = ctx
+        self._verifier = verifier  # r17: read-back verification
         self.route = ctx.route
         self.validator = validator
         self.catalog = catalog
@@ -354,7 +359,8 @@ class IngestionWriter:
             self._send(endpoint, entries[:middle])
             self._send(endpoint, entries[middle:])
             return
-        ctx.summary.add("accepted", len(entries))
+        if self._verifier is None:  # r17: else `settle` counts applied / not_applied below
+            ctx.summary.add("accepted", len(entries))
         ctx.logger.info(
             "Stream '%s': %s accepted %d objects (%d bytes), X-Correlation-Id %s, X-Request-Id %s",
             ctx.stream,
@@ -364,3 +370,5 @@ class IngestionWriter:
             correlation_id,
             request_id,
         )
+        if self._verifier is not None:  # r17
+            settle(ctx, self._verifier, entries, request_id, deleted=endpoint.delete)

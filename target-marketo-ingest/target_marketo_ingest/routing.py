@@ -26,6 +26,7 @@ METHODS = (
     REST_PROGRAM_MEMBERS,
 )
 PROGRAM_MEMBER_METHODS = (BULK_PROGRAM_MEMBERS, INGEST_PROGRAM_MEMBERS, REST_PROGRAM_MEMBERS)
+MIRROR_METHODS = (INGEST_PROGRAM_MEMBERS, REST_PROGRAM_MEMBERS)  # r17: members keyed by leadId
 
 # A plain pipeline (tap-marketo-members, tap-postgres tables named after Marketo objects)
 # works without a mapping: these names pick a method on their own.
@@ -72,6 +73,10 @@ class StreamRoute:
     priority: str | None = None
     custom_object_name: str | None = None
     field_map: dict[str, str] = field(default_factory=dict)
+    # r17: read-back verification (None: on for Data Ingestion) and membership mirror.
+    verify: bool | None = None
+    mirror: bool = False
+    max_removals: float | None = None
     setting_key: str | None = None
 
     @property
@@ -104,6 +109,27 @@ def _as_str(value: t.Any, path: str) -> str | None:
     if not isinstance(value, str) or not value:
         raise SettingError(f"{path}: expected a non-empty string, got {value!r}")
     return value
+
+
+def _as_bool(value: t.Any, path: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise SettingError(f"{path}: expected true or false, got {value!r}")
+
+
+def _as_removals(value: t.Any, path: str) -> float | None:
+    """r17: a count (an integer >= 0) or a fraction 0 < x < 1 of current members."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0 or (number >= 1 and not number.is_integer()):
+        raise SettingError(
+            f"{path}: expected a count (integer >= 0) or a fraction between 0 and 1, got {value!r}"
+        )
+    return number
 
 
 def _choice(value: t.Any, path: str, choices: tuple[str, ...]) -> str | None:
@@ -161,6 +187,9 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
         priority=_choice(raw.get("priority"), f"{base}.priority", PRIORITIES),
         custom_object_name=_as_str(raw.get("custom_object_name"), f"{base}.custom_object_name"),
         field_map=dict(field_map),
+        verify=_as_bool(raw.get("verify"), f"{base}.verify"),
+        mirror=bool(_as_bool(raw.get("mirror"), f"{base}.mirror")),
+        max_removals=_as_removals(raw.get("max_removals"), f"{base}.max_removals"),
         setting_key=key,
     )
     _check_combinations(route, base)
@@ -176,6 +205,12 @@ def _check_combinations(route: StreamRoute, base: str) -> None:
             f"{base}.dedupe_by: idField is only allowed with action updateOnly "
             f"(action is {route.action or 'createOrUpdate'}); use dedupeFields with "
             "externalCompanyId to create companies"
+        )
+    if route.verify and not method.startswith("ingest_"):  # r17
+        raise SettingError(f"{base}.verify: only Data Ingestion methods (ingest_*) are verified")
+    if (route.mirror or route.max_removals is not None) and method not in MIRROR_METHODS:  # r17
+        raise SettingError(
+            f"{base}.mirror: only {' and '.join(MIRROR_METHODS)} (members by leadId) can mirror"
         )
     if method == INGEST_CUSTOM_OBJECT and not route.custom_object_name:
         raise SettingError(f"{base}.custom_object_name: required for method {method}")

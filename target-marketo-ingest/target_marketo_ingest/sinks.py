@@ -15,6 +15,7 @@ from target_marketo_ingest.bulk_leads import BulkLeadsWriter
 from target_marketo_ingest.bulk_program_members import BulkProgramMembersWriter
 from target_marketo_ingest.errors import InputError
 from target_marketo_ingest.ingestion import IngestionWriter
+from target_marketo_ingest.mirror import MirrorWriter  # r17
 from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
 from target_marketo_ingest.routing import (
     BULK_LEADS,
@@ -26,6 +27,7 @@ from target_marketo_ingest.routing import (
     REST_PROGRAM_MEMBERS,
 )
 from target_marketo_ingest.validation import RecordRejected, build_validator
+from target_marketo_ingest.verify import verifier_for  # r17
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
@@ -52,6 +54,8 @@ class MarketoSink(Sink):
         self.ctx: WriteContext = target.new_context(stream_name)
         self.route = self.ctx.route
         self.writer = self._build_writer()
+        if self.route.mirror:  # r17: the mirror buffers the stream, then plans and writes
+            self.writer = MirrorWriter(self.ctx, self.writer, target.program_catalog)
         self._add = self.writer.add
         self.summary = self.ctx.summary
         self._key_set = frozenset(self.key_properties)
@@ -115,19 +119,23 @@ class MarketoSink(Sink):
         if method == INGEST_PROGRAM_MEMBERS:
             self._require_field("leadId")
             validator = self._member_fields_validator(ingestion=True)
-            return IngestionWriter(self.ctx, validator, catalog, ())
+            custom = target.custom_member_fields()
+            verifier = verifier_for(self.ctx, catalog, ("leadId",), set(custom or ()))  # r17
+            return IngestionWriter(self.ctx, validator, catalog, (), verifier)
         if method == INGEST_PERSONS:
             keys = route.dedupe_fields or ("email",)
             validator = self._make_validator(
                 target.describe("leads"), required=list(keys), csv=False
             )
-            return IngestionWriter(self.ctx, validator, catalog, keys)
+            verifier = verifier_for(self.ctx, catalog, tuple(keys))  # r17
+            return IngestionWriter(self.ctx, validator, catalog, keys, verifier)
         if method == INGEST_COMPANIES:
             keys = ("id",) if route.dedupe_by == "idField" else ("externalCompanyId",)
             validator = self._make_validator(
                 target.describe("companies"), required=list(keys), csv=False
             )
-            return IngestionWriter(self.ctx, validator, catalog, keys)
+            verifier = verifier_for(self.ctx, catalog, tuple(keys))  # r17
+            return IngestionWriter(self.ctx, validator, catalog, keys, verifier)
         if method == INGEST_CUSTOM_OBJECT:
             keys = ("marketoGUID",) if route.dedupe_by == "marketoGUID" else route.dedupe_fields
             validator = self._make_validator(
@@ -135,7 +143,8 @@ class MarketoSink(Sink):
                 required=list(keys),
                 csv=False,
             )
-            return IngestionWriter(self.ctx, validator, catalog, keys)
+            verifier = verifier_for(self.ctx, catalog, tuple(keys))  # r17
+            return IngestionWriter(self.ctx, validator, catalog, keys, verifier)
         msg = f"no write method {method!r}"  # routing validated it already
         raise InputError(msg, stream=self.stream_name)
 

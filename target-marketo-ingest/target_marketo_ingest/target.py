@@ -29,6 +29,7 @@ from target_marketo_ingest.errors import (
     SettingError,
     TargetError,
 )
+from target_marketo_ingest.mirror import mirror_line  # r17
 from target_marketo_ingest.programs import ProgramCatalog
 from target_marketo_ingest.reader import SingerLineReader
 from target_marketo_ingest.rejects import RejectsFile
@@ -65,6 +66,21 @@ STREAM_OPTIONS = th.ObjectType(
     th.Property("priority", th.StringType(allowed_values=["normal", "high"])),
     th.Property("custom_object_name", th.StringType),
     th.Property("field_map", th.ObjectType(additional_properties=th.StringType)),
+    th.Property(  # r17: verify and mirror
+        "verify",
+        th.BooleanType,
+        description="Data Ingestion: read each accepted record back until applied (default on).",
+    ),
+    th.Property(
+        "mirror",
+        th.BooleanType,
+        description="Program members: the input is each named program's whole membership.",
+    ),
+    th.Property(
+        "max_removals",
+        th.NumberType,
+        description="Mirror: stop before any change when removals pass this count or fraction.",
+    ),
     additional_properties=False,
 )
 
@@ -166,6 +182,12 @@ class TargetMarketoIngest(Target):
             default=False,
             description="Count rows Marketo imported with a warning as rejects.",
         ),
+        th.Property(  # r17
+            "verify_timeout_seconds",
+            th.NumberType(exclusive_minimum=0),
+            default=600,
+            description="Data Ingestion read-back: give up on a record after this (not_applied).",
+        ),
         th.Property(
             "poll_interval_seconds",
             th.NumberType(exclusive_minimum=0),
@@ -243,6 +265,7 @@ class TargetMarketoIngest(Target):
             poll_max_seconds=float(poll) * 6,
             warnings_as_rejects=bool(config.get("warnings_as_rejects", False)),
             unknown_fields=unknown,
+            verify_timeout_seconds=number("verify_timeout_seconds", 600, 0),  # r17
         )
 
     # -------------------------------------------------------------- shared handles
@@ -555,14 +578,15 @@ class TargetMarketoIngest(Target):
         for summary in self.summaries:
             data = summary.as_dict()
             self.logger.info(
-                "Summary for stream '%s' (%s): received %d, imported %d, accepted %d, "
+                "Summary for stream '%s' (%s): received %d, imported %d, accepted %d, applied %d, "
                 "skipped %d, rejected %d %s, warnings %d, superseded %d, dry run %d, files %d, "
-                "requests %d, API calls %d",
+                "requests %d, API calls %d%s",
                 summary.stream,
                 summary.method,
                 data["received"],
                 data["imported"],
                 data["accepted"],
+                data["applied"],
                 data["skipped"],
                 data["rejected"],
                 data["rejected_by_reason"] or "",
@@ -572,6 +596,7 @@ class TargetMarketoIngest(Target):
                 data["files"],
                 data["requests"],
                 data["api_calls"],
+                mirror_line(data.get("mirror")),  # r17
             )
             metric = {
                 "type": "summary",

@@ -35,6 +35,7 @@ class TargetOptions:
     ingestion_max_objects: int = 1000
     ingestion_parallel_requests: int = 4
     rest_batch_size: int = 300
+    verify_timeout_seconds: float = 600.0  # read-back verification of Data Ingestion
     work_dir: str | None = None
 
 

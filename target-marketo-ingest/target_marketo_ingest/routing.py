@@ -18,6 +18,9 @@ from target_marketo_ingest.methods import (
 )
 
 METHODS = tuple(REGISTRY)
+# Route options a method must allow (methods.py): verify on Data Ingestion, mirror on members
+# by leadId.
+MIRROR_METHODS = tuple(name for name, m in REGISTRY.items() if m.mirrors)
 
 # A plain pipeline (tap-marketo-members, tap-postgres tables named after Marketo objects)
 # works without a mapping: these names pick a method on their own.
@@ -57,6 +60,11 @@ class StreamRoute:
     priority: str | None = None
     custom_object_name: str | None = None
     field_map: dict[str, str] = field(default_factory=dict)
+    # Read-back verification (None: on for Data Ingestion, verify.py) and membership mirror
+    # (mirror.py).
+    verify: bool | None = None
+    mirror: bool = False
+    max_removals: float | None = None
     setting_key: str | None = None
 
     def setting(self, name: str) -> str:
@@ -84,6 +92,27 @@ def _as_str(value: t.Any, path: str) -> str | None:
     if not isinstance(value, str) or not value:
         raise SettingError(f"{path}: expected a non-empty string, got {value!r}")
     return value
+
+
+def _as_bool(value: t.Any, path: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise SettingError(f"{path}: expected true or false, got {value!r}")
+
+
+def _as_removals(value: t.Any, path: str) -> float | None:
+    """A count (an integer >= 0) or a fraction 0 < x < 1 of current members."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0 or (number >= 1 and not number.is_integer()):
+        raise SettingError(
+            f"{path}: expected a count (integer >= 0) or a fraction between 0 and 1, got {value!r}"
+        )
+    return number
 
 
 def _choice(value: t.Any, path: str, choices: tuple[str, ...]) -> str | None:
@@ -139,6 +168,9 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
         priority=_choice(raw.get("priority"), f"{base}.priority", PRIORITIES),
         custom_object_name=_as_str(raw.get("custom_object_name"), f"{base}.custom_object_name"),
         field_map=dict(field_map),
+        verify=_as_bool(raw.get("verify"), f"{base}.verify"),
+        mirror=bool(_as_bool(raw.get("mirror"), f"{base}.mirror")),
+        max_removals=_as_removals(raw.get("max_removals"), f"{base}.max_removals"),
         setting_key=key,
     )
     _check_combinations(route, base)
@@ -154,6 +186,12 @@ def _check_combinations(route: StreamRoute, base: str) -> None:
             f"{base}.dedupe_by: idField is only allowed with action updateOnly "
             f"(action is {route.action or 'createOrUpdate'}); use dedupeFields with "
             "externalCompanyId to create companies"
+        )
+    if route.verify and REGISTRY[method].endpoint is None:
+        raise SettingError(f"{base}.verify: only Data Ingestion methods (ingest_*) are verified")
+    if (route.mirror or route.max_removals is not None) and not REGISTRY[method].mirrors:
+        raise SettingError(
+            f"{base}.mirror: only {' and '.join(MIRROR_METHODS)} (members by leadId) can mirror"
         )
     if method == INGEST_CUSTOM_OBJECT and not route.custom_object_name:
         raise SettingError(f"{base}.custom_object_name: required for method {method}")

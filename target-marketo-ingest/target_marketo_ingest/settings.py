@@ -33,6 +33,21 @@ STREAM_OPTIONS = th.ObjectType(
     th.Property("priority", th.StringType(allowed_values=["normal", "high"])),
     th.Property("custom_object_name", th.StringType),
     th.Property("field_map", th.ObjectType(additional_properties=th.StringType)),
+    th.Property(
+        "verify",
+        th.BooleanType,
+        description="Data Ingestion: read each accepted record back until applied (default on).",
+    ),
+    th.Property(
+        "mirror",
+        th.BooleanType,
+        description="Program members: the input is each named program's whole membership.",
+    ),
+    th.Property(
+        "max_removals",
+        th.NumberType,
+        description="Mirror: stop before any change when removals pass this count or fraction.",
+    ),
     additional_properties=False,
 )
 
@@ -109,6 +124,12 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Count rows Marketo imported with a warning as rejects.",
     ),
     th.Property(
+        "verify_timeout_seconds",
+        th.NumberType(exclusive_minimum=0),
+        default=600,
+        description="Data Ingestion read-back: give up on a record after this (not_applied).",
+    ),
+    th.Property(
         "poll_interval_seconds",
         th.NumberType(exclusive_minimum=0),
         default=5,
@@ -147,6 +168,7 @@ def target_options(config: t.Mapping[str, t.Any]) -> TargetOptions:
         poll_max_seconds=float(poll) * 6,
         warnings_as_rejects=bool(config.get("warnings_as_rejects", False)),
         unknown_fields=unknown,
+        verify_timeout_seconds=number("verify_timeout_seconds", 600, 0),
     )
 
 

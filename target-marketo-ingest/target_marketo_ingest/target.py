@@ -29,6 +29,7 @@ from target_marketo_ingest.errors import (
     TargetError,
 )
 from target_marketo_ingest.executor import FailureLatch
+from target_marketo_ingest.mirror import mirror_line
 from target_marketo_ingest.programs import ProgramCatalog
 from target_marketo_ingest.reader import SingerLineReader
 from target_marketo_ingest.rejects import RejectsFile
@@ -358,14 +359,15 @@ class TargetMarketoIngest(SdkTarget):
         for summary in self.summaries:
             data = summary.as_dict()
             self.logger.info(
-                "Summary for stream '%s' (%s): received %d, imported %d, accepted %d, "
+                "Summary for stream '%s' (%s): received %d, imported %d, accepted %d, applied %d, "
                 "skipped %d, rejected %d %s, warnings %d, superseded %d, dry run %d, files %d, "
-                "requests %d, API calls %d",
+                "requests %d, API calls %d%s",
                 summary.stream,
                 summary.method,
                 data["received"],
                 data["imported"],
                 data["accepted"],
+                data["applied"],
                 data["skipped"],
                 data["rejected"],
                 data["rejected_by_reason"] or "",
@@ -375,6 +377,7 @@ class TargetMarketoIngest(SdkTarget):
                 data["files"],
                 data["requests"],
                 data["api_calls"],
+                mirror_line(data.get("mirror")),
             )
             metric = {
                 "type": "summary",

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 
 import pytest
+from marketo_common import ConfigError
 from target_marketo_ingest.checkpoint import Checkpoints
-from target_marketo_ingest.context import TargetOptions, WriteContext
-from target_marketo_ingest.errors import SettingError, TargetError
+from target_marketo_ingest.context import WriteContext
+from target_marketo_ingest.errors import TargetError
 from target_marketo_ingest.executor import FailureLatch
 from target_marketo_ingest.mirror import Membership as RestMembership
 from target_marketo_ingest.mirror import MirrorWriter, mirror_line
 from target_marketo_ingest.rejects import RejectsFile
 from target_marketo_ingest.routing import parse_route
+from target_marketo_ingest.settings import TargetOptions
 from target_marketo_ingest.summary import StreamSummary
 from target_marketo_ingest.validation import RecordRejected
 
@@ -176,7 +178,7 @@ def test_records_without_program_or_lead_are_rejected_when_read(tmp_path):
     ],
 )
 def test_route_options_are_checked(route, message):
-    with pytest.raises(SettingError, match=message):
+    with pytest.raises(ConfigError, match=message):
         parse_route("s", "s", route)
 
 

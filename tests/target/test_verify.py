@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import orjson
 import pytest
-from target_marketo_ingest.ingestion import _Entry
+from target_marketo_ingest.checkpoint import Checkpoints
+from target_marketo_ingest.context import WriteContext
+from target_marketo_ingest.executor import FailureLatch
+from target_marketo_ingest.ingestion import IngestionWriter, _Entry
+from target_marketo_ingest.methods import REGISTRY
 from target_marketo_ingest.rejects import RejectsFile
+from target_marketo_ingest.routing import parse_route
+from target_marketo_ingest.settings import TargetOptions
 from target_marketo_ingest.summary import StreamSummary
 from target_marketo_ingest.verify import (
     MemberReadBack,
@@ -300,3 +307,44 @@ def test_key_with_a_comma_and_no_other_way_stays_accepted_with_a_warning(tmp_pat
     ]
     assert entry["reason"] == "not_verified"
     assert entry["line"] == 1
+
+
+def test_state_waits_for_the_read_back_inside_the_request_unit(tmp_path):
+    """The verifier runs in the ingestion request's executor unit: no STATE until it settles."""
+    release, reading = threading.Event(), threading.Event()
+
+    class Client:
+        def ingest(self, _path, _body, *, correlation_id):
+            return f"req-{correlation_id[:4]}"
+
+        def get(self, _path, params):
+            reading.set()
+            assert release.wait(10)
+            return {"result": [{"externalCompanyId": "c1", "company": "Acme"}]}
+
+    class Validator:
+        def to_object(self, record):
+            return dict(record)
+
+    states: list = []
+    ctx = WriteContext(
+        stream="companies",
+        route=parse_route("companies", "companies", {"method": "ingest_companies"}),
+        client=Client(),
+        rejects=RejectsFile(tmp_path / "rejects.jsonl"),
+        checkpoints=Checkpoints(states.append),
+        summary=StreamSummary("companies", "ingest_companies"),
+        options=TargetOptions(poll_interval_seconds=0.001, verify_timeout_seconds=5),
+        fatal=FailureLatch(),
+        logger=logging.getLogger("test-verify"),
+    )
+    writer = IngestionWriter(ctx, Validator(), None, REGISTRY["ingest_companies"])
+    writer.add({"externalCompanyId": "c1", "company": "Acme"}, 0, 1)  # record number 0
+    ctx.checkpoints.add_state({"s": 1}, 1)
+    writer.flush()
+    assert reading.wait(10)
+    assert states == []  # accepted (202) but not yet read back: STATE waits
+    release.set()
+    writer.close()
+    assert states == [{"s": 1}]
+    assert (ctx.summary.applied, ctx.summary.accepted) == (1, 0)

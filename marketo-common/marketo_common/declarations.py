@@ -11,6 +11,11 @@ A bad value raises `ConfigError` naming the setting, on one line; a secret's val
 echoed. A setting whose rule is not a type, bounds or choices gives `parse`: a function that
 returns the normalised value or raises `ValueError("what is expected")`. Connectors may reuse a
 shared declaration with another description through `dataclasses.replace`.
+
+An object-typed setting (`dict`, e.g. the target's per-stream `streams` options) gives its
+nested shape as `schema_extra=`: JSON Schema keywords merged over the generated property (they may
+also add keywords the fields above do not cover, such as `maximum` for the SDK's own check),
+and its rules as `parse=`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ _JSON_TYPES: dict[Any, tuple[str, str | None, str | None]] = {
     dt.datetime: ("string", "date-time", None),
     list[str]: ("array", None, "string"),
     list[int]: ("array", None, "integer"),
+    dict: ("object", None, None),
 }
 
 
@@ -42,7 +48,7 @@ class Setting:
     """One setting: its type, default, bounds or choices, description, and whether secret."""
 
     name: str
-    type: Any  # str, int, float, bool, datetime.datetime, list[str] or list[int]
+    type: Any  # str, int, float, bool, datetime.datetime, list[str], list[int] or dict
     default: Any = None
     minimum: float | None = None
     maximum: float | None = None
@@ -51,10 +57,14 @@ class Setting:
     secret: bool = False
     required: bool = False
     parse: Callable[[Any], Any] | None = None
+    schema_extra: Mapping[str, Any] | None = None  # keywords merged over the generated ones
 
     def __post_init__(self) -> None:
         if self.type not in _JSON_TYPES:
             raise TypeError(f"setting {self.name}: unsupported type {self.type!r}")
+        if self.type is dict and (self.schema_extra is None or self.parse is None):
+            # An object says what it holds and how it is checked, or it is not declared.
+            raise TypeError(f"setting {self.name}: an object needs schema_extra= and parse=")
 
     def schema(self) -> dict[str, Any]:
         """This setting as a JSON Schema property (the SDK's shape: optional ones nullable)."""
@@ -74,6 +84,8 @@ class Setting:
         if self.secret:
             prop["secret"] = True
             prop["writeOnly"] = True
+        if self.schema_extra:
+            prop.update(self.schema_extra)
         return prop
 
     def value(self, raw: Any) -> Any:
@@ -85,6 +97,8 @@ class Setting:
         if self.parse is not None:
             try:
                 return self.parse(raw)
+            except ConfigError:
+                raise  # already names the (nested) setting at fault
             except ValueError as exc:
                 raise ConfigError(self.name, str(exc)) from None
         if self.choices:
@@ -98,7 +112,7 @@ class Setting:
             return raw
         if self.type is str and isinstance(raw, str) and raw.strip():
             return raw.strip()
-        # Other types (dates, lists) declare `parse`.
+        # Other types (dates, lists, objects) declare `parse`.
         raise ConfigError(self.name, self._got(self._expected(), raw))
 
     def _choice(self, raw: Any) -> str:

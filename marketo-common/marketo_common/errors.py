@@ -34,10 +34,13 @@ QUOTA_RESET_HINT = "the quota resets at midnight US Central time"
 class ConfigError(ValueError):
     """A bad setting: one line naming the setting and what is expected, never a secret."""
 
-    def __init__(self, setting: str, expected: str) -> None:
+    def __init__(self, setting: str, expected: str, *, message: str | None = None) -> None:
         self.setting = setting
         self.expected = expected
-        super().__init__(f"Invalid setting {setting!r}: expected {expected}")
+        # `message`: the whole line, for a connector whose messages read `path: what is wrong`
+        # (e.g. the target's nested `streams.<name>.<option>` settings); it names the setting.
+        self.message = message
+        super().__init__(message or f"Invalid setting {setting!r}: expected {expected}")
 
 
 class MarketoError(Exception):

@@ -16,26 +16,8 @@ if t.TYPE_CHECKING:
     from target_marketo_ingest.executor import FailureLatch
     from target_marketo_ingest.rejects import RejectsFile
     from target_marketo_ingest.routing import StreamRoute
+    from target_marketo_ingest.settings import TargetOptions
     from target_marketo_ingest.summary import StreamSummary
-
-
-@dataclass
-class TargetOptions:
-    """Run-wide settings the write methods read."""
-
-    dry_run: bool = False
-    max_import_bytes: int = 10_000_000
-    max_concurrent_imports: int = 2
-    import_queue_files: int = 2
-    poll_interval_seconds: float = 5.0
-    poll_max_seconds: float = 30.0
-    warnings_as_rejects: bool = False
-    unknown_fields: str = "error"
-    ingestion_max_bytes: int = 1_000_000
-    ingestion_max_objects: int = 1000
-    ingestion_parallel_requests: int = 4
-    rest_batch_size: int = 300
-    work_dir: str | None = None
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from marketo_common.errors import ConfigError
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 
 from target_marketo_ingest.lines import describe
@@ -11,8 +12,13 @@ class TargetError(Exception):
     """A failure reported to the user as one line and a non-zero exit."""
 
 
-class SettingError(TargetError):
-    """A bad setting: the message names the setting and what is expected."""
+def setting_error(path: str, text: str) -> ConfigError:
+    """A bad setting, in the target's one-line form `path: what is wrong`.
+
+    One error type for settings across the project (marketo_common's ConfigError); the line
+    names the exact setting, e.g. `streams.leads.lookup_field: expected a non-empty string`.
+    """
+    return ConfigError(path, text, message=f"{path}: {text}")
 
 
 class InputError(TargetError):

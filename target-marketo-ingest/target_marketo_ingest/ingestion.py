@@ -2,7 +2,8 @@
 
 Bodies are packed to the tightest of 1 MB and 1000 objects (program members count lead
 references across programs), sent by a bounded number of parallel requests, each with its
-own `X-Correlation-Id`. 202 means accepted (asynchronous), so records count as "accepted".
+own `X-Correlation-Id`. 202 means accepted (asynchronous), so records count as "accepted";
+with the route's `verify` on they are read back and end "applied" or rejected (verify.py).
 A 4xx on a batch (invalid data, 413 too large) splits it in halves until the bad records are
 alone; only those are rejected, with Marketo's error_code and message. 429/5xx are retried by
 marketo_common; if they never clear, the run stops without passing STATE over the batch.
@@ -21,6 +22,7 @@ from target_marketo_ingest.executor import UnitExecutor
 from target_marketo_ingest.programs import program_and_status
 from target_marketo_ingest.rest_program_members import lead_id_of
 from target_marketo_ingest.validation import RecordRejected
+from target_marketo_ingest.verify import settle, verifier_for
 
 if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
@@ -28,6 +30,7 @@ if t.TYPE_CHECKING:
     from target_marketo_ingest.programs import ProgramCatalog
     from target_marketo_ingest.routing import StreamRoute
     from target_marketo_ingest.validation import RecordValidator
+    from target_marketo_ingest.verify import Verifier
 
 SPLIT_STATUSES = frozenset({400, 413, 422})
 # 4000801 is about the request as a whole (bad attribute, unknown program): splitting cannot
@@ -112,6 +115,9 @@ class IngestionWriter:
         self.validator = validator
         self.catalog = catalog
         self._key_fields = method.key_fields(ctx.route)
+        # Read-back runs inside each request's executor unit, so the unit (and STATE) closes
+        # only once its records are applied or rejected as not applied.
+        self._verifier: Verifier | None = verifier_for(ctx, catalog, self._key_fields)
         self._members = method.program_members
         spec = t.cast("Endpoint", method.endpoint)
         self._sync = IngestionEndpoint(ctx.route, spec, members=self._members)
@@ -292,7 +298,8 @@ class IngestionWriter:
             self._send(endpoint, entries[:middle])
             self._send(endpoint, entries[middle:])
             return
-        ctx.summary.add("accepted", len(entries))
+        if self._verifier is None:  # else `settle` counts applied / not_applied below
+            ctx.summary.add("accepted", len(entries))
         ctx.logger.info(
             "Stream '%s': %s accepted %d objects (%d bytes), X-Correlation-Id %s, X-Request-Id %s",
             ctx.stream,
@@ -302,3 +309,5 @@ class IngestionWriter:
             correlation_id,
             request_id,
         )
+        if self._verifier is not None:
+            settle(ctx, self._verifier, entries, request_id, deleted=endpoint.delete)

@@ -82,6 +82,8 @@ class WriteMethod:
     program_members: bool = False
     needs_field: str | None = None
     dedupe_by: tuple[str, ...] = ("dedupeFields", "idField", "marketoGUID")
+    # The route may set `mirror` (mirror.py wraps the writer): members keyed by leadId.
+    mirrors: bool = False
 
 
 def _persons_header(route: StreamRoute) -> dict[str, t.Any]:
@@ -188,6 +190,7 @@ REGISTRY: dict[str, WriteMethod] = {
             ),
             program_members=True,
             needs_field="leadId",
+            mirrors=True,
         ),
         WriteMethod(
             REST_PROGRAM_MEMBERS,
@@ -197,6 +200,7 @@ REGISTRY: dict[str, WriteMethod] = {
             validator=MEMBER_FIELDS,
             program_members=True,
             needs_field="leadId",
+            mirrors=True,
         ),
     )
 }

@@ -6,7 +6,7 @@ import fnmatch
 import typing as t
 from dataclasses import dataclass, field, fields, replace
 
-from target_marketo_ingest.errors import SettingError
+from target_marketo_ingest.errors import setting_error
 from target_marketo_ingest.methods import (
     BULK_LEADS,
     BULK_PROGRAM_MEMBERS,
@@ -18,6 +18,9 @@ from target_marketo_ingest.methods import (
 )
 
 METHODS = tuple(REGISTRY)
+# Route options a method must allow (methods.py): verify on Data Ingestion, mirror on members
+# by leadId.
+MIRROR_METHODS = tuple(name for name, m in REGISTRY.items() if m.mirrors)
 
 # A plain pipeline (tap-marketo-members, tap-postgres tables named after Marketo objects)
 # works without a mapping: these names pick a method on their own.
@@ -57,6 +60,11 @@ class StreamRoute:
     priority: str | None = None
     custom_object_name: str | None = None
     field_map: dict[str, str] = field(default_factory=dict)
+    # Read-back verification (None: on for Data Ingestion, verify.py) and membership mirror
+    # (mirror.py).
+    verify: bool | None = None
+    mirror: bool = False
+    max_removals: float | None = None
     setting_key: str | None = None
 
     def setting(self, name: str) -> str:
@@ -71,26 +79,47 @@ def _as_int(value: t.Any, path: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise SettingError(f"{path}: expected an integer, got {value!r}")
+        raise setting_error(path, f"expected an integer, got {value!r}")
     try:
         return int(value)
     except ValueError:
-        raise SettingError(f"{path}: expected an integer, got {value!r}") from None
+        raise setting_error(path, f"expected an integer, got {value!r}") from None
 
 
 def _as_str(value: t.Any, path: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise SettingError(f"{path}: expected a non-empty string, got {value!r}")
+        raise setting_error(path, f"expected a non-empty string, got {value!r}")
     return value
+
+
+def _as_bool(value: t.Any, path: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise setting_error(path, f"expected true or false, got {value!r}")
+
+
+def _as_removals(value: t.Any, path: str) -> float | None:
+    """A count (an integer >= 0) or a fraction 0 < x < 1 of current members."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0 or (number >= 1 and not number.is_integer()):
+        raise setting_error(
+            path, f"expected a count (integer >= 0) or a fraction between 0 and 1, got {value!r}"
+        )
+    return number
 
 
 def _choice(value: t.Any, path: str, choices: tuple[str, ...]) -> str | None:
     if value is None:
         return None
     if value not in choices:
-        raise SettingError(f"{path}: expected one of {', '.join(choices)}, got {value!r}")
+        raise setting_error(path, f"expected one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -98,15 +127,15 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
     """Validate one `streams` entry; errors name the exact setting."""
     base = f"streams.{key}"
     if not isinstance(raw, dict):
-        raise SettingError(f"{base}: expected an object with at least 'method', got {raw!r}")
+        raise setting_error(base, f"expected an object with at least 'method', got {raw!r}")
     unknown = sorted(set(raw) - _ROUTE_KEYS)
     if unknown:
-        raise SettingError(
-            f"{base}.{unknown[0]}: unknown option (known: {', '.join(sorted(_ROUTE_KEYS))})"
+        raise setting_error(
+            f"{base}.{unknown[0]}", f"unknown option (known: {', '.join(sorted(_ROUTE_KEYS))})"
         )
     method = raw.get("method") or DEFAULT_METHODS.get(stream.lower())
     if method is None:
-        raise SettingError(f"{base}.method: required (one of {', '.join(METHODS)})")
+        raise setting_error(f"{base}.method", f"required (one of {', '.join(METHODS)})")
     _choice(method, f"{base}.method", METHODS)
     dedupe_fields = raw.get("dedupe_fields") or ()
     if isinstance(dedupe_fields, str):
@@ -114,14 +143,14 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
     if not isinstance(dedupe_fields, (list, tuple)) or not all(
         isinstance(f, str) and f for f in dedupe_fields
     ):
-        raise SettingError(f"{base}.dedupe_fields: expected a list of field names")
+        raise setting_error(f"{base}.dedupe_fields", "expected a list of field names")
     if len(dedupe_fields) > 2 and method == INGEST_PERSONS:  # noqa: PLR2004
-        raise SettingError(f"{base}.dedupe_fields: persons take at most 2 dedupe fields")
+        raise setting_error(f"{base}.dedupe_fields", "persons take at most 2 dedupe fields")
     field_map = raw.get("field_map") or {}
     if not isinstance(field_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and v for k, v in field_map.items()
     ):
-        raise SettingError(f"{base}.field_map: expected an object of input name -> Marketo name")
+        raise setting_error(f"{base}.field_map", "expected an object of input name -> Marketo name")
     route = StreamRoute(
         stream=stream,
         method=method,
@@ -139,6 +168,9 @@ def parse_route(stream: str, key: str, raw: t.Any) -> StreamRoute:
         priority=_choice(raw.get("priority"), f"{base}.priority", PRIORITIES),
         custom_object_name=_as_str(raw.get("custom_object_name"), f"{base}.custom_object_name"),
         field_map=dict(field_map),
+        verify=_as_bool(raw.get("verify"), f"{base}.verify"),
+        mirror=bool(_as_bool(raw.get("mirror"), f"{base}.mirror")),
+        max_removals=_as_removals(raw.get("max_removals"), f"{base}.max_removals"),
         setting_key=key,
     )
     _check_combinations(route, base)
@@ -150,20 +182,27 @@ def _check_combinations(route: StreamRoute, base: str) -> None:
     method = route.method
     if method == INGEST_COMPANIES and route.dedupe_by == "idField" and route.action != "updateOnly":
         # data-ingestion.md, companies: idField only updates; Marketo refuses the request.
-        raise SettingError(
-            f"{base}.dedupe_by: idField is only allowed with action updateOnly "
+        raise setting_error(
+            f"{base}.dedupe_by",
+            "idField is only allowed with action updateOnly "
             f"(action is {route.action or 'createOrUpdate'}); use dedupeFields with "
-            "externalCompanyId to create companies"
+            "externalCompanyId to create companies",
+        )
+    if route.verify and REGISTRY[method].endpoint is None:
+        raise setting_error(f"{base}.verify", "only Data Ingestion methods (ingest_*) are verified")
+    if (route.mirror or route.max_removals is not None) and not REGISTRY[method].mirrors:
+        raise setting_error(
+            f"{base}.mirror", f"only {' and '.join(MIRROR_METHODS)} (members by leadId) can mirror"
         )
     if method == INGEST_CUSTOM_OBJECT and not route.custom_object_name:
-        raise SettingError(f"{base}.custom_object_name: required for method {method}")
+        raise setting_error(f"{base}.custom_object_name", f"required for method {method}")
     if (
         route.status is not None
         and route.status.lower() == "not in program"
         and method == INGEST_PROGRAM_MEMBERS
     ):
-        raise SettingError(
-            f"{base}.status: 'Not in Program' cannot be synced; send deletes instead"
+        raise setting_error(
+            f"{base}.status", "'Not in Program' cannot be synced; send deletes instead"
         )
 
 
@@ -172,7 +211,7 @@ def validate_streams_setting(streams: t.Any) -> None:
     if streams is None:
         return
     if not isinstance(streams, dict):
-        raise SettingError("streams: expected an object of stream name or glob -> options")
+        raise setting_error("streams", "expected an object of stream name or glob -> options")
     for key, raw in streams.items():
         parse_route(key if not _is_glob(key) else "*", key, raw)
 

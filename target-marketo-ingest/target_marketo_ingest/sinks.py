@@ -13,6 +13,7 @@ from singer_sdk.sinks import Sink
 
 from target_marketo_ingest.errors import InputError
 from target_marketo_ingest.methods import MEMBER_FIELDS, MEMBER_ROWS, REGISTRY
+from target_marketo_ingest.mirror import MirrorWriter
 from target_marketo_ingest.validation import RecordRejected, build_validator
 
 if t.TYPE_CHECKING:
@@ -100,7 +101,12 @@ class MarketoSink(Sink):
         else:
             describe = self._target.describes.describe(t.cast("str", method.describe(route)))
             validator = self._make_validator(describe, required=keys, csv=method.csv)
-        return method.writer(self.ctx, validator, self._target.program_catalog, method)
+        catalog = self._target.program_catalog
+        writer = method.writer(self.ctx, validator, catalog, method)
+        if route.mirror and method.mirrors:
+            # The mirror buffers the stream, plans, then writes through the method's writer.
+            return MirrorWriter(self.ctx, writer, catalog)
+        return writer
 
     def _member_fields_validator(self, *, ingestion: bool) -> t.Any:
         """Member data besides program, status and lead: updateable member fields are sent.

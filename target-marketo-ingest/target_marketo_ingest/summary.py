@@ -1,4 +1,7 @@
-"""Per-stream outcome counters: received = imported + accepted + skipped + rejected + superseded."""
+"""Per-stream outcome counters.
+
+received = imported + accepted + applied + skipped + rejected + superseded (+ dry_run).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ class StreamSummary:
     received: int = 0
     imported: int = 0
     accepted: int = 0
+    applied: int = 0  # Data Ingestion records read back as applied
     skipped: int = 0
     superseded: int = 0
     dry_run: int = 0
@@ -24,6 +28,7 @@ class StreamSummary:
     files: int = 0
     requests: int = 0
     api_calls: int = 0
+    plan: Counter = field(default_factory=Counter)  # mirror plan counts
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, count: int = 1) -> None:
@@ -47,6 +52,7 @@ class StreamSummary:
         return (
             self.imported
             + self.accepted
+            + self.applied
             + self.skipped
             + self.rejected
             + self.superseded
@@ -61,6 +67,7 @@ class StreamSummary:
             "received": self.received,
             "imported": self.imported,
             "accepted": self.accepted,
+            "applied": self.applied,
             "skipped": self.skipped,
             "rejected": self.rejected,
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
@@ -71,4 +78,5 @@ class StreamSummary:
             "requests": self.requests,
             "api_calls": self.api_calls,
             "without_outcome": self.received - self.with_outcome,
+            **({"mirror": dict(self.plan)} if self.plan else {}),
         }

@@ -12,6 +12,7 @@ import threading
 import time
 import typing as t
 
+from marketo_common.errors import ConfigError
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import PluginBase
@@ -25,16 +26,16 @@ from target_marketo_ingest.errors import (
     OutcomeMissingError,
     RecordBeforeSchemaError,
     RejectThresholdError,
-    SettingError,
     TargetError,
 )
 from target_marketo_ingest.executor import FailureLatch
+from target_marketo_ingest.mirror import mirror_line
 from target_marketo_ingest.programs import ProgramCatalog
 from target_marketo_ingest.reader import SingerLineReader
 from target_marketo_ingest.rejects import RejectsFile
-from target_marketo_ingest.routing import resolve_route, validate_streams_setting
+from target_marketo_ingest.routing import resolve_route
 from target_marketo_ingest.sdk import SdkTarget, config_input
-from target_marketo_ingest.settings import CONFIG_SCHEMA, reject_threshold, target_options
+from target_marketo_ingest.settings import CONFIG_SCHEMA, target_options
 from target_marketo_ingest.sinks import MarketoSink
 from target_marketo_ingest.summary import StreamSummary
 
@@ -80,9 +81,9 @@ class TargetMarketoIngest(SdkTarget):
             setup_mapper=setup_mapper,
             message_reader=message_reader,
         )
+        # Every target setting (streams included) is checked here, before any input is read.
         self.options = target_options(self.config)
-        self._threshold = reject_threshold(self.config.get("fail_on_rejects"))
-        validate_streams_setting(self.config.get("streams"))
+        self._threshold = self.options.fail_on_rejects
         self._client = client
         self._client_lock = threading.Lock()
         self._describes: Describes | None = None
@@ -106,14 +107,11 @@ class TargetMarketoIngest(SdkTarget):
         """The one MarketoClient of the run, made on first use."""
         with self._client_lock:
             if self._client is None:
-                from marketo_common import ConfigError, MarketoClient, MarketoSettings  # noqa: PLC0415
+                from marketo_common import MarketoClient, MarketoSettings  # noqa: PLC0415
 
                 from target_marketo_ingest import __version__  # noqa: PLC0415
 
-                try:
-                    settings = MarketoSettings.from_config(dict(self.config))
-                except ConfigError as exc:
-                    raise SettingError(str(exc)) from None
+                settings = MarketoSettings.from_config(dict(self.config))  # ConfigError
                 self._client = MarketoClient(
                     settings, user_agent=f"target-marketo-ingest/{__version__}"
                 )
@@ -358,14 +356,15 @@ class TargetMarketoIngest(SdkTarget):
         for summary in self.summaries:
             data = summary.as_dict()
             self.logger.info(
-                "Summary for stream '%s' (%s): received %d, imported %d, accepted %d, "
+                "Summary for stream '%s' (%s): received %d, imported %d, accepted %d, applied %d, "
                 "skipped %d, rejected %d %s, warnings %d, superseded %d, dry run %d, files %d, "
-                "requests %d, API calls %d",
+                "requests %d, API calls %d%s",
                 summary.stream,
                 summary.method,
                 data["received"],
                 data["imported"],
                 data["accepted"],
+                data["applied"],
                 data["skipped"],
                 data["rejected"],
                 data["rejected_by_reason"] or "",
@@ -375,6 +374,7 @@ class TargetMarketoIngest(SdkTarget):
                 data["files"],
                 data["requests"],
                 data["api_calls"],
+                mirror_line(data.get("mirror")),
             )
             metric = {
                 "type": "summary",
@@ -460,7 +460,7 @@ class TargetMarketoIngest(SdkTarget):
                 config=config.config, validate_config=True, parse_env_config=config.parse_env
             )
             target.listen(file_input)
-        except TargetError as exc:
+        except (TargetError, ConfigError) as exc:
             if target is not None and not isinstance(
                 exc, (RejectThresholdError, OutcomeMissingError)
             ):
@@ -473,9 +473,9 @@ class TargetMarketoIngest(SdkTarget):
         except ConfigValidationError:
             raise  # the SDK's command prints each failed setting on one line
         except Exception as exc:
-            from marketo_common import ConfigError, MarketoError  # noqa: PLC0415
+            from marketo_common import MarketoError  # noqa: PLC0415
 
-            if isinstance(exc, (ConfigError, MarketoError)):
+            if isinstance(exc, MarketoError):
                 cls.logger.error("%s", exc)  # noqa: TRY400
             else:
                 cls.logger.debug("Unexpected error", exc_info=True)

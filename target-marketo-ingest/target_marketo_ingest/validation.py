@@ -384,7 +384,7 @@ def build_validator(  # noqa: C901
 ) -> RecordValidator:
     """Decide the columns of a stream once, from its SCHEMA and the describe output.
 
-    Raises SettingError-like `ValueError` subclasses through the caller: unknown schema
+    Raises ConfigError-like `ValueError` subclasses through the caller: unknown schema
     fields with `unknown_fields=error` and missing key fields are errors at SCHEMA time,
     naming the stream and the field.
     """

@@ -69,3 +69,50 @@ def test_secret_is_required_and_never_echoed():
 def test_unsupported_type_is_refused_when_declared():
     with pytest.raises(TypeError):
         Setting("x", dict)
+
+
+def _routes(value):
+    if not isinstance(value, dict):
+        raise ValueError("an object of name -> options")  # noqa: TRY004 (the parse contract)
+    for key, options in value.items():
+        if "method" not in options:
+            raise ConfigError(
+                f"routes.{key}.method", "required", message=f"routes.{key}.method: required"
+            )
+    return value
+
+
+ROUTES = Setting(
+    "routes",
+    dict,
+    parse=_routes,
+    schema_extra={"additionalProperties": {"type": "object"}},
+    description="Routes.",
+)
+
+
+def test_object_setting_gives_its_shape_and_its_check():
+    prop = to_jsonschema([ROUTES])["properties"]["routes"]
+    assert prop == {
+        "type": ["object", "null"],
+        "description": "Routes.",
+        "additionalProperties": {"type": "object"},
+    }
+    assert validate({"routes": {"a": {"method": "m"}}}, [ROUTES]) == {
+        "routes": {"a": {"method": "m"}}
+    }
+    assert validate({}, [ROUTES]) == {"routes": None}
+    with pytest.raises(ConfigError) as info:
+        validate({"routes": ["a"]}, [ROUTES])
+    assert str(info.value) == "Invalid setting 'routes': expected an object of name -> options"
+    # A parse may name a nested setting itself; its line is kept as it is.
+    with pytest.raises(ConfigError) as info:
+        validate({"routes": {"a": {}}}, [ROUTES])
+    assert (info.value.setting, str(info.value)) == ("routes.a.method", "routes.a.method: required")
+
+
+def test_schema_extra_adds_keywords_and_object_needs_its_shape():
+    capped = Setting("mb", float, default=10, schema_extra={"maximum": 10})
+    assert to_jsonschema([capped])["properties"]["mb"]["maximum"] == 10
+    with pytest.raises(TypeError):
+        Setting("x", dict, parse=dict)

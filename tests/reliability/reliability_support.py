@@ -463,13 +463,14 @@ def finish_target_process(proc: subprocess.Popen, config: dict, tmp_path: Path) 
 
 
 def check_outcomes(run: TargetRun, workload: TargetWorkload, *, received: int | None) -> None:
-    """imported + accepted + skipped + rejected + superseded = received, for every stream,
+    """imported + accepted + applied + skipped + rejected + superseded = received, per stream,
     and the total received is the input (when the run saw all of it)."""
     assert run.summaries, run.stderr[-3000:]
     for summary in run.summaries:
         outcomes = (
             summary["imported"]
             + summary["accepted"]
+            + summary["applied"]
             + summary["skipped"]
             + summary["rejected"]
             + summary["superseded"]

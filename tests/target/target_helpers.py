@@ -78,6 +78,9 @@ def target_config(sandbox: Any, tmp_path: Path, **extra: Any) -> dict:
         rejects_path=str(tmp_path / "rejects.jsonl"),
         poll_interval_seconds=0.05,
         max_retries=2,
+        # The sandbox applies Data Ingestion within a second of real time at these scales; a
+        # record it fails is given up on after this rather than the 600 s default.
+        verify_timeout_seconds=10,
     )
     config.update(extra)
     return config

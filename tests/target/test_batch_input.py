@@ -134,7 +134,7 @@ def test_ingest_persons_from_a_manifest_of_two_files(shared_sandbox, tmp_path):
 
     summary = run.summary("people")
     assert summary["received"] == 20
-    assert summary["accepted"] == 19
+    assert summary["applied"] == 19
     (reject,) = run.rejects
     assert reject["line"] == f"{second}#4"
     assert reject["code"] == "4000802"

@@ -8,10 +8,11 @@ import tracemalloc
 
 from target_marketo_ingest.bulk_import import BulkImportWriter
 from target_marketo_ingest.checkpoint import Checkpoints
-from target_marketo_ingest.context import TargetOptions, WriteContext
+from target_marketo_ingest.context import WriteContext
 from target_marketo_ingest.executor import FailureLatch
 from target_marketo_ingest.rejects import RejectsFile
 from target_marketo_ingest.routing import StreamRoute
+from target_marketo_ingest.settings import TargetOptions
 from target_marketo_ingest.summary import StreamSummary
 
 

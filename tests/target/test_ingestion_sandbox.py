@@ -28,7 +28,7 @@ def test_persons_split_on_400_rejects_only_the_bad_record(shared_sandbox, tmp_pa
     run = run_target(config, messages)
 
     summary = run.summary("people")
-    assert summary["accepted"] == n - 1
+    assert summary["applied"] == n - 1
     assert summary["rejected"] == 1
     (reject,) = run.rejects
     assert reject["line"] == 29
@@ -105,10 +105,10 @@ def test_companies_and_custom_objects(shared_sandbox, tmp_path):
         ),
     ]
     run = run_target(config, messages)
-    assert run.summary("companies")["accepted"] == 2
+    assert run.summary("companies")["applied"] == 2
     assert run.summary("companies")["rejected_by_reason"] == {"missing_key_field": 1}
     purchases = run.summary("purchases")
-    assert purchases["accepted"] == 2
+    assert purchases["applied"] == 2
     assert purchases["superseded"] == 1
 
     wait_ingested(shared_sandbox)

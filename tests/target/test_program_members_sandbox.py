@@ -130,7 +130,7 @@ def test_ingest_program_members_sync_and_delete(shared_sandbox, tmp_path):
     run = run_target(config, messages)
 
     summary = run.summary("pm_ingest")
-    assert summary["accepted"] == len(new) + len(gone)
+    assert summary["applied"] == len(new) + len(gone)
     assert summary["rejected"] == 1
     (reject,) = run.rejects
     assert reject["line"] == 17
@@ -288,7 +288,7 @@ def test_ingest_program_members_carry_custom_fields_in_any_case(shared_sandbox, 
     run = run_target(config, messages)
 
     summary = run.summary("pm_custom")
-    assert (summary["accepted"], summary["rejected"]) == (2, 1)
+    assert (summary["applied"], summary["rejected"]) == (2, 1)
     (reject,) = run.rejects
     assert (reject["line"], reject["reason"], reject["field"]) == (4, "type", "feedbackScore")
     assert wait_ingested(shared_sandbox) == []
@@ -334,8 +334,11 @@ def test_ingestion_sends_only_documented_attributes(fast_sandbox, tmp_path, monk
     ]
     run = run_target(config, messages)
 
-    assert run.summary("pm_priority")["accepted"] == 2
-    assert run.rejects == []
+    assert run.summary("pm_priority")["applied"] == 1
+    # verify (on by default) read it back: the failed one is rejected, not counted applied
+    assert [(r["reason"], r["record"]["leadId"]) for r in run.rejects] == [
+        ("not_applied", 987_654_321)
+    ]
     (failure,) = wait_ingested(fast_sandbox)
     source = failure["requestSource"]
     assert len(source) == 50

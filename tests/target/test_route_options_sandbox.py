@@ -103,7 +103,7 @@ def test_ingest_persons_priority_partition_and_two_dedupe_fields(fast_sandbox, t
     ]
     run = run_target(config, messages)
 
-    assert run.summary("people")["accepted"] == 1
+    assert run.summary("people")["applied"] == 1
     assert run.rejects == []
     assert wait_ingested(fast_sandbox) == []
     after = {x["id"]: x for x in fast_sandbox.admin.dump("leads")}
@@ -126,7 +126,7 @@ def test_ingest_persons_unknown_partition_rejects_with_reason(fast_sandbox, tmp_
     run = run_target(config, messages)
 
     summary = run.summary("people")
-    assert (summary["accepted"], summary["rejected"]) == (0, 2)
+    assert (summary["applied"], summary["rejected"]) == (0, 2)
     assert {r["code"] for r in run.rejects} == {"4000801"}
     assert all("Nowhere" in r["message"] for r in run.rejects)
 
@@ -147,7 +147,7 @@ def test_ingest_companies_update_only_by_id_field(fast_sandbox, tmp_path):
             record("companies", {"externalCompanyId": "opt-1", "company": "Before"}),
         ],
     )
-    assert run.summary("companies")["accepted"] == 1
+    assert run.summary("companies")["applied"] == 1
     assert wait_ingested(fast_sandbox) == []
     (created,) = [
         c for c in fast_sandbox.admin.dump("companies") if c["externalCompanyId"] == "opt-1"
@@ -165,7 +165,7 @@ def test_ingest_companies_update_only_by_id_field(fast_sandbox, tmp_path):
             record("companies", {"id": created["id"], "company": "After"}),
         ],
     )
-    assert run.summary("companies")["accepted"] == 1
+    assert run.summary("companies")["applied"] == 1
     assert run.rejects == []
     assert wait_ingested(fast_sandbox) == []
     companies = {c["id"]: c for c in fast_sandbox.admin.dump("companies")}
@@ -195,7 +195,7 @@ def test_ingest_custom_object_by_marketo_guid_with_priority(fast_sandbox, tmp_pa
             record("purchases", {"vin": "GUID-VIN", "email": lead["email"], "make": "BMW"}),
         ],
     )
-    assert run.summary("purchases")["accepted"] == 1
+    assert run.summary("purchases")["applied"] == 1
     assert wait_ingested(fast_sandbox) == []
     (made,) = [o for o in fast_sandbox.admin.dump("custom_objects") if o.get("vin") == "GUID-VIN"]
 
@@ -212,7 +212,7 @@ def test_ingest_custom_object_by_marketo_guid_with_priority(fast_sandbox, tmp_pa
             record("purchases", {"marketoGUID": made["marketoGUID"], "make": "Audi"}),
         ],
     )
-    assert run.summary("purchases")["accepted"] == 1
+    assert run.summary("purchases")["applied"] == 1
     assert run.rejects == []
     assert wait_ingested(fast_sandbox) == []
     objects = {o["marketoGUID"]: o for o in fast_sandbox.admin.dump("custom_objects")}

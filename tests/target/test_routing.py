@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from target_marketo_ingest.errors import SettingError
+from marketo_common import ConfigError
 from target_marketo_ingest.routing import resolve_route, validate_streams_setting
 
 
@@ -91,7 +91,7 @@ def test_named_default_fills_a_mapping_without_method():
     ],
 )
 def test_bad_routes_name_the_setting(streams, message):
-    with pytest.raises(SettingError, match=None) as info:
+    with pytest.raises(ConfigError, match=None) as info:
         validate_streams_setting(streams)
     assert message in str(info.value)
     assert "\n" not in str(info.value)

@@ -222,6 +222,9 @@ def run_once(args: argparse.Namespace, work: Path, chaos: bool) -> dict[str, Any
             "rejects_path": str(work / "rejects.jsonl"),
             "poll_interval_seconds": 60.0 / TIME_SCALE,
             "request_timeout_seconds": 30,
+            # Read-backs of accepted Data Ingestion records: the sandbox applies within
+            # 120 / TIME_SCALE s, so 30 s leaves room for chaos and a busy machine.
+            "verify_timeout_seconds": 30,
         }
         target = run_target(work / "target", target_config, messages, schema_lines, target_kills)
         wall = time.perf_counter() - started
@@ -313,8 +316,8 @@ def summary_line(args: argparse.Namespace, run: dict[str, Any], calm: dict[str, 
         (
             f"writes {wr['written']:,}: {wr['in_marketo']:,} in Marketo "
             f"+ {wr['rejected']:,} rejected "
-            f"({wr['replayed_rejects']} replayed reject lines deduped) + {wr['post202_missing']} "
-            f"failed after 202 (Observability only), lost {wr['lost']}, "
+            f"({wr['replayed_rejects']} replayed reject lines deduped; {wr['not_applied']} "
+            f"not_applied, {wr['post202_objects']} objects failed after 202), lost {wr['lost']}, "
             f"rejected==not-in-Marketo {wr['rejected_equals_not_in_marketo']}"
         ),
         f"export jobs: {exports}",

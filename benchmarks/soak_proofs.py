@@ -3,9 +3,10 @@
 - `warehouse_equals_marketo`: PostgreSQL's program_members against the sandbox's members, merged
   in (programId, leadId) order, streamed: no gap, no duplicate, every shared field equal.
 - `write_outcomes`: every record given to the target is in Marketo (its written value is what the
-  sandbox holds), or rejected (rejects file, deduped by record key), or failed after its 202 on
-  Data Ingestion's Observability stream (the sandbox's `ingestion_failures`); and the rejected
-  set is exactly the set not in Marketo.
+  sandbox holds) or rejected (rejects file, deduped by record key), and the rejected set is
+  exactly the set not in Marketo. A Data Ingestion record that fails after its 202 must be in the
+  rejects file too: the target reads every accepted record back (`verify`, on by default) and
+  rejects it `not_applied`.
 """
 
 from __future__ import annotations
@@ -160,9 +161,6 @@ def reject_key(entry: dict, email_to_lead: dict[str, int]) -> tuple | None:
     return None if email is None else ("lead", str(email).lower())
 
 
-INGEST_KINDS = {"persons_ingest": "persons", "pm_ingest": "program_members"}
-
-
 def write_outcomes(
     expected: dict[tuple, tuple[str, str]],
     rejects_path: Path,
@@ -172,10 +170,9 @@ def write_outcomes(
 ) -> dict[str, Any]:
     """Outcome of every written record; `expected[key]` = (stream, value Marketo must hold).
 
-    Records of a Data Ingestion request that failed after its 202 appear on Marketo's
-    Observability stream only (the sandbox's `ingestion_failures`, one row per object): the
-    target cannot see them, so they are counted apart, by stream, and a record missing from
-    Marketo is explained by them only up to their number.
+    `failures` (the sandbox's `ingestion_failures`: objects of accepted requests that failed
+    later) are counted for the summary only: with verification on, each such record must be a
+    `not_applied` reject, so nothing is excused by them.
     """
     in_marketo: set[tuple] = set()
     for lead in sandbox_dump(db, "leads"):
@@ -203,14 +200,9 @@ def write_outcomes(
                     reasons[entry.get("reason")] += 1
                 lines[key] += 1
     rejected = set(lines)
-    post202_rows = Counter(f.get("kind") for f in failures)
     not_in = set(expected) - in_marketo
     unexplained = not_in - rejected
-    by_stream = Counter(expected[key][0] for key in unexplained)
-    explained = sum(
-        min(by_stream[stream], post202_rows[kind]) for stream, kind in INGEST_KINDS.items()
-    )
-    lost = len(unexplained) - explained
+    lost = len(unexplained)
     return {
         "written": len(expected),
         "in_marketo": len(in_marketo),
@@ -218,8 +210,8 @@ def write_outcomes(
         "reject_lines": sum(lines.values()),
         "replayed_rejects": sum(c - 1 for c in lines.values()),
         "reasons": dict(reasons.most_common()),
-        "post202_objects": sum(post202_rows.values()),
-        "post202_missing": explained,
+        "post202_objects": len(failures),
+        "not_applied": reasons.get("not_applied", 0),
         "lost": lost,
         "rejected_but_in_marketo": len(rejected & in_marketo),
         "unknown_rejects": unknown,

@@ -14,8 +14,9 @@ its spool back and skipping the rows a later record of their key replaced.
   key sits where it last arrived (the order the bulk writer always had).
 - A file's live rows and bytes are what went in less what `replaced` holds for it: exact
   without reading its rows.
-- Keys of cut files stay in `keys` (a later record of such a key replaces nothing open)
-  until no file is open, when the table is emptied at once.
+- Keys of cut files stay in `keys` (a later record of such a key replaces nothing open):
+  the table is emptied at once when no file is open, and purged of them when about
+  `STALE_KEYS` have gathered (about 0.15 us a key), so the disk stays bounded too.
 - Memory: SQLite's page cache (`CACHE_KB`), one batch of keys and a write buffer per open
   file; flat as input grows.
 
@@ -38,6 +39,7 @@ if t.TYPE_CHECKING:
 
 BATCH_ROWS = 1024
 CACHE_KB = 16_384
+STALE_KEYS = 262_144  # keys of cut files kept before a purge (about 15 MB of index)
 # A spool entry: arrival number, input line, key hash, data length; then the data.
 _ENTRY = struct.Struct("<qqqI")
 
@@ -103,6 +105,7 @@ class RowStore:
         self._spools: dict[int, _Spool] = {}
         self._seq = 0
         self._next_file = 0
+        self._stale = 0  # keys of cut files still in `keys` (at most)
 
     def open_file(self) -> int:
         """A new, empty file; returns its id."""
@@ -173,9 +176,14 @@ class RowStore:
         db = self._db
         db.execute("DELETE FROM files WHERE id = ?", (file,))
         db.execute("DELETE FROM replaced WHERE file = ?", (file,))
+        self._stale += spool.added
         if not self._spools:
             # No file open: every key left is a cut file's; empty the table at once.
             db.execute("DELETE FROM keys")
+            self._stale = 0
+        elif self._stale >= STALE_KEYS:
+            db.execute("DELETE FROM keys WHERE file NOT IN (SELECT id FROM files)")
+            self._stale = 0
 
     def close(self) -> None:
         """Close the database and spool files (the caller removes their folder)."""

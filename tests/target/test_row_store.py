@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from target_marketo_ingest import row_store
 from target_marketo_ingest.row_store import BATCH_ROWS, RowStore
 
 
@@ -96,3 +97,19 @@ def test_rows_wait_in_spool_files_that_go_with_their_file(tmp_path):
     store.drop(second)
     assert not list(tmp_path.glob("*.spool"))
     store.close()
+
+
+def test_keys_of_cut_files_are_purged_while_other_files_stay_open(tmp_path, monkeypatch):
+    monkeypatch.setattr(row_store, "STALE_KEYS", 3)
+    store = RowStore(tmp_path / "rows.sqlite")
+    keep, first = store.open_file(), store.open_file()
+    store.add(keep, "", "z", 1, b"z,1\n")
+    for i in range(3):
+        store.add(first, "", f"k{i}", 2 + i, b"k\n")
+    _cut(store, first)
+    keys = store._db.execute("SELECT key FROM keys").fetchall()
+    assert keys == [("z",)]  # the cut file's keys are gone, the open file's stays
+    second = store.open_file()
+    store.add(second, "", "z", 9, b"z,2\n")  # still replaces the open file's row
+    assert store.live(keep) == (0, 0)
+    assert _cut(store, second)[0] == b"z,2\n"

@@ -4,12 +4,20 @@ Marketo writes the literal `null` for an empty field; booleans as `true`/`false`
 ISO strings (kept as strings). Values may hold commas, quotes, CR/LF, U+2028 and NUL: the file is
 opened with `newline=""` so only the csv module splits records, and NUL is handled in one place
 (`_lines`): stripped, with a count in the log.
+
+Rows are converted `CHUNK_ROWS` at a time, column by column (`ColumnBatch`), with the per-row
+builder as the path for any chunk the column pass refuses. Measured 2026-11-30 (205,077 rows
+x 29 columns of the benchmark's export, CPU, min of 3, noisy 2-core machine): the parser with
+csv reading 7.2-7.7 -> 6.6-7.0 us a row (csv.reader alone 2.7); the conversion isolated on one
+chunk 5.8 -> 3.3-4.3 us. Chunks of 1024 rows measured no better than row by row (cache).
+Columns without `null` skip the null pass: 6.6-6.9 -> 6.25-6.35 us a row.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+from itertools import compress, islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from marketo_common.fields import CANONICAL_TS_LEN, NULL_TEXT, type_of_schema
@@ -24,6 +32,7 @@ LOGGER = logging.getLogger("tap_marketo_members.parsing")
 NULL = NULL_TEXT
 # `dict.get(v, v)` through `map` turns Marketo's literal `null` into None without a Python call.
 _NULL_TO_NONE = {NULL_TEXT: None}
+CHUNK_ROWS = 256  # rows converted together, column by column
 
 
 class ExportParseError(ValueError):
@@ -92,18 +101,24 @@ class MemberFileParser:
                     raise ExportParseError(msg)
                 extra["programId"] = program_id
             width = len(names)
+            lines = _LineCounter(reader)
 
             def slow(raw: list[str]) -> dict[str, Any]:
-                where = f"{label}: record ending on line {reader.line_num}"
+                where = f"{label}: record ending on line {lines.row_end(raw)}"
                 return self._slow_record(raw, names, extra, width, where)
 
             bounds = (lower, upper) if self.replication_key in names else (None, None)
             build = row_builder(
                 names, self.properties, self.replication_key, extra, slow=slow, bounds=bounds
             )
+            columns = ColumnBatch(names, self.properties, self.replication_key, extra, bounds)
             try:
-                # map/filter run in C: per row, one call of the builder and no more.
-                yield from filter(None, map(build, reader))
+                for chunk in iter(lambda: list(islice(reader, CHUNK_ROWS)), []):
+                    lines.chunk(chunk)
+                    records = columns.convert(chunk)
+                    if records is None:  # a row the column pass refused: row by row
+                        records = filter(None, map(build, chunk))
+                    yield from records
             except csv.Error as exc:
                 msg = f"{label}: line {reader.line_num}: {exc}"
                 raise ExportParseError(msg) from exc
@@ -191,6 +206,123 @@ def row_builder(  # noqa: C901 (one closure, kept whole: it is the hot loop)
         return record
 
     return build
+
+
+class _LineCounter:
+    """The line a row of the current chunk ends on, worked out only for a row that fails.
+
+    The csv reader counts physical lines as it reads; rows are read a chunk at a time, so a
+    row's own line is the chunk's first line plus the line breaks of the rows before it.
+    """
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self._end = reader.line_num  # the header's last line
+        self._start = self._end + 1
+        self._rows: list[list[str]] = []
+
+    def chunk(self, rows: list[list[str]]) -> None:
+        """A chunk was read: it starts after the previous one ended."""
+        self._start = self._end + 1
+        self._end = self._reader.line_num
+        self._rows = rows
+
+    def row_end(self, row: list[str]) -> int:
+        """The line `row` (one of the chunk's) ends on."""
+        line = self._start - 1
+        for other in self._rows:
+            line += _row_lines(other)
+            if other is row:
+                break
+        return line
+
+
+def _row_lines(row: list[str]) -> int:
+    """Physical lines a row spans: 1 plus the line breaks inside its values (CRLF is one)."""
+    text = "".join(row)
+    return 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+class ColumnBatch:
+    """A chunk of rows converted column by column: C-level `map`s, no Python step per cell.
+
+    Text columns only map Marketo's `null` to None; typed columns (integers, numbers,
+    booleans) go through the shared table's strict converter in one `map` when the column has
+    no empty cell, else one step per cell; the replication key passes untouched when every
+    value is canonical. `convert` gives None when any row needs the row-by-row path (a row of
+    the wrong width, a value the strict converters refuse, a non-canonical timestamp), which
+    then accepts `12.0` or names the bad cell.
+    """
+
+    def __init__(
+        self,
+        names: list[str],
+        properties: Mapping[str, Mapping[str, Any]],
+        replication_key: str,
+        extra: Mapping[str, Any],
+        bounds: tuple[str | None, str | None],
+    ) -> None:
+        self.keys = (*names, *extra)
+        self.extra = tuple(extra.values())
+        self.width = len(names)
+        self.converters: list[Callable[[str], Any] | None] = [
+            None if name == replication_key else type_of_schema(properties[name]).from_csv_strict
+            for name in names
+        ]
+        self.stamp = names.index(replication_key) if replication_key in names else None
+        self.lower, self.upper = bounds
+
+    def convert(self, rows: list[list[str]]) -> list[dict[str, Any]] | Iterator[Any] | None:
+        """The chunk's records (inside the bounds), or None to go row by row."""
+        if any(map(self.width.__ne__, map(len, rows))):
+            return None
+        nulls = _NULL_TO_NONE.get
+        columns: list[Any] = []
+        try:
+            for column, convert in zip(zip(*rows, strict=True), self.converters, strict=True):
+                # A column without `null` needs no null pass.
+                cells = column if NULL_TEXT not in column else list(map(nulls, column, column))
+                if convert is not None:
+                    if None in cells or "" in cells:
+                        cells = [convert(v) if v else None for v in cells]
+                    else:
+                        cells = list(map(convert, cells))
+                columns.append(cells)
+        except (ValueError, KeyError):
+            return None
+        keep = None
+        if self.stamp is not None:
+            stamps = columns[self.stamp]
+            present = stamps if None not in stamps else [*filter(None, stamps)]
+            if "" in stamps or not _canonical(present):
+                return None
+            keep = self._inside(stamps)
+        columns.extend(repeat(value, len(rows)) for value in self.extra)
+        records = map(dict, map(zip, repeat(self.keys), zip(*columns, strict=True)))
+        return list(records) if keep is None else compress(records, keep)
+
+    def _inside(self, stamps: list[str | None]) -> list[bool] | None:
+        """Which rows lie inside the bounds; None when all of them do."""
+        lower, upper = self.lower, self.upper
+        if lower is None and upper is None:
+            return None
+        if (
+            None not in stamps
+            and (lower is None or min(stamps) >= lower)
+            and (upper is None or max(stamps) < upper)
+        ):
+            return None
+        return [
+            s is not None and (lower is None or s >= lower) and (upper is None or s < upper)
+            for s in stamps
+        ]
+
+
+def _canonical(stamps: list[str]) -> bool:
+    """Every timestamp already `2024-01-02T03:04:05Z` (the replication key compares as text)."""
+    return set(map(len, stamps)) <= {CANONICAL_TS_LEN} and all(
+        map(str.endswith, stamps, repeat("Z"))
+    )
 
 
 def _lines(handle: Iterable[str], parser: MemberFileParser, label: str) -> Iterator[str]:

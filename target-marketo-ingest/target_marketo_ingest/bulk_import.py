@@ -1,11 +1,11 @@
 """Bulk import files, shared by leads and program members: rows in, files of <= 10 MB out.
 
-Records become CSV rows as they arrive and go to the stream's `RowStore` (SQLite on disk,
-last record per key wins), one open file per group (a program and status). A file is cut
-when the next row would pass the size limit: its rows are streamed into the import file,
-which goes to `ImportJobRunner`. At most `max_concurrent_imports` jobs run and a bounded
-number wait; past that, `add` blocks, so reading input pauses and memory and disk stay
-bounded.
+Records become CSV rows as they arrive and go to the stream's `RowStore` (spool files and a
+SQLite key index on disk, last record per key wins), one open file per group (a program and
+status). A file is cut when the next row would pass the size limit: its rows are streamed into
+the import file, which goes to `ImportJobRunner`. At most `max_concurrent_imports` jobs run
+and a bounded number wait; past that, `add` blocks, so reading input pauses and memory and disk
+stay bounded.
 """
 
 from __future__ import annotations

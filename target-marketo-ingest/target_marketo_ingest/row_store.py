@@ -1,35 +1,39 @@
-"""Rows of open import files in an on-disk SQLite table: last record per key wins, in order.
+"""Rows of open import files: appended to spool files, last record per key decided by SQLite.
 
 Why SQLite (stdlib): a bulk run can hold a million keys in open files, and a Python dict
-costs about 100 bytes a key, so rows and their key index live on disk; SQLite gives the
-unique key index, the spill to disk and the ordered read-back without our own format.
+costs about 100 bytes a key, so the key index lives on disk; SQLite gives the unique key
+index and the spill to disk without our own format. Rows never enter it: each open file's
+rows are appended, as they arrive, to a plain spool file, and a file is cut by streaming
+its spool back and skipping the rows a later record of their key replaced.
 
-- One table `rows`; `UNIQUE(scope, key)` with `INSERT OR REPLACE`: a later record of a key
-  deletes the earlier one (in whatever open file of the same scope it sat) and takes a new
-  rowid, so a file is cut in order of each key's *last* arrival (the order the bulk writer
-  always had: the winning row sits where it arrived).
-- Triggers keep each file's live row count and bytes exact in `files`, inside SQLite, so
-  the writer learns a file's real size without reading its rows.
-- Rows are inserted by `executemany` in batches of `BATCH_ROWS` inside one long transaction,
-  journal and fsyncs off (the database is scratch: a crash loses nothing STATE has passed).
-- Memory: SQLite's page cache (`CACHE_KB`) plus one batch of rows; flat as input grows.
+- `keys`: one row per (scope, key), the file and arrival number of its latest record,
+  upserted in batches of `BATCH_ROWS` (`executemany`, one long transaction, journal and
+  fsyncs off: the database is scratch, a crash loses nothing STATE has passed).
+- A trigger notes in `replaced` each earlier record a later one of the same key replaced,
+  when its file is still open; a file is cut in order, without its replaced rows, so each
+  key sits where it last arrived (the order the bulk writer always had).
+- A file's live rows and bytes are what went in less what `replaced` holds for it: exact
+  without reading its rows.
+- Keys of cut files stay in `keys` (a later record of such a key replaces nothing open):
+  the table is emptied at once when no file is open, and purged of them when about
+  `STALE_KEYS` have gathered (about 0.15 us a key), so the disk stays bounded too.
+- Memory: SQLite's page cache (`CACHE_KB`), one batch of keys and a write buffer per open
+  file; flat as input grows.
 
-Measured 2026-11-30 (2 shared cores, load 12-17): the store costs 5.6 us a row for leads-like
-rows (insert 4.8, cut 0.8; 16 KB pages and the trigger-free wipe of the last open file took it
-from 7.7) and 6.8 us for 300-byte member rows, 6 groups, 75% superseded (a clustered WITHOUT
-ROWID layout measured the same). The bulk writer's per-row path is 10-25% faster than the hash
-table and spool it replaced, but in the whole target (dry run, the benchmark's 205,077 member
-lines, old and new run alternately 3 times each) CPU went from 50,300 to 47,200 records per
-CPU-second (-6%; wall clock within noise): REPLACE on a unique index costs SQLite about
-5 us a row, and the old engine's plain appends were cheaper when nothing collided.
-`benchmarks/run` puts the target at 0.53x msgspec + csv.writer (CPU) under that load, 0.67x
-for the old engine at load 2.5: the 0.7x goal is not met by either; peak RSS stayed 111 MB,
-flat from 100k to 1M records.
+Measured 2026-11-30 (2 shared cores, CPU, 200k member rows of about 300 bytes, 6 files):
+rows in SQLite under a unique index with a trigger per insert cost 9.4 us a row (insert 5.4,
+cut 4.0); with the trigger only for replaced rows 8.4; keys-only upserts and spool files
+3.2-3.5 (add 2.5-2.7, cut 0.7; 4.1 with 8% of keys repeated). The whole target dry run over
+the benchmark's 205,077 member lines: 4.50-4.75 -> 3.62-4.11 CPU-s (start-up included).
+`benchmarks/run --only wallclock` at 1M members, target dry_run / msgspec + csv.writer: 0.39
+before -> 0.52 (per-insert trigger dropped) -> 0.55-0.62 (this layout; 3 runs, noisy machine);
+peak RSS 105 MB at 1M, 95 MB at 100k.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import struct
 import typing as t
 from array import array
 
@@ -38,25 +42,27 @@ if t.TYPE_CHECKING:
 
 BATCH_ROWS = 1024
 CACHE_KB = 16_384
+STALE_KEYS = 262_144  # keys of cut files kept before a purge (about 15 MB of index)
+# A spool entry: arrival number, input line, key hash, data length; then the data.
+_ENTRY = struct.Struct("<qqqI")
 
 _SCHEMA = """
 PRAGMA page_size = 16384;
-CREATE TABLE files (id INTEGER PRIMARY KEY, rows INTEGER NOT NULL DEFAULT 0,
-                    bytes INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE rows (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL,
-                   file INTEGER NOT NULL, line INTEGER NOT NULL, data BLOB NOT NULL,
-                   UNIQUE (scope, key));
-CREATE INDEX rows_by_file ON rows (file);
-CREATE TRIGGER row_in AFTER INSERT ON rows BEGIN
-  UPDATE files SET rows = rows + 1, bytes = bytes + length(new.data) WHERE id = new.file;
+CREATE TABLE files (id INTEGER PRIMARY KEY);
+CREATE TABLE keys (scope TEXT NOT NULL, key TEXT NOT NULL, file INTEGER NOT NULL,
+                   seq INTEGER NOT NULL, size INTEGER NOT NULL,
+                   PRIMARY KEY (scope, key)) WITHOUT ROWID;
+CREATE TABLE replaced (file INTEGER NOT NULL, seq INTEGER NOT NULL, size INTEGER NOT NULL,
+                       PRIMARY KEY (file, seq)) WITHOUT ROWID;
+CREATE TRIGGER key_moved AFTER UPDATE ON keys
+  WHEN old.file IN (SELECT id FROM files) BEGIN
+  INSERT INTO replaced VALUES (old.file, old.seq, old.size);
 END;
 """
-_ROW_OUT = """
-CREATE TRIGGER row_out AFTER DELETE ON rows BEGIN
-  UPDATE files SET rows = rows - 1, bytes = bytes - length(old.data) WHERE id = old.file;
-END;
-"""
-_INSERT = "INSERT OR REPLACE INTO rows (scope, key, file, line, data) VALUES (?, ?, ?, ?, ?)"
+_UPSERT = (
+    "INSERT INTO keys VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO UPDATE "
+    "SET file = excluded.file, seq = excluded.seq, size = excluded.size"
+)
 
 
 class Cut(t.NamedTuple):
@@ -65,6 +71,18 @@ class Cut(t.NamedTuple):
     lines: array
     key_hashes: array
     size: int
+
+
+class _Spool:
+    """One open file's rows as they arrived, with the counts of what went in."""
+
+    __slots__ = ("added", "bytes", "handle", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = path.open("w+b")
+        self.added = 0
+        self.bytes = 0
 
 
 class RowStore:
@@ -79,34 +97,48 @@ class RowStore:
             "locking_mode = EXCLUSIVE",
             "temp_store = FILE",
             f"cache_size = -{CACHE_KB}",
-            "recursive_triggers = ON",  # REPLACE's deletes fire row_out
         ):
             self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(_SCHEMA + _ROW_OUT)
+        self._db.executescript(_SCHEMA)
         # One transaction for the store's life: pages reach the file only when the cache
         # spills, never per statement (nothing here needs to survive the process).
         self._db.execute("BEGIN")
-        self._batch: list[tuple[str, str, int, int, bytes]] = []
-        self._files: set[int] = set()
+        self._batch: list[tuple[str, str, int, int, int]] = []
         self._append = self._batch.append
+        self._spools: dict[int, _Spool] = {}
+        self._seq = 0
+        self._next_file = 0
+        self._stale = 0  # keys of cut files still in `keys` (at most)
 
     def open_file(self) -> int:
         """A new, empty file; returns its id."""
-        file = t.cast("int", self._db.execute("INSERT INTO files DEFAULT VALUES").lastrowid)
-        self._files.add(file)
+        self._next_file += 1
+        file = self._next_file
+        self._db.execute("INSERT INTO files VALUES (?)", (file,))
+        self._spools[file] = _Spool(self.path.with_name(f"{self.path.stem}-{file}.spool"))
         return file
 
     def add(self, file: int, scope: str, key: str, line: int, data: bytes) -> None:
         """Put one row in `file`; an earlier row of (scope, key) in any open file is dropped."""
-        self._append((scope, key, file, line, data))
+        seq = self._seq = self._seq + 1
+        size = len(data)
+        spool = self._spools[file]
+        spool.handle.write(_ENTRY.pack(seq, line, hash((scope, key)), size) + data)
+        spool.added += 1
+        spool.bytes += size
+        self._append((scope, key, file, seq, size))
         if len(self._batch) >= BATCH_ROWS:
             self._write()
 
     def live(self, file: int) -> tuple[int, int]:
         """Rows and bytes the file holds now (superseded rows excluded)."""
+        spool = self._spools.get(file)
+        if spool is None:
+            return (0, 0)
         self._write()
-        found = self._db.execute("SELECT rows, bytes FROM files WHERE id = ?", (file,)).fetchone()
-        return (found[0], found[1]) if found else (0, 0)
+        query = "SELECT count(*), total(size) FROM replaced WHERE file = ?"
+        rows, size = self._db.execute(query, (file,)).fetchone()
+        return (spool.added - rows, spool.bytes - int(size))
 
     def cut(self, file: int, out: t.BinaryIO, *, keys: bool) -> Cut:
         """Write the file's rows to `out` in order and remove them from the store.
@@ -115,48 +147,56 @@ class RowStore:
         equal hashes of different keys only make a file wait, never reorder one).
         """
         self._write()
+        query = "SELECT seq FROM replaced WHERE file = ?"
+        gone = {seq for (seq,) in self._db.execute(query, (file,))}
         lines, hashes = array("q"), array("q")
         size = 0
-        write, add_line = out.write, lines.append
-        db = self._db
-        if keys:
-            add_hash = hashes.append
-            query = "SELECT data, line, scope, key FROM rows WHERE file = ? ORDER BY id"
-            for data, line, scope, key in db.execute(query, (file,)):
-                write(data)
-                add_line(line)
-                add_hash(hash((scope, key)))
-                size += len(data)
-        else:
-            query = "SELECT data, line FROM rows WHERE file = ? ORDER BY id"
-            for data, line in db.execute(query, (file,)):
-                write(data)
-                add_line(line)
-                size += len(data)
+        spool = self._spools[file]
+        handle = spool.handle
+        handle.flush()
+        handle.seek(0)
+        read, write = handle.read, out.write
+        unpack, entry = _ENTRY.unpack, _ENTRY.size
+        for _ in range(spool.added):
+            seq, line, key_hash, length = unpack(read(entry))
+            data = read(length)
+            if gone and seq in gone:
+                continue
+            write(data)
+            lines.append(line)
+            if keys:
+                hashes.append(key_hash)
+            size += length
         self.drop(file)
         return Cut(lines, hashes, size)
 
     def drop(self, file: int) -> None:
         """Forget a file and its rows."""
         self._write()
-        self._files.discard(file)
+        spool = self._spools.pop(file)
+        spool.handle.close()
+        spool.path.unlink(missing_ok=True)
         db = self._db
         db.execute("DELETE FROM files WHERE id = ?", (file,))
-        if self._files:
-            db.execute("DELETE FROM rows WHERE file = ?", (file,))
-        else:
-            # The last open file (always, for leads): an unconditional DELETE without a
-            # trigger lets SQLite drop the table's pages at once instead of row by row.
-            db.execute("DROP TRIGGER row_out")
-            db.execute("DELETE FROM rows")
-            db.execute(_ROW_OUT)
+        db.execute("DELETE FROM replaced WHERE file = ?", (file,))
+        self._stale += spool.added
+        if not self._spools:
+            # No file open: every key left is a cut file's; empty the table at once.
+            db.execute("DELETE FROM keys")
+            self._stale = 0
+        elif self._stale >= STALE_KEYS:
+            db.execute("DELETE FROM keys WHERE file NOT IN (SELECT id FROM files)")
+            self._stale = 0
 
     def close(self) -> None:
-        """Close the database (the caller removes its folder)."""
+        """Close the database and spool files (the caller removes their folder)."""
         self._batch.clear()
+        for spool in self._spools.values():
+            spool.handle.close()
+        self._spools.clear()
         self._db.close()
 
     def _write(self) -> None:
         if self._batch:
-            self._db.executemany(_INSERT, self._batch)
+            self._db.executemany(_UPSERT, self._batch)
             self._batch.clear()

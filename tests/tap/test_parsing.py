@@ -5,7 +5,7 @@ import csv
 import pytest
 from marketo_common.fields import csv_bool as to_bool
 from marketo_common.fields import csv_int as to_int
-from tap_marketo_members.parsing import ExportParseError, MemberFileParser
+from tap_marketo_members.parsing import CHUNK_ROWS, ExportParseError, MemberFileParser
 
 PROPS = {
     "programId": {"type": "integer"},
@@ -121,3 +121,38 @@ def test_short_row_is_a_clear_error(tmp_path):
     path = write(tmp_path, [["1001", "7"]])
     with pytest.raises(ExportParseError, match="line 2 has 2 values for 6 columns"):
         parse(path)
+
+
+def test_bad_value_after_multiline_rows_names_its_own_line(tmp_path):
+    """Rows are converted a chunk at a time; a bad row's line still counts the breaks before it."""
+    good = ["1001", "1", "2024-01-01T00:00:00Z", "true", "1.5", "two\nlines\r\nand CRLF"]
+    rows = [good] * 3 + [["1001", "x", "null", "true", "1", "a"]] + [good] * CHUNK_ROWS
+    path = write(tmp_path, rows)
+    # header line 1; each good row spans 3 lines; the bad row is the next line, mid-chunk
+    line = 1 + 3 * 3 + 1
+    with pytest.raises(ExportParseError, match=rf"record ending on line {line}, program 1001"):
+        parse(path)
+
+
+def test_chunk_with_bounds_nulls_and_tolerant_values_matches_row_by_row(tmp_path):
+    """The column pass and the row-by-row path give the same records, filtered the same."""
+    rows = []
+    for i in range(3 * 256):
+        stamp = "null" if i % 7 == 0 else f"2024-01-0{1 + i % 3}T00:00:00Z"
+        rows.append(["1001", str(i), stamp, ["true", "null", ""][i % 3], "null", f"n{i}"])
+    rows[600][1] = "600.0"  # tolerated by the row-by-row path only
+    path = write(tmp_path, rows)
+    records, _ = parse(path, lower="2024-01-02T00:00:00Z", upper="2024-01-03T00:00:00Z")
+    expected = [
+        {
+            "programId": 1001,
+            "leadId": i,
+            "updatedAt": "2024-01-02T00:00:00Z",
+            "reachedSuccess": [True, None, None][i % 3],
+            "score": None,
+            "note": f"n{i}",
+        }
+        for i in range(3 * 256)
+        if i % 7 != 0 and i % 3 == 1
+    ]
+    assert records == expected

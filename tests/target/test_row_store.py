@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from target_marketo_ingest import row_store
 from target_marketo_ingest.row_store import BATCH_ROWS, RowStore
 
 
@@ -67,3 +68,48 @@ def test_cutting_the_last_open_file_empties_the_store_and_counts_stay_exact(tmp_
     assert store.live(third) == (1, 4)
     assert _cut(store, second)[0] == b""  # another file is open: rows removed one by one
     assert _cut(store, third)[0] == b"a,3\n"
+
+
+def test_a_key_of_a_cut_file_replaces_nothing_while_other_files_stay_open(tmp_path):
+    store = RowStore(tmp_path / "rows.sqlite")
+    first, keep = store.open_file(), store.open_file()
+    store.add(keep, "1001", "z", 1, b"z,1\n")
+    store.add(first, "1001", "a", 2, b"a,1\n")
+    assert _cut(store, first)[0] == b"a,1\n"  # "a" stays in the key index: `keep` is open
+    second = store.open_file()
+    store.add(second, "1001", "a", 3, b"a,2\n")  # a new row, not a replacement
+    store.add(second, "1001", "a", 4, b"a,3\n")  # replaces the row just before it
+    assert store.live(second) == (1, 4)
+    assert store.live(keep) == (1, 4)
+    data, cut = _cut(store, second)
+    assert data == b"a,3\n"
+    assert list(cut.lines) == [4]
+
+
+def test_rows_wait_in_spool_files_that_go_with_their_file(tmp_path):
+    store = RowStore(tmp_path / "rows.sqlite")
+    first, second = store.open_file(), store.open_file()
+    store.add(first, "", "a", 1, b"a,1\n")
+    store.add(second, "", "b", 2, b"b,1\n")
+    assert len(list(tmp_path.glob("*.spool"))) == 2
+    _cut(store, first)
+    assert len(list(tmp_path.glob("*.spool"))) == 1
+    store.drop(second)
+    assert not list(tmp_path.glob("*.spool"))
+    store.close()
+
+
+def test_keys_of_cut_files_are_purged_while_other_files_stay_open(tmp_path, monkeypatch):
+    monkeypatch.setattr(row_store, "STALE_KEYS", 3)
+    store = RowStore(tmp_path / "rows.sqlite")
+    keep, first = store.open_file(), store.open_file()
+    store.add(keep, "", "z", 1, b"z,1\n")
+    for i in range(3):
+        store.add(first, "", f"k{i}", 2 + i, b"k\n")
+    _cut(store, first)
+    keys = store._db.execute("SELECT key FROM keys").fetchall()
+    assert keys == [("z",)]  # the cut file's keys are gone, the open file's stays
+    second = store.open_file()
+    store.add(second, "", "z", 9, b"z,2\n")  # still replaces the open file's row
+    assert store.live(keep) == (0, 0)
+    assert _cut(store, second)[0] == b"z,2\n"

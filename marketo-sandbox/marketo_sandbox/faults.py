@@ -153,7 +153,16 @@ class Faults:
         if kind is None:
             return None
         if kind in JOB_KINDS:
-            self.inject(glob_escape(path), kind, method=method)
+            # At most one pending per path and kind: a status poll draws before the job has a
+            # checksum to lie about, and faults piling up there would make every later read lie
+            # (a 1M-member soak saw two lies in a row on most exports).
+            glob = glob_escape(path)
+            with self._lock:
+                pending = any(
+                    f.kind == kind and f.path_glob == glob and not f.spent for f in self._faults
+                )
+            if not pending:
+                self.inject(glob, kind, method=method)
             return None
         delay = self.chaos.slow_seconds if kind == "slow" else None
         return Fault(path, kind, method, delay=delay, seen=1, fired=1)

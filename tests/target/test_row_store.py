@@ -92,10 +92,13 @@ def test_rows_wait_in_spool_files_that_go_with_their_file(tmp_path):
     store.add(first, "", "a", 1, b"a,1\n")
     store.add(second, "", "b", 2, b"b,1\n")
     assert len(list(tmp_path.glob("*.spool"))) == 2
+    assert len(list(tmp_path.glob("*.meta"))) == 2
     _cut(store, first)
     assert len(list(tmp_path.glob("*.spool"))) == 1
+    assert len(list(tmp_path.glob("*.meta"))) == 1
     store.drop(second)
     assert not list(tmp_path.glob("*.spool"))
+    assert not list(tmp_path.glob("*.meta"))
     store.close()
 
 
@@ -113,3 +116,42 @@ def test_keys_of_cut_files_are_purged_while_other_files_stay_open(tmp_path, monk
     store.add(second, "", "z", 9, b"z,2\n")  # still replaces the open file's row
     assert store.live(keep) == (0, 0)
     assert _cut(store, second)[0] == b"z,2\n"
+
+
+def test_a_purge_waits_until_stale_keys_match_the_open_files(tmp_path, monkeypatch):
+    # A flush cutting file after file must not re-read a large table every few files.
+    monkeypatch.setattr(row_store, "STALE_KEYS", 2)
+    store = RowStore(tmp_path / "rows.sqlite")
+    keep, first, second = store.open_file(), store.open_file(), store.open_file()
+    for i in range(5):
+        store.add(keep, "", f"z{i}", 1 + i, b"z\n")
+    for i in range(3):
+        store.add(first, "", f"a{i}", 10 + i, b"a\n")
+        store.add(second, "", f"b{i}", 20 + i, b"b\n")
+    _cut(store, first)  # 3 stale keys, 8 open rows: kept
+    assert store._db.execute("SELECT count(*) FROM keys").fetchone() == (11,)
+    _cut(store, second)  # 6 stale keys, 5 open rows: purged
+    assert store._db.execute("SELECT count(*) FROM keys").fetchone() == (5,)
+    store.add(keep, "", "a0", 30, b"a,2\n")  # a cut file's key replaces nothing open
+    assert store.live(keep) == (6, 14)
+    store.close()
+
+
+def test_a_file_with_replaced_rows_is_cut_row_by_row_and_one_without_by_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(row_store, "META_BLOCK", row_store._ENTRY.size * 2)  # blocks of 2
+    store = RowStore(tmp_path / "rows.sqlite")
+    mixed, whole = store.open_file(), store.open_file()
+    for i in range(3):
+        store.add(mixed, "", f"k{i}", 1 + i, f"k{i},1\n".encode())
+        store.add(whole, "", f"w{i}", 10 + i, f"w{i},1\n".encode())
+    store.add(mixed, "", "k1", 7, b"k1,2\n")
+    data, cut = _cut(store, mixed, keys=True)
+    assert data == b"k0,1\nk2,1\nk1,2\n"
+    assert list(cut.lines) == [1, 3, 7]
+    assert list(cut.key_hashes) == [hash(("", k)) for k in ("k0", "k2", "k1")]
+    data, cut = _cut(store, whole, keys=True)
+    assert data == b"w0,1\nw1,1\nw2,1\n"
+    assert list(cut.lines) == [10, 11, 12]
+    assert list(cut.key_hashes) == [hash(("", f"w{i}")) for i in range(3)]
+    assert cut.size == len(data)
+    store.close()

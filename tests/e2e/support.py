@@ -225,6 +225,13 @@ class Postgres:
             f"{prefix}_DATABASE": self.database,
         }
 
+    def loader_env(self, schema: str) -> dict[str, str]:
+        """target-postgres's variables for loading into `schema` of this server."""
+        return {
+            **self.meltano_env("TARGET_POSTGRES"),
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        }
+
     def query(self, sql: str) -> list[list[str]]:
         """Rows of a query as lists of text (psql's unaligned output; NULL prints as \\N)."""
         proc = subprocess.run(

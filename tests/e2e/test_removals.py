@@ -41,8 +41,7 @@ def test_removed_member_is_soft_deleted_in_postgres(
     postgres, schema = pg_schema
     env = {
         **tap_env(sandbox, tmp_path, meltano_state),
-        **postgres.meltano_env("TARGET_POSTGRES"),
-        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        **postgres.loader_env(schema),
         "TAP_MARKETO_MEMBERS_DETECT_REMOVALS": "true",
     }
     meltano("run", "tap-marketo-members", "target-postgres", env=env)

@@ -98,8 +98,7 @@ def test_postgres_both_ways(
     # Marketo -> PostgreSQL.
     env = {
         **tap_env(sandbox, tmp_path, meltano_state),
-        **postgres.meltano_env("TARGET_POSTGRES"),
-        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        **postgres.loader_env(schema),
     }
     meltano("run", "tap-marketo-members", "target-postgres", env=env)
     facts = dump_facts(sandbox)
@@ -213,8 +212,7 @@ def test_postgres_with_batch_every_member_checked_with_sql(
     batch_root = tmp_path / "batch"
     env = {
         **tap_env(sandbox, tmp_path, meltano_state),
-        **postgres.meltano_env("TARGET_POSTGRES"),
-        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+        **postgres.loader_env(schema),
         "TAP_MARKETO_MEMBERS_BATCH_BATCH_CONFIG": json.dumps(
             {
                 "encoding": {"format": "jsonl", "compression": "gzip"},

@@ -15,13 +15,16 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Self
 
 from marketo_sandbox.admin_client import AdminClient
 from marketo_sandbox.app import DEFAULT_MUNCHKIN_ID
 from marketo_sandbox.assumptions import SEED_ENV, randomised
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 TEMPLATE_DIR = Path(tempfile.gettempdir()) / "marketo-sandbox-templates"
 
@@ -209,9 +212,15 @@ class SandboxServer:
         """SIGKILL the process (crash tests); the db stays."""
         self._end(signal.SIGKILL)
 
-    def restart(self) -> SandboxServer:
-        """Stop and start again on the same port and db: data, jobs and tokens survive."""
+    def restart(self, down_until: Callable[[float], bool] | None = None) -> SandboxServer:
+        """Stop and start again on the same port and db: data, jobs and tokens survive.
+
+        `down_until(timeout)` keeps the server down until it returns (restart tests wait for a
+        client call to fail, so the outage is seen however the client's calls are timed).
+        """
         self._end(signal.SIGTERM)
+        if down_until is not None:
+            down_until(60.0)
         return self.start()
 
     def stop(self) -> None:

@@ -356,6 +356,32 @@ class LogCapture:
         return self.stream.getvalue()
 
 
+class LogWatch(logging.Handler):
+    """Set once our loggers print `text`: a restart test keeps the sandbox down until a call
+    has really failed against it, instead of hoping one falls inside a one-second outage."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+    def __enter__(self) -> Self:
+        for name in LOGGERS:
+            logging.getLogger(name).addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in LOGGERS:
+            logging.getLogger(name).removeHandler(self)
+
+    def wait(self, timeout: float) -> bool:
+        return self.seen.wait(timeout)
+
+
 @dataclass
 class TargetRun:
     code: int

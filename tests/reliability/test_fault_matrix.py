@@ -23,6 +23,7 @@ import pytest
 from marketo_common import MarketoClient
 from marketo_sandbox.server import SandboxServer
 from reliability_support import (
+    LogWatch,
     before_run,
     build_target_workload,
     check_outcomes,
@@ -168,14 +169,17 @@ def test_target_survives_sandbox_restart(sandbox_factory, tmp_path, monkeypatch,
     monkeypatch.setattr(TargetMarketoIngest, "_MAX_RECORD_AGE_IN_MINUTES", RECORD_AGE_MINUTES)
     restarted = {}
 
+    outage = LogWatch("no answer from Marketo")
+
     def restart_mid_run(out):
         wait_until(lambda: out.getvalue().count("\n") >= 1, timeout=60)
         if '"done"' not in out.getvalue():
             restarted["at"] = out.getvalue().count("\n")
-            sb.restart()
+            sb.restart(down_until=outage.wait)
 
     config = target_config(sb, tmp_path, max_import_file_mb=0.3, max_retries=8)
-    run = run_target_inprocess(config, workload.text(), during=restart_mid_run)
+    with outage:
+        run = run_target_inprocess(config, workload.text(), during=restart_mid_run)
     assert restarted, "the run ended before the restart"
     assert run.code == 0, run.stderr[-3000:]
     assert run.states[-1] == workload.states[-1]
@@ -378,16 +382,18 @@ def test_tap_survives_sandbox_restart(sandbox_factory, restart_retries):
     sb = _sandbox(sandbox_factory, job_fixed_seconds=300)  # 0.5 s of wall time per job
     expected, config, catalog = _tap_setup(sb, max_retries=8)
     restarted = {}
+    outage = LogWatch("no answer from Marketo")
 
     def restart_mid_run():
         def some_done():
             return sum(j["status"] == "Completed" for j in sb.admin.dump("export_jobs")) >= 2
 
         if wait_until(some_done, timeout=60):
-            sb.restart()
+            sb.restart(down_until=outage.wait)
             restarted["jobs"] = len(sb.admin.dump("export_jobs"))
 
-    run = run_tap_inprocess(config, catalog, during=restart_mid_run)
+    with outage:
+        run = run_tap_inprocess(config, catalog, during=restart_mid_run)
     assert restarted
     assert run.code == 0, run.logs[-3000:]
     assert "no answer from Marketo" in run.logs  # the restart happened mid-run

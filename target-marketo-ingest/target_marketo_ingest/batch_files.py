@@ -69,7 +69,7 @@ def iter_rows(
     A missing or unreadable file, or a broken gzip stream, is an InputError naming the file
     (and the row reached); a row that is not a JSON object comes back as a BadRow.
     """
-    base = lines.register_file(url)
+    base = lines.register_file(url, line)
     limit = lines.max_rows()
     row = 0
     try:

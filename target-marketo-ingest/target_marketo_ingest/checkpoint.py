@@ -18,13 +18,24 @@ import typing as t
 class Checkpoints:
     """Thread-safe tracker of open units and pending STATE messages."""
 
-    def __init__(self, emit: t.Callable[[dict], None], *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        emit: t.Callable[[dict], None],
+        *,
+        enabled: bool = True,
+        before_emit: t.Callable[[int], None] | None = None,
+    ) -> None:
+        """Track units; `before_emit(line)` runs as a STATE read at `line` goes out.
+
+        The rejects file writes there the entries that STATE covers.
+        """
         self._emit = emit
+        self._before_emit = before_emit
         self._enabled = enabled
         self._lock = threading.RLock()
         self._units: dict[int, int] = {}
         self._ids = itertools.count(1)
-        self._pending: list[tuple[int, dict]] = []
+        self._pending: list[tuple[int, dict, int]] = []
 
     def open_unit(self, first_seq: int) -> int:
         """Register a unit whose first record has number `first_seq`; returns its id."""
@@ -39,10 +50,10 @@ class Checkpoints:
             self._units.pop(unit, None)
             self._flush_locked()
 
-    def add_state(self, state: dict, received: int) -> None:
-        """A STATE arrived after `received` records."""
+    def add_state(self, state: dict, received: int, line: int = 0) -> None:
+        """A STATE arrived after `received` records, at input `line`."""
         with self._lock:
-            self._pending.append((received, state))
+            self._pending.append((received, state, line))
             self._flush_locked()
 
     @property
@@ -56,13 +67,13 @@ class Checkpoints:
             return
         oldest_open = min(self._units.values(), default=None)
         ready = [
-            (mark, state)
-            for mark, state in self._pending
-            if oldest_open is None or oldest_open >= mark
+            pending for pending in self._pending if oldest_open is None or oldest_open >= pending[0]
         ]
         if not ready:
             return
         self._pending = self._pending[len(ready) :]
-        state = ready[-1][1]
+        _, state, line = ready[-1]
         if self._enabled:
+            if self._before_emit is not None:
+                self._before_emit(line)
             self._emit(state)

@@ -17,13 +17,29 @@ _ROW_MASK = (1 << _ROW_BITS) - 1
 
 _lock = threading.Lock()
 _files: list[str] = []
+_file_lines: list[int] = []
 
 
-def register_file(url: str) -> int:
-    """Number a BATCH file; positions of its rows are `base + row`."""
+def register_file(url: str, line: int = 0) -> int:
+    """Number a BATCH file read from input `line`; positions of its rows are `base + row`."""
     with _lock:
         _files.append(url)
+        _file_lines.append(line)
         return BATCH_BASE + ((len(_files) - 1) << _ROW_BITS)
+
+
+def input_line(position: int | None) -> int:
+    """The input line a position came from (a BATCH row: its BATCH message's line; none: 0).
+
+    A STATE read at line S covers exactly the positions whose input line is below S.
+    """
+    if position is None:
+        return 0
+    if position < BATCH_BASE:
+        return position
+    index = (position - BATCH_BASE) >> _ROW_BITS
+    with _lock:
+        return _file_lines[index] if index < len(_file_lines) else 0
 
 
 def max_rows() -> int:

@@ -91,7 +91,9 @@ class TargetMarketoIngest(SdkTarget):
         self.rejects = RejectsFile(self.config.get("rejects_path"))
         self.fatal = FailureLatch()
         self._stdout_lock = threading.Lock()
-        self.checkpoints = Checkpoints(self._emit_state, enabled=not self.options.dry_run)
+        self.checkpoints = Checkpoints(
+            self._emit_state, enabled=not self.options.dry_run, before_emit=self.rejects.commit
+        )
         self.summaries: list[StreamSummary] = []
         self._received = 0
         self._fast: dict[str, MarketoSink] = {}
@@ -251,7 +253,7 @@ class TargetMarketoIngest(SdkTarget):
         """STATE: held until every record before it has an outcome."""
         if "value" not in message_dict:
             raise InputError("STATE without 'value'", line=self.current_line)
-        self.checkpoints.add_state(message_dict["value"], self._received)
+        self.checkpoints.add_state(message_dict["value"], self._received, self.current_line)
         self._periodic_checks()
 
     def on_activate_version(self, message_dict: dict) -> None:

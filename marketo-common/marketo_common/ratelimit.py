@@ -18,11 +18,21 @@ logger = logging.getLogger("marketo_common")
 
 
 class RateLimiter:
-    """At most `calls` starts in any `period` seconds (sliding window), `max_concurrent` at once.
+    """At most `calls` calls in any `period` seconds (sliding window), `max_concurrent` at once.
+
+    A call counts in the window from the moment it starts until `period` seconds after it
+    ended. Marketo counts a call when it arrives, which is somewhere between our start and the
+    end of its answer: counting from the start alone let the chaos soak trip 606 when an early
+    call reached Marketo late (a slow connect, a busy machine) and a call 20 s later arrived
+    at once. Counting to the end bounds every arrival, at the cost of one call's latency per
+    window.
 
     Share one instance between every thread and client that talks to the same instance:
     Marketo counts per instance, not per connection.
     """
+
+    # Poll interval while every counted call is still running (only when calls <= concurrent).
+    _OPEN_POLL = 0.05
 
     def __init__(
         self,
@@ -40,7 +50,8 @@ class RateLimiter:
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._lock = threading.Lock()
-        self._starts: collections.deque[float] = collections.deque()
+        self._running = 0
+        self._ends: collections.deque[float] = collections.deque()
 
     def __repr__(self) -> str:
         return f"RateLimiter({self.calls} calls / {self.period:g} s, {self.max_concurrent} at once)"
@@ -57,20 +68,34 @@ class RateLimiter:
             raise
 
     def release(self) -> None:
-        """The call has finished; its concurrency slot is free (its window start remains)."""
+        """The call has ended: it stays counted for `period` more seconds; its slot is free."""
+        with self._lock:
+            self._running -= 1
+            self._ends.append(self._clock())
         self._slots.release()
 
+    def counted(self) -> int:
+        """Calls counted in the window now (running, or ended within `period`)."""
+        with self._lock:
+            self._expire_locked(self._clock())
+            return self._running + len(self._ends)
+
+    def _expire_locked(self, now: float) -> None:
+        # An end exactly `period` ago still counts: the window is closed at both ends.
+        while self._ends and self._ends[0] < now - self.period:
+            self._ends.popleft()
+
     def _try_start(self) -> float:
-        """Record a start and return 0, or return how long until the oldest start leaves."""
+        """Count a start and return 0, or return how long to wait before trying again."""
         with self._lock:
             now = self._clock()
-            # A start exactly `period` ago still counts: the window is closed at both ends.
-            while self._starts and self._starts[0] < now - self.period:
-                self._starts.popleft()
-            if len(self._starts) < self.calls:
-                self._starts.append(now)
+            self._expire_locked(now)
+            if self._running + len(self._ends) < self.calls:
+                self._running += 1
                 return 0.0
-            return max(self._starts[0] + self.period - now, 1e-3)
+            if not self._ends:
+                return self._OPEN_POLL
+            return max(self._ends[0] + self.period - now, 1e-3)
 
     def __enter__(self) -> Self:
         self.acquire()

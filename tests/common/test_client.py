@@ -206,7 +206,7 @@ def test_limiter_shared_and_calls_counted(settings, tokens, requests_mock):
     for _ in range(3):
         client.get("/rest/v1/programs.json")
     assert client.calls_made == 3
-    assert len(limiter._starts) == 3
+    assert limiter.counted() == 3
 
 
 def test_iter_pages_follows_next_page_token(client, requests_mock):

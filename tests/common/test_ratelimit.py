@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -128,3 +129,39 @@ def test_eleventh_concurrent_call_blocks_until_one_ends():
     limiter.release()
     assert entered.wait(2)
     thread.join(2)
+
+
+def test_a_late_arrival_cannot_squeeze_a_window():
+    """Soak bug (b): Marketo counts a call when it arrives, somewhere between our start and
+    the end of its answer. A call that reached Marketo late (slow connect, busy machine) and
+    one started `period` after it arrived together inside one window: 606."""
+    clock = FakeClock()
+    limiter = RateLimiter(3, 20.0, 10, clock=clock, sleep=clock.sleep)
+    arrivals = []
+    with limiter:
+        clock.now = 0.9  # the first call reaches Marketo late...
+        arrivals.append(clock())
+        clock.now = 1.0  # ...and its answer ends
+    for _ in range(2):
+        with limiter:
+            arrivals.append(clock())
+    with limiter:  # counting from the start alone let this one go at t=20
+        arrivals.append(clock())
+    assert max_in_any_window(arrivals, 20.0) == 3
+    assert arrivals[-1] > 21.0
+
+
+def test_arrivals_stay_within_the_window_whatever_the_latency():
+    rng = random.Random(7)
+    clock = FakeClock()
+    limiter = RateLimiter(10, 20.0, 10, clock=clock, sleep=clock.sleep)
+    arrivals = []
+    for _ in range(300):
+        with limiter:
+            latency = rng.choice((0.01, 0.05, 0.5, 3.0))
+            arrival = clock() + rng.uniform(0, latency)
+            arrivals.append(arrival)
+            clock.now += latency
+    assert max_in_any_window(arrivals, 20.0) <= 10
+    # saturated all the same: 300 calls in about 30 windows, not many more
+    assert clock.now < 31 * 20.0 + 300 * 3.0

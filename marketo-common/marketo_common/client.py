@@ -82,6 +82,7 @@ class MarketoClient:
         self._bearer = MarketoBearerAuth(self.tokens)
         self._ingestion_auth = MarketoIngestionAuth(self.tokens)
         self._calls_lock = threading.Lock()
+        self._last_call = threading.local()
         self.calls_made = 0
 
     def __repr__(self) -> str:
@@ -279,7 +280,17 @@ class MarketoClient:
 
     # ----------------------------------------------------------------- retry
 
+    def maybe_ran_twice(self) -> bool:
+        """Whether this thread's last call was retried after an attempt Marketo may have run.
+
+        A connection that broke before the answer, or a 5xx, can hide a request Marketo did
+        run: the retry then runs it again. That is harmless for upserts; a caller that creates
+        something (an export job) checks this to find what the lost attempt created.
+        """
+        return bool(getattr(self._last_call, "unanswered", 0))
+
     def _retry(self, call: Callable[..., Any], *args: Any) -> Any:
+        self._last_call.unanswered = 0
         retrying = backoff.on_exception(
             self._waits,
             MarketoError,
@@ -304,6 +315,9 @@ class MarketoClient:
 
     def _log_retry(self, details: Mapping[str, Any]) -> None:
         exc = details["exception"]
+        status = getattr(exc, "http_status", None)
+        if isinstance(exc, MarketoConnectionError) or (status is not None and status >= 500):  # noqa: PLR2004
+            self._last_call.unanswered = getattr(self._last_call, "unanswered", 0) + 1
         logger.info(
             "Retrying %s %s after %s; waiting %.1f s (attempt %d of %d)",
             exc.method,

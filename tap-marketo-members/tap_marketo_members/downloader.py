@@ -20,7 +20,7 @@ import requests
 from marketo_common import MarketoError
 
 from tap_marketo_members import export_metrics
-from tap_marketo_members.exports import EXPORT_PATH, ExportError, ExportFile
+from tap_marketo_members.exports import EXPORT_PATH, ExportError, ExportFile, ExportFileError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -118,7 +118,7 @@ class ExportDownloader:
                 f"Export {export_id}: file failed verification twice ({'; '.join(problems)}); "
                 "rerun the tap, and if it persists report the exportId to Marketo support"
             )
-            raise ExportError(msg)
+            raise ExportFileError(msg)
         raise AssertionError  # pragma: no cover
 
     def _fetch(self, export_id: str, dest: Path, file_size: int | None) -> tuple[int, str, bool]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from marketo_common import MarketoAPIError, MarketoError
 
 from tap_marketo_members.downloader import ExportDownloader
-from tap_marketo_members.exports import ExportError, ProgramMemberExports
+from tap_marketo_members.exports import ExportError, ExportFileError, ProgramMemberExports
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.plan import PlanInputs, render
 from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
     from tap_marketo_members.exports import ExportFile
     from tap_marketo_members.ledger import Ledger
+    from tap_marketo_members.scheduler import ExportJob
     from tap_marketo_members.settings import TapSettings
 
 BULK_UNAVAILABLE_CODES = frozenset({"603", "610"})  # access denied / not found on /bulk
@@ -314,7 +315,9 @@ class ExportEngine:
         parser = MemberFileParser(self.properties, {})
         for unit, job, info in scheduler.run(units):
             if job is not None:
-                exported = downloader.file(job.export_id, info, job.seconds)
+                exported = _file(scheduler, downloader, unit, job, info)
+                if exported is None:
+                    continue
                 try:
                     yield Rows(
                         parser.records(
@@ -393,7 +396,9 @@ class ExportEngine:
             if job is None:
                 yield unit, None, info
                 continue
-            exported = downloader.file(job.export_id, info, job.seconds)
+            exported = _file(keys, downloader, unit, job, info)
+            if exported is None:
+                continue
             sizes[0] += exported.size
             sizes[1] += int(info.get("numberOfRecords") or 0)
             try:
@@ -527,3 +532,19 @@ class ExportEngine:
             on_jobs_changed=jobs_changed,
             quota_used=lists.used_today,
         )
+
+
+def _file(
+    scheduler: ExportScheduler,
+    downloader: ExportDownloader,
+    unit: ExportUnit,
+    job: ExportJob,
+    info: dict[str, Any],
+) -> ExportFile | None:
+    """The job's verified file; None when it failed twice and the unit is created again."""
+    try:
+        return downloader.file(job.export_id, info, job.seconds)
+    except ExportFileError as exc:
+        if scheduler.create_again(unit, exc):
+            return None
+        raise

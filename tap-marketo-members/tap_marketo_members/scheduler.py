@@ -276,6 +276,19 @@ class ExportScheduler:
         if self._stop_reason:
             raise QuotaReachedError(self._stop_reason)
 
+    def create_again(self, unit: ExportUnit, reason: object) -> bool:
+        """Put a unit whose job went wrong back to be created once more; False the 2nd time.
+
+        A Failed job and a file that fails its checks twice get the same single retry: the
+        chaos soak saw a job whose file kept failing its checksum end the whole run.
+        """
+        if unit.attempts:
+            return False
+        unit.attempts += 1
+        self.logger.warning("%s; creating the export again once", reason)
+        self._pending.appendleft(unit)
+        return True
+
     def _next_poll(self) -> tuple[ExportJob, float]:
         """The job to poll next and when; queued jobs only where a slot may be free for them."""
         running = sum(1 for job in self._in_flight if job.status == "Processing")

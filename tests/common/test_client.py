@@ -15,7 +15,7 @@ from marketo_common import (
     __version__,
 )
 
-from common.common_fakes import BASE, TOKEN_PREFIX, envelope
+from common.common_fakes import BASE, TOKEN_PREFIX, envelope, failure
 
 INGEST = "https://mkto-ingestion-api.adobe.io"
 PERSONS = "/subscriptions/123-ABC-456/persons"
@@ -289,3 +289,19 @@ def test_download_retries_before_the_body_and_raises_on_errors(client, requests_
     )
     with pytest.raises(MarketoAPIError, match="midnight US Central"):
         client.download(path)
+
+
+def test_maybe_ran_twice_after_a_lost_answer_or_5xx_only(client, requests_mock, sleeps):
+    url = BASE + "/bulk/v1/program/members/export/create.json"
+    requests_mock.post(url, [{"exc": requests.exceptions.ConnectionError}, {"json": envelope()}])
+    client.post("/bulk/v1/program/members/export/create.json", json={})
+    assert client.maybe_ran_twice()
+    requests_mock.post(url, [{"status_code": 502, "text": "<html>"}, {"json": envelope()}])
+    client.post("/bulk/v1/program/members/export/create.json", json={})
+    assert client.maybe_ran_twice()
+    requests_mock.post(url, [{"json": failure(606, "rate")}, {"json": envelope()}])
+    client.post("/bulk/v1/program/members/export/create.json", json={})
+    assert not client.maybe_ran_twice()  # refused before running: nothing to find
+    requests_mock.post(url, json=envelope())
+    client.post("/bulk/v1/program/members/export/create.json", json={})
+    assert not client.maybe_ran_twice()

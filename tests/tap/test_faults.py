@@ -168,6 +168,30 @@ def test_checksum_mismatch_twice_is_a_clear_error(sb):
         members_run(sb)
 
 
+def test_a_file_failing_its_checks_twice_gets_its_job_created_again_once(sb):
+    """Soak finding: one job whose file kept failing its checksum ended the whole run."""
+    sb.admin.inject_fault(f"{EXPORT}/*/status.json", "bad_checksum", count=2)
+    before = job_ids(sb)
+    run = members_run(sb, program_ids=[1004])
+    assert keys(run) == all_members(sb, [1004])
+    assert "failed verification twice" in run.logs
+    assert "creating the export again once" in run.logs
+    jobs = [j for j in new_jobs(sb, before) if j["fields"] != ["leadId"]]  # not the clock probe
+    assert [j["status"] for j in jobs] == ["Completed", "Completed"]
+
+
+def test_a_create_whose_answer_was_lost_leaves_no_created_job(sb):
+    """Soak finding: a create cut after Marketo ran it left a job in Created for ever."""
+    sb.admin.inject_fault(f"{EXPORT}/create.json", "reset", count=2)  # the probe's, then a job's
+    before = job_ids(sb)
+    run = members_run(sb, program_ids=[1004])
+    assert keys(run) == all_members(sb, [1004])
+    assert "made by a create request whose answer was lost" in run.logs
+    statuses = [j["status"] for j in new_jobs(sb, before)]
+    assert "Created" not in statuses
+    assert statuses.count("Cancelled") >= 2  # the two lost ones (the probe's retry too)
+
+
 def test_rest_fallback_always(sb):
     dump = sb.admin.dump("program_members")
     start = sorted(r["updatedAt"] for r in dump if r["programId"] == 1002)[-40]

@@ -225,6 +225,9 @@ def run_once(args: argparse.Namespace, work: Path, chaos: bool) -> dict[str, Any
             # Read-backs of accepted Data Ingestion records: the sandbox applies within
             # 120 / TIME_SCALE s, so 30 s leaves room for chaos and a busy machine.
             "verify_timeout_seconds": 30,
+            # Import files cut every 2 MB (not 10): STATE then advances every few thousand
+            # records, so a killed target run has saved progress for its rerun to start from.
+            "max_import_file_mb": 2,
         }
         target = run_target(work / "target", target_config, messages, schema_lines, target_kills)
         wall = time.perf_counter() - started

@@ -1,7 +1,15 @@
-"""Singer input lines in, with errors that name the line: the SDK's msgspec decoder, as bytes."""
+"""Singer input lines in, with errors that name the line: the SDK's msgspec decoder, as bytes.
+
+Standard input is read through a 1 MiB buffer, and a pipe is widened to 1 MiB where Linux
+allows it: with Python's 8 KiB buffer over a 64 KiB pipe, reading 1M RECORD lines (684 MB)
+through the benchmark's pipe took 2.5-2.7 s wall against 1.8 s from a file; with both, 1.7-1.8 s
+(measured 2026-11-30, a read + msgspec decode loop, 2 shared cores).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import typing as t
 from collections import Counter
@@ -11,59 +19,155 @@ from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
 
 from target_marketo_ingest.errors import InputError
 
+#: RECORD lines handed over at once (a run of one stream's consecutive lines).
+RUN_LINES = 512
+RecordsCallback = t.Callable[[str, list[dict], int], None]
+
 
 class SingerLineReader(MsgSpecReader):
-    """Reads stdin as bytes so non-UTF-8 input is reported with its line, not a traceback."""
+    """Reads stdin as bytes so non-UTF-8 input is reported with its line, not a traceback.
+
+    With `on_records` set, runs of consecutive RECORD lines of one stream go to it as one
+    list (stream, messages, first line number) instead of one callback per line.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        self.on_records: RecordsCallback | None = None
 
     @property
     def default_input(self) -> t.IO:  # type: ignore[override]
-        """Standard input as bytes."""
-        return sys.stdin.buffer
+        """Standard input as bytes, read in large chunks (see the module docstring)."""
+        return open_stdin()
 
     def process_lines(
         self,
         file_input: t.IO | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
-        """Decode each line and dispatch it; any bad line raises InputError naming it."""
+        """Decode each line and dispatch it; any bad line raises InputError naming it.
+
+        RECORD lines gather into a run while they are consecutive lines of one stream; the
+        run goes out before any other message, a blank line, a bad line or the end of input,
+        so every message is handled in input order. Handing 512 records at a time saves the
+        call chain per record (reader -> target -> sink -> writer -> row store).
+        """
         stats: dict[str, int] = {}
         decode = decoder.decode
+        on_records = self.on_records
+        run = RecordRun(self, on_records, stats)
+        add = run.add
         number = 0
         # A `for` loop (not `next()` in a `try` per line): reading is the hot path, and a
         # line that is not UTF-8 (text input only) ends the run anyway.
         try:
             for raw in file_input or self.default_input:
                 number += 1
-                self.line_number = number
                 try:
                     message = decode(raw)
-                except UnicodeDecodeError as exc:
-                    raise InputError(
-                        f"input is not UTF-8 ({exc.reason} at byte {exc.start})", line=number
-                    ) from None
-                except msgspec.DecodeError as exc:
-                    if not raw.strip():
-                        continue
-                    raise InputError(f"malformed JSON ({exc})", line=number) from None
-                if type(message) is not dict:
-                    raise InputError("expected a JSON object (a Singer message)", line=number)
-                kind = message.get("type")
-                callback = callbacks.get(kind)  # type: ignore[arg-type]
-                if callback is None:
-                    raise InputError(
-                        f"unknown Singer message type {kind!r}",
-                        line=number,
-                        stream=message.get("stream"),
-                    )
-                callback(message)
-                stats[kind] = stats.get(kind, 0) + 1
+                except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+                    run.hand_over()
+                    self._bad_line(exc, raw, number)
+                    continue  # a blank line
+                if on_records and type(message) is dict and message.get("type") == "RECORD":
+                    add(message, number)
+                    continue
+                run.hand_over()
+                self.line_number = number
+                self._dispatch(message, callbacks, number)
+                stats[message["type"]] = stats.get(message["type"], 0) + 1
         except UnicodeDecodeError as exc:  # from reading a text input: the next line is bad
+            run.hand_over()
             raise InputError(
                 f"input is not UTF-8 ({exc.reason} at byte {exc.start} of the chunk)",
                 line=number + 1,
             ) from None
+        run.hand_over()
         return Counter(stats)
+
+    def _bad_line(self, exc: Exception, raw: bytes, number: int) -> None:
+        """A line msgspec could not decode: InputError naming it, unless it is blank."""
+        self.line_number = number
+        if isinstance(exc, UnicodeDecodeError):
+            raise InputError(
+                f"input is not UTF-8 ({exc.reason} at byte {exc.start})", line=number
+            ) from None
+        if raw.strip():
+            raise InputError(f"malformed JSON ({exc})", line=number) from None
+
+    @staticmethod
+    def _dispatch(
+        message: t.Any, callbacks: dict[str, t.Callable[[dict], None]], number: int
+    ) -> None:
+        """One message to its handler; a non-object or an unknown type is an InputError."""
+        if type(message) is not dict:
+            raise InputError("expected a JSON object (a Singer message)", line=number)
+        kind = message.get("type")
+        callback = callbacks.get(kind)  # type: ignore[arg-type]
+        if callback is None:
+            raise InputError(
+                f"unknown Singer message type {kind!r}", line=number, stream=message.get("stream")
+            )
+        callback(message)
+
+
+class RecordRun:
+    """Consecutive RECORD lines of one stream, gathered for one `on_records` call."""
+
+    __slots__ = ("first", "messages", "on_records", "reader", "stats", "stream")
+
+    def __init__(
+        self, reader: SingerLineReader, on_records: RecordsCallback | None, stats: dict[str, int]
+    ) -> None:
+        self.reader = reader
+        self.on_records = on_records
+        self.stats = stats
+        self.messages: list[dict] = []
+        self.stream: t.Any = None
+        self.first = 0
+
+    def add(self, message: dict, number: int) -> None:
+        """Append a RECORD line; a line that does not continue the run sends the run first."""
+        messages = self.messages
+        if messages and (
+            message.get("stream") != self.stream
+            or number != self.first + len(messages)
+            or len(messages) >= RUN_LINES
+        ):
+            self.hand_over()
+        if not messages:
+            self.stream, self.first = message.get("stream"), number
+        messages.append(message)
+
+    def hand_over(self) -> None:
+        """Send the run (if any) to `on_records`, its last line as the reader's line."""
+        messages = self.messages
+        if not messages:
+            return
+        batch = messages[:]
+        messages.clear()
+        self.reader.line_number = self.first + len(batch) - 1
+        t.cast("RecordsCallback", self.on_records)(self.stream, batch, self.first)
+        self.stats["RECORD"] = self.stats.get("RECORD", 0) + len(batch)
+
+
+INPUT_BUFFER = 1 << 20
+F_SETPIPE_SZ = 1031  # Linux's fcntl to size a pipe (fcntl.F_SETPIPE_SZ, Python 3.10+)
+
+
+def open_stdin() -> t.IO[bytes]:
+    """Standard input as bytes with a 1 MiB buffer; a pipe is widened to 1 MiB if allowed.
+
+    Best effort: a file, a terminal, another OS or a kernel that refuses the size keeps its
+    own; a replaced `sys.stdin` without a file descriptor is read as it is.
+    """
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return sys.stdin.buffer
+    with contextlib.suppress(ImportError, OSError):  # not a pipe, not Linux, over the max
+        import fcntl  # noqa: PLC0415 (POSIX only)
+
+        fcntl.fcntl(fd, F_SETPIPE_SZ, INPUT_BUFFER)
+    return open(fd, "rb", buffering=INPUT_BUFFER, closefd=False)  # stdin itself stays open

@@ -100,6 +100,8 @@ class TargetMarketoIngest(SdkTarget):
         self._retired: list[MarketoSink] = []
         self._started = time.monotonic()
         self._finished = False
+        if isinstance(self.message_reader, SingerLineReader):
+            self.message_reader.on_records = self.on_records
         _ = self.client  # connection settings fail here, before any input is read
 
     # -------------------------------------------------------------- shared handles
@@ -224,6 +226,26 @@ class TargetMarketoIngest(SdkTarget):
                 self._periodic_checks()
             return
         self._process_record_slow(stream, record)
+
+    def on_records(self, stream: t.Any, messages: list[dict], first_line: int) -> None:
+        """Consecutive RECORD lines of one stream (the reader's runs): one call per run.
+
+        The fast path hands the run's records to the sink as one list; a run with a stream
+        map, an unknown stream or a record that is no object goes line by line as before.
+        """
+        sink = self._fast.get(stream)
+        records = [message.get("record") for message in messages]
+        if sink is None or not all(type(record) is dict for record in records):
+            reader = self.message_reader
+            for offset, message in enumerate(messages):
+                reader.line_number = first_line + offset
+                self.on_record(message)
+            return
+        seq = self._received
+        self._received = seq + len(records)
+        sink.accept_many(records, seq, first_line)
+        if seq // CHECK_EVERY != self._received // CHECK_EVERY:
+            self._periodic_checks()
 
     def _process_record_slow(self, stream: t.Any, record: t.Any) -> None:
         line = self.current_line

@@ -18,23 +18,30 @@ import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecReader, decoder
 
 from target_marketo_ingest.errors import InputError
+from target_marketo_ingest.typed_records import RECORD_HEAD
 
 #: RECORD lines handed over at once (a run of one stream's consecutive lines).
 RUN_LINES = 512
-RecordsCallback = t.Callable[[str, list[dict], int], None]
+RecordsCallback = t.Callable[[str, list[t.Any], int], None]
+_NAME_AT = len(RECORD_HEAD)
 
 
 class SingerLineReader(MsgSpecReader):
     """Reads stdin as bytes so non-UTF-8 input is reported with its line, not a traceback.
 
     With `on_records` set, runs of consecutive RECORD lines of one stream go to it as one
-    list (stream, messages, first line number) instead of one callback per line.
+    list (stream, messages, first line number) instead of one callback per line. Lines of a
+    stream named in `raw_streams` (its name as JSON bytes -> stream) that start with
+    `RECORD_HEAD` are not decoded here: they go, as bytes, to `on_raw_records`, whose stream
+    decodes them with its own typed decoder (see typed_records.py).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
         self.on_records: RecordsCallback | None = None
+        self.on_raw_records: RecordsCallback | None = None
+        self.raw_streams: dict[bytes, str] = {}
 
     @property
     def default_input(self) -> t.IO:  # type: ignore[override]
@@ -56,14 +63,20 @@ class SingerLineReader(MsgSpecReader):
         stats: dict[str, int] = {}
         decode = decoder.decode
         on_records = self.on_records
-        run = RecordRun(self, on_records, stats)
-        add = run.add
+        run = RecordRun(self, on_records, self.on_raw_records, stats)
+        add, add_raw = run.add, run.add_raw
+        raw_streams = self.raw_streams
         number = 0
         # A `for` loop (not `next()` in a `try` per line): reading is the hot path, and a
         # line that is not UTF-8 (text input only) ends the run anyway.
         try:
             for raw in file_input or self.default_input:
                 number += 1
+                if raw_streams and raw.startswith(RECORD_HEAD):
+                    stream = raw_streams.get(raw[_NAME_AT : raw.find(b'"', _NAME_AT)])
+                    if stream is not None:
+                        add_raw(raw, number, stream)
+                        continue
                 try:
                     message = decode(raw)
                 except (UnicodeDecodeError, msgspec.DecodeError) as exc:
@@ -85,6 +98,17 @@ class SingerLineReader(MsgSpecReader):
             ) from None
         run.hand_over()
         return Counter(stats)
+
+    def decode_line(self, raw: bytes, number: int) -> dict:
+        """One RECORD line left undecoded, decoded as the reading loop would (same errors)."""
+        try:
+            message = decoder.decode(raw)
+        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+            self._bad_line(exc, raw, number)
+            raise  # pragma: no cover (a line starting with RECORD_HEAD is never blank)
+        if type(message) is not dict:  # pragma: no cover (it starts with '{')
+            raise InputError("expected a JSON object (a Singer message)", line=number)
+        return message
 
     def _bad_line(self, exc: Exception, raw: bytes, number: int) -> None:
         """A line msgspec could not decode: InputError naming it, unless it is blank."""
@@ -113,42 +137,60 @@ class SingerLineReader(MsgSpecReader):
 
 
 class RecordRun:
-    """Consecutive RECORD lines of one stream, gathered for one `on_records` call."""
+    """Consecutive RECORD lines of one stream and one kind, gathered for one call.
 
-    __slots__ = ("first", "messages", "on_records", "reader", "stats", "stream")
+    The kind is decoded messages (to `on_records`) or undecoded lines (to `on_raw_records`).
+    """
+
+    __slots__ = ("first", "messages", "on_raw", "on_records", "raw", "reader", "stats", "stream")
 
     def __init__(
-        self, reader: SingerLineReader, on_records: RecordsCallback | None, stats: dict[str, int]
+        self,
+        reader: SingerLineReader,
+        on_records: RecordsCallback | None,
+        on_raw: RecordsCallback | None,
+        stats: dict[str, int],
     ) -> None:
         self.reader = reader
         self.on_records = on_records
+        self.on_raw = on_raw
         self.stats = stats
-        self.messages: list[dict] = []
+        self.messages: list[t.Any] = []
         self.stream: t.Any = None
+        self.raw = False
         self.first = 0
 
     def add(self, message: dict, number: int) -> None:
-        """Append a RECORD line; a line that does not continue the run sends the run first."""
+        """Append a decoded RECORD; one that does not continue the run sends the run first."""
+        self._append(message, number, message.get("stream"), raw=False)
+
+    def add_raw(self, line: bytes, number: int, stream: str) -> None:
+        """Append an undecoded RECORD line of `stream` (same rule)."""
+        self._append(line, number, stream, raw=True)
+
+    def _append(self, item: t.Any, number: int, stream: t.Any, *, raw: bool) -> None:
         messages = self.messages
         if messages and (
-            message.get("stream") != self.stream
+            stream != self.stream
+            or raw != self.raw
             or number != self.first + len(messages)
             or len(messages) >= RUN_LINES
         ):
             self.hand_over()
         if not messages:
-            self.stream, self.first = message.get("stream"), number
-        messages.append(message)
+            self.stream, self.first, self.raw = stream, number, raw
+        messages.append(item)
 
     def hand_over(self) -> None:
-        """Send the run (if any) to `on_records`, its last line as the reader's line."""
+        """Send the run (if any) on, its last line as the reader's line."""
         messages = self.messages
         if not messages:
             return
         batch = messages[:]
         messages.clear()
         self.reader.line_number = self.first + len(batch) - 1
-        t.cast("RecordsCallback", self.on_records)(self.stream, batch, self.first)
+        callback = self.on_raw if self.raw else self.on_records
+        t.cast("RecordsCallback", callback)(self.stream, batch, self.first)
         self.stats["RECORD"] = self.stats.get("RECORD", 0) + len(batch)
 
 

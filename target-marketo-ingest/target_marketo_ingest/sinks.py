@@ -22,6 +22,7 @@ if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
     from target_marketo_ingest.methods import Writer
     from target_marketo_ingest.target import TargetMarketoIngest
+    from target_marketo_ingest.typed_records import RecordType
     from target_marketo_ingest.validation import FieldSpec
 
 # Program member fields that say which program and status, or identify the member: never
@@ -48,6 +49,8 @@ class MarketoSink(Sink):
         self._add_many = getattr(self.writer, "add_many", None)
         self.summary = self.ctx.summary
         self._key_set = frozenset(self.key_properties)
+        typed = getattr(self.writer, "typed_records", None)
+        self.typed: RecordType | None = typed(self.key_properties) if typed else None
 
     def get_validator(self) -> None:
         """Records are checked per field by our own validator (see validation.py)."""
@@ -85,6 +88,13 @@ class MarketoSink(Sink):
         accept = self.accept
         for offset, record in enumerate(records):
             accept(record, seq + offset, first_line + offset)
+
+    def accept_typed(
+        self, records: list[t.Any], lines: list[bytes], seq: int, first_line: int
+    ) -> None:
+        """Consecutive records decoded by `self.typed` (their lines, for the exact path)."""
+        self.summary.received += len(records)
+        self.writer.add_typed(records, lines, seq, first_line, self.refuse)  # type: ignore[attr-defined]
 
     def refuse(self, record: dict, line_no: int, exc: RecordRejected) -> None:
         """A record a writer rejected: to the rejects file with its reason."""

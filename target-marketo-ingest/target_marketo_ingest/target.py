@@ -102,6 +102,7 @@ class TargetMarketoIngest(SdkTarget):
         self._finished = False
         if isinstance(self.message_reader, SingerLineReader):
             self.message_reader.on_records = self.on_records
+            self.message_reader.on_raw_records = self.on_raw_records
         _ = self.client  # connection settings fail here, before any input is read
 
     # -------------------------------------------------------------- shared handles
@@ -204,6 +205,16 @@ class TargetMarketoIngest(SdkTarget):
                 and name in self.active_sinks
             ):
                 self._fast[name] = t.cast("MarketoSink", self.active_sinks[name])
+        self._register_typed_streams()
+
+    def _register_typed_streams(self) -> None:
+        """Tell the reader which streams' RECORD lines it may leave undecoded (typed_records)."""
+        reader = self.message_reader
+        if isinstance(reader, SingerLineReader):
+            reader.raw_streams.clear()  # the dict the reading loop holds: changed in place
+            for name, sink in self._fast.items():
+                if sink.typed is not None:
+                    reader.raw_streams[sink.typed.name_bytes] = name
 
     def _retire_replaced_sinks(self, *, flush: bool) -> None:
         """Sinks a new SCHEMA replaced: their records go out now (or at finish)."""
@@ -246,6 +257,33 @@ class TargetMarketoIngest(SdkTarget):
         sink.accept_many(records, seq, first_line)
         if seq // CHECK_EVERY != self._received // CHECK_EVERY:
             self._periodic_checks()
+
+    def on_raw_records(self, stream: str, lines: list[bytes], first_line: int) -> None:
+        """Undecoded RECORD lines of a stream with a typed decoder, in input order.
+
+        Lines the typed decoder takes go to the sink as typed records; any other line is
+        decoded as the reader would and goes through `on_records` (errors name its line).
+        """
+        sink = self._fast.get(stream)
+        typed = sink.typed.decode(lines) if sink is not None and sink.typed else [None] * len(lines)
+        start, count = 0, len(lines)
+        while start < count:
+            end = start
+            while end < count and typed[end] is not None:
+                end += 1
+            if end > start:
+                seq = self._received
+                self._received = seq + end - start
+                t.cast("MarketoSink", sink).accept_typed(
+                    typed[start:end], lines[start:end], seq, first_line + start
+                )
+                if seq // CHECK_EVERY != self._received // CHECK_EVERY:
+                    self._periodic_checks()
+            if end < count:
+                message = self.message_reader.decode_line(lines[end], first_line + end)
+                self.on_records(message.get("stream"), [message], first_line + end)
+                end += 1
+            start = end
 
     def _process_record_slow(self, stream: t.Any, record: t.Any) -> None:
         line = self.current_line

@@ -267,6 +267,11 @@ class TargetMarketoIngest(SdkTarget):
         sink = self._fast.get(stream)
         typed = sink.typed.decode(lines) if sink is not None and sink.typed else [None] * len(lines)
         start, count = 0, len(lines)
+        if sink is not None and typed.count(None) * 2 > count:
+            # Most lines miss the typed shape (say every record has a field to drop): each
+            # would be decoded twice, so the stream goes back to the dict path for good.
+            sink.typed = None
+            self._register_typed_streams()
         while start < count:
             end = start
             while end < count and typed[end] is not None:

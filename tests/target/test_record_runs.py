@@ -263,3 +263,39 @@ def test_a_compact_line_the_struct_refuses_is_decoded_and_checked_in_its_place(
     assert typed > 0
     assert [r["line"] for r in rejects if r["reason"] == "schema_mismatch"][:1] == [4]
     assert summaries["leads"]["received"] == len(msgs) - 1
+
+
+def test_a_stream_whose_lines_mostly_miss_the_typed_shape_goes_back_to_the_dict_path(
+    monkeypatch, shared_sandbox, tmp_path
+):
+    calls: list[int] = []
+
+    def counting_decode(self, lines):
+        calls.append(len(lines))
+        return _DECODE(self, lines)
+
+    monkeypatch.setattr(typed_records.RecordType, "decode", counting_decode)
+    stream = "leads"
+    msgs = [schema(stream, LEAD_SCHEMA, ["email"])]
+    # `_sdc_batched_at` is not in the schema: allowed, but not in the typed shape.
+    msgs += [
+        record(stream, {"email": f"x{i}@example.com", "_sdc_batched_at": "t"}) for i in range(5)
+    ]
+    msgs.append(state(1))
+    msgs += [
+        record(stream, {"email": f"y{i}@example.com", "_sdc_batched_at": "t"}) for i in range(5)
+    ]
+    run = run_target(target_config(shared_sandbox, tmp_path, dry_run=True), _compact(msgs))
+    assert calls == [5]  # the first run only; the stream then decodes as dicts
+    assert run.target.message_reader.raw_streams == {}
+    assert run.summary(stream)["dry_run"] == 10
+
+
+def test_a_compact_line_holding_two_objects_is_malformed_json_naming_its_line(
+    shared_sandbox, tmp_path
+):
+    msgs = _lead_messages()
+    two = _compact([msgs[1]]).strip() + b"," + _compact([msgs[2]])
+    data = _compact(msgs[:2]) + two + _compact(msgs[3:])
+    with pytest.raises(InputError, match=r"line 3: malformed JSON"):
+        run_target(target_config(shared_sandbox, tmp_path, dry_run=True), data)

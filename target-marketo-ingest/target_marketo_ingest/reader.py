@@ -64,7 +64,7 @@ class SingerLineReader(MsgSpecReader):
         decode = decoder.decode
         on_records = self.on_records
         run = RecordRun(self, on_records, self.on_raw_records, stats)
-        add, add_raw = run.add, run.add_raw
+        append = run.append
         raw_streams = self.raw_streams
         number = 0
         # A `for` loop (not `next()` in a `try` per line): reading is the hot path, and a
@@ -75,7 +75,7 @@ class SingerLineReader(MsgSpecReader):
                 if raw_streams and raw.startswith(RECORD_HEAD):
                     stream = raw_streams.get(raw[_NAME_AT : raw.find(b'"', _NAME_AT)])
                     if stream is not None:
-                        add_raw(raw, number, stream)
+                        append(raw, number, stream, True)
                         continue
                 try:
                     message = decode(raw)
@@ -84,7 +84,7 @@ class SingerLineReader(MsgSpecReader):
                     self._bad_line(exc, raw, number)
                     continue  # a blank line
                 if on_records and type(message) is dict and message.get("type") == "RECORD":
-                    add(message, number)
+                    append(message, number, message.get("stream"), False)
                     continue
                 run.hand_over()
                 self.line_number = number
@@ -160,15 +160,12 @@ class RecordRun:
         self.raw = False
         self.first = 0
 
-    def add(self, message: dict, number: int) -> None:
-        """Append a decoded RECORD; one that does not continue the run sends the run first."""
-        self._append(message, number, message.get("stream"), raw=False)
+    def append(self, item: t.Any, number: int, stream: t.Any, raw: bool) -> None:
+        """Add a RECORD (decoded message, or undecoded line if `raw`) read at line `number`.
 
-    def add_raw(self, line: bytes, number: int, stream: str) -> None:
-        """Append an undecoded RECORD line of `stream` (same rule)."""
-        self._append(line, number, stream, raw=True)
-
-    def _append(self, item: t.Any, number: int, stream: t.Any, *, raw: bool) -> None:
+        One that does not continue the run (another stream or kind, not the next line, or a
+        full run) sends the run first.
+        """
         messages = self.messages
         if messages and (
             stream != self.stream

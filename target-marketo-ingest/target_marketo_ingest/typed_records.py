@@ -110,13 +110,13 @@ class RecordType:
         decode = self._decode
         try:
             return [decode(raw).record for raw in lines]
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
             pass
         out: list[t.Any] = []
         for raw in lines:
             try:
                 out.append(decode(raw).record)
-            except (msgspec.ValidationError, msgspec.DecodeError):  # noqa: PERF203 (rare path)
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):  # noqa: PERF203
                 out.append(None)
         return out
 

@@ -299,3 +299,11 @@ def test_a_compact_line_holding_two_objects_is_malformed_json_naming_its_line(
     data = _compact(msgs[:2]) + two + _compact(msgs[3:])
     with pytest.raises(InputError, match=r"line 3: malformed JSON"):
         run_target(target_config(shared_sandbox, tmp_path, dry_run=True), data)
+
+
+def test_a_compact_line_that_is_not_utf8_is_reported_with_its_line(shared_sandbox, tmp_path):
+    msgs = _lead_messages()
+    bad = _compact([msgs[1]]).replace(b"a@example.com", b"a\xff@example.com")
+    data = _compact(msgs[:1]) + bad + _compact(msgs[2:])
+    with pytest.raises(InputError, match=r"line 2: input is not UTF-8"):
+        run_target(target_config(shared_sandbox, tmp_path, dry_run=True), data)

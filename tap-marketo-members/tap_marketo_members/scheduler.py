@@ -160,6 +160,7 @@ class ExportScheduler:
         self._clock = clock
         self._sleep = sleep
         self._on_jobs_changed = on_jobs_changed
+        self._enqueueing: str | None = None
         self._quota_used = quota_used
         self._run_bytes = 0  # this run's files: their average sizes the next jobs
         self._pending: deque[ExportUnit] = deque()
@@ -183,7 +184,8 @@ class ExportScheduler:
     @property
     def live_export_ids(self) -> list[str]:
         """Jobs this run created that have not finished."""
-        return [job.export_id for job in self._in_flight]
+        ids = [job.export_id for job in self._in_flight]
+        return [*ids, self._enqueueing] if self._enqueueing else ids
 
     def cancel_unfinished(self) -> None:
         """Cancel every job this run created that is not finished, and say so."""
@@ -367,6 +369,10 @@ class ExportScheduler:
         now = self._clock()
         job = ExportJob(unit, export_id, "Created", now, now, now, info=created)
         self.logger.info("Export %s created (%s)", export_id, unit.describe())
+        # Saved before the enqueue (which may wait out retries): a run killed in between
+        # leaves a Created job the next run must know as its own, to cancel it.
+        self._enqueueing = export_id
+        self._jobs_changed()
         try:
             queued = self.exports.enqueue(export_id)
         except TooManyJobsError as exc:
@@ -378,6 +384,8 @@ class ExportScheduler:
         except MarketoError:
             self._cancel_quietly(export_id)
             raise
+        finally:
+            self._enqueueing = None
         job.anchor = self._clock()  # the reply carries queuedAt: the status rhythm starts there
         self._set_status(job, str(queued.get("status") or "Queued"), queued)
         return job

@@ -81,6 +81,16 @@ def _bad(reason: str, message: str) -> RecordRejected:
     return RecordRejected(reason, message)
 
 
+def _check_cells(checked: tuple[tuple[int, Column], ...], cells: list[str]) -> None:
+    """Fast-path cells through their column's check (e.g. an email with no `@`)."""
+    for index, column in checked:
+        if cells[index]:
+            try:
+                column.check(cells[index])  # type: ignore[misc]
+            except ValueError as exc:
+                raise RecordRejected("type", str(exc), column.source) from None
+
+
 def _coerce(convert: t.Callable[[t.Any], t.Any], value: t.Any) -> t.Any:
     """The shared table's coercion, its ValueError turned into a `type` rejection."""
     try:
@@ -114,6 +124,7 @@ def build_converter(  # noqa: C901
 
     if kind is None or kind.is_text:
         is_date = kind is not None and kind.kind != "text"
+        text_check = kind.to_value if kind is not None else None
 
         def conv_string(value: t.Any) -> t.Any:
             if type(value) is str:
@@ -121,6 +132,8 @@ def build_converter(  # noqa: C901
                     check_schema(value)
                 if max_len is not None and len(value) > max_len:
                     raise _bad("too_long", f"{len(value)} characters, the field allows {max_len}")
+                if text_check is not None:
+                    _coerce(text_check, value)
                 return value
             check_schema(value)
             if is_date:
@@ -220,6 +233,8 @@ class Column:
     fast_types: frozenset[type] = frozenset()
     render: str = "text"
     max_len: int | None = None
+    # A text column's check after the fast path (EMAIL's `to_value`), or None.
+    check: t.Callable[[t.Any], t.Any] | None = None
 
 
 def fast_path(
@@ -279,6 +294,7 @@ class RecordValidator:
         self._limited = _tuple_getter([i for i, _ in limited])
         self._limits = tuple(n for _, n in limited)
         self._plain_shapes: set[tuple[type, ...]] = set()
+        self._checked = tuple((i, c) for i, c in enumerate(columns) if c.check is not None)
 
     @property
     def known_keys(self) -> frozenset[str]:
@@ -332,6 +348,8 @@ class RecordValidator:
                     cells[i] = str(cells[i])
             if self._limits and any(map(gt, map(len, self._limited(cells)), self._limits)):
                 cells = self._convert_each(values)  # raises too_long for the first one
+            if self._checked:
+                _check_cells(self._checked, cells)
         else:
             cells = self._convert_each(values)
         for target, index in self._required:
@@ -442,7 +460,8 @@ def build_validator(  # noqa: C901
         allowed = schema_python_types(prop) if isinstance(prop, dict) else None
         fast_types, render, max_len = fast_path(spec, allowed)
         convert = build_converter(spec, allowed, csv=csv)
-        columns.append(Column(name, target, convert, fast_types, render, max_len))
+        check = spec.type.to_value if spec is not None and spec.type.is_text else None
+        columns.append(Column(name, target, convert, fast_types, render, max_len, check))
     if logger and not_updateable:
         logger.info(
             "Stream '%s': not updateable in Marketo, not sent: %s",

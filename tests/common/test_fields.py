@@ -10,6 +10,7 @@ from marketo_common.fields import (
     DATA_TYPES,
     DATE,
     DATETIME,
+    EMAIL,
     INTEGER,
     NUMBER,
     OTHER,
@@ -22,6 +23,7 @@ from marketo_common.fields import (
     parse_describe,
     type_of_schema,
     value_bool,
+    value_email,
     value_int,
     value_number,
 )
@@ -31,7 +33,7 @@ TABLE = {
     "string": TEXT,
     "text": TEXT,
     "textarea": TEXT,
-    "email": TEXT,
+    "email": EMAIL,
     "phone": TEXT,
     "url": TEXT,
     "link": TEXT,
@@ -56,6 +58,16 @@ def test_table_rows():
     assert field_type("Currency") is NUMBER
     assert field_type("formula") is OTHER
     assert field_type(None) is OTHER
+
+
+def test_email_is_text_that_must_hold_an_at_inside():
+    assert EMAIL.json_schema() == TEXT.json_schema()  # the tap's catalog is unchanged
+    assert EMAIL.is_text
+    assert value_email("a@b") == "a@b"
+    assert value_email("") == ""  # empty is Marketo's to judge
+    for bad in ("plain", "@b", "a@"):
+        with pytest.raises(ValueError, match="not an email address"):
+            value_email(bad)
 
 
 def test_percent_is_a_number_with_decimals_everywhere():

@@ -204,10 +204,14 @@ CASES = [
          reason="unknown_field", field="shoeSize"),
     Case("string_too_long", "leads", {"email": "tl@bad.example", "firstName": "y" * 300},
          reason="too_long", field="firstName"),
+    # An email no address can be is caught before Marketo (one would fail a whole ingestion
+    # request); what only Marketo can judge (a datetime it cannot read) is its reject.
     Case("invalid_email_ingestion", "persons", {"email": "not-an-email", "firstName": "Bad"},
-         reason="marketo_invalid"),
+         reason="type", field="email"),
     Case("invalid_email_bulk", "leads", {"email": "still not an email", "firstName": "Bad"},
-         reason="marketo_failure"),
+         reason="type", field="email"),
+    Case("invalid_datetime_ingestion", "persons",
+         {"email": "dti@bad.example", "lastWebinarAt": "soon"}, reason="marketo_invalid"),
     Case("invalid_datetime_bulk", "leads", {"email": "dt@bad.example", "lastWebinarAt": "soon"},
          reason="marketo_failure"),
     Case("record_over_1mb_ingestion", "persons", {"email": "big@bad.example", "leadNotes": BIG},

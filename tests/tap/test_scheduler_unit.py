@@ -174,3 +174,21 @@ def test_file_size_average_counts_only_this_runs_files():
     ):
         got.extend(u.seq for u, _, _ in s.run(units(6)))
     assert got == [0, 1, 2, 3]
+
+
+def test_a_created_job_is_saved_before_its_enqueue():
+    """Soak finding: a run killed while its enqueue was being retried left a Created job
+    the next run called "not ours". Its id must be in the saved state before the enqueue."""
+    clock = Clock()
+    saved = []
+
+    class Watching(ScriptedExports):
+        def enqueue(self, export_id):
+            assert export_id in saved[-1], "enqueue before the job id was saved"
+            return super().enqueue(export_id)
+
+    exports = Watching([["Completed"]])
+    with scheduler(exports, clock, on_jobs_changed=lambda ids: saved.append(list(ids))) as s:
+        list(s.run(units(1)))
+    assert saved[0] == ["e1"]
+    assert saved[-1] == []  # finished: nothing left to cancel

@@ -118,3 +118,24 @@ def test_companies_and_custom_objects(shared_sandbox, tmp_path):
     by_vin = {o.get("vin", o.get("fields", {}).get("vin")): o for o in objects}
     assert "VIN1" in by_vin
     assert "Audi" in str(by_vin["VIN1"])  # last record wins within a batch
+
+
+def test_persons_with_impossible_emails_are_rejected_before_any_request(shared_sandbox, tmp_path):
+    """Soak finding: one email without '@' in a 1,000-object request made Marketo refuse the
+    request (4000802) and the target split down to it: dozens of requests (and their verify
+    read-backs) per bad record. Caught locally, the good ones go in one request."""
+    config = target_config(
+        shared_sandbox, tmp_path, streams={"people": {"method": "ingest_persons"}}
+    )
+    messages = [schema("people", LEAD_SCHEMA)]
+    n = 300
+    for i in range(n):
+        email = f"noat{i}.example" if i % 50 == 7 else f"noat{i}@ingest.example"
+        messages.append(record("people", {"email": email, "firstName": f"N{i}"}))
+    messages.append(state({"people": n}))
+    run = run_target(config, messages)
+    summary = run.summary("people")
+    assert summary["rejected"] == n // 50
+    assert {r["reason"] for r in run.rejects} == {"type"}
+    assert summary["applied"] == n - n // 50
+    assert summary["requests"] == 1

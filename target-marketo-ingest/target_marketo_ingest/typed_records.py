@@ -103,6 +103,9 @@ class RecordType:
         )
         self._str_cells = tuple(i for i, c in enumerate(validator.columns) if c.render == "str")
         self._required = tuple(index for _, index in validator.required_columns)
+        self._checks = tuple(
+            (i, c.check) for i, c in enumerate(validator.columns) if c.check is not None
+        )
         self._control = _getter([attr.get(name, "") for name in control])
         deleted = attr.get("_sdc_deleted_at")
         self.deleted: t.Callable[[t.Any], t.Any] = (
@@ -129,7 +132,11 @@ class RecordType:
         return out
 
     def row(self, record: t.Any) -> list[str] | None:
-        """The CSV cells of a typed record, or None when a required column is empty."""
+        """The CSV cells of a typed record; None when the dict path must decide.
+
+        That is a required column left empty, or a text column's own check refusing a cell
+        (an email without `@`): the dict path rejects those, with their messages.
+        """
         values = self._values(record)
         cells = list(map(dict.get, self._cells, values, values))
         for i in self._str_cells:
@@ -137,7 +144,13 @@ class RecordType:
                 cells[i] = str(cells[i])
         for i in self._required:
             if cells[i] == "":
-                return None  # the dict path rejects it, with its message
+                return None
+        for i, check in self._checks:
+            if cells[i]:
+                try:
+                    check(cells[i])
+                except ValueError:
+                    return None
         return cells
 
     def control(self, record: t.Any) -> tuple[t.Any, ...]:

@@ -168,6 +168,7 @@ def _member_messages() -> list[dict]:
         {**good, "programId": 4242, "email": "k@example.com"},  # unknown program
         {**good, "programId": True, "email": "l@example.com"},
         {**good, "email": ""},  # empty key field
+        {**good, "email": "no-at-sign.example.com"},  # the email field's own check
         {**good, "email": "m@example.com", "_sdc_deleted_at": "2026-01-02T00:00:00Z"},
         {**good, "email": "n@example.com", "sessionsAttended": True},
         {k: v for k, v in good.items() if k != "programId"} | {"email": "o@example.com"},
@@ -191,6 +192,7 @@ def _lead_messages() -> list[dict]:
         {"email": "a@example.com", "firstName": "Ann again"},
         {"email": "e@example.com", "_sdc_deleted_at": "2026-01-01T00:00:00Z"},
         {"email": "f@example.com", "lastWebinarAt": "not a date"},
+        {"email": "g@", "firstName": "Bad email"},
     ]
     messages = [schema(stream, LEAD_SCHEMA, ["email"])]
     return messages + [record(stream, r) for r in records] + [state({"leads": 1})]

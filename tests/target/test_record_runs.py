@@ -309,3 +309,22 @@ def test_a_compact_line_that_is_not_utf8_is_reported_with_its_line(shared_sandbo
     data = _compact(msgs[:1]) + bad + _compact(msgs[2:])
     with pytest.raises(InputError, match=r"line 2: input is not UTF-8"):
         run_target(target_config(shared_sandbox, tmp_path, dry_run=True), data)
+
+
+def test_typed_records_know_every_column_attribute():
+    """A new per-column rule in validation.py must be taught to typed_records.RecordType too
+    (which builds cells without the validator); this pin makes adding one fail here first.
+    """
+    from dataclasses import fields  # noqa: PLC0415
+
+    from target_marketo_ingest.validation import Column  # noqa: PLC0415
+
+    assert {f.name for f in fields(Column)} == {
+        "source",
+        "target",
+        "convert",
+        "fast_types",
+        "render",
+        "max_len",
+        "check",
+    }

@@ -16,10 +16,12 @@ dict path for good, so no stream pays two decodes a line.
 
 Measured 2026-11-30 (2 shared cores, the wallclock benchmark's member lines: 23 keys, 6 CSV
 columns): decode 1.51 -> 0.92 us a line; the writer's step (program and status, checks,
-cells) 2.5 -> 1.0 us a record. With the runs of reader.py, the target's dry run over 1M
-member lines through the benchmark's pipe: 11.5 s -> 6.9-7.2 s (msgspec + csv.writer over
-the same lines: 5.9-6.2 s), peak RSS 107 MB. `tests/target/test_record_runs.py` runs both
-paths over the same records and requires the same files, rejects and counts.
+cells) 2.5 -> 1.0 us a record. With the runs of reader.py, `benchmarks/run --only wallclock`
+at 1M members (target dry_run vs msgspec + csv.writer over the same lines, wall): 0.535
+(11.5 s vs 6.2 s) -> 0.84-0.98 (7.1-7.8 s vs 6.6-7.1 s, 3 runs, machine shared); peak RSS
+107 MB (was 106); `--only throughput` (CPU, 205k lines) 0.90, was 0.51-0.61.
+`tests/target/test_record_runs.py` runs both paths over the same records and requires the
+same files, rejects and counts.
 """
 
 from __future__ import annotations

@@ -70,8 +70,15 @@ class RecordType:
         key_properties: t.Sequence[str],
         control: t.Sequence[str],
     ) -> None:
-        """Raises `TypeError` when some column has no plain type (the stream stays untyped)."""
+        """Raises `TypeError` when the stream cannot be typed (it stays on the dict path).
+
+        That is a column without a plain type, or a column or key property that is not a
+        known key (the dict path decides such records, e.g. a missing key property).
+        """
         names = sorted(validator.known_keys)
+        outside = {*key_properties, *(c.source for c in validator.columns)} - set(names)
+        if outside:
+            raise TypeError(f"not known keys: {sorted(outside)}")
         attr = {name: f"f{i}" for i, name in enumerate(names)}
         column_types = {}
         for column in validator.columns:

@@ -33,7 +33,7 @@ MAX_OPEN_FILES = 256  # groups with an open file; more cuts the fullest (bounds 
 
 
 class _LineSink:
-    """csv.writer target that keeps the last rendered line."""
+    """csv.writer target that keeps each rendered line (csv.writer writes one per row)."""
 
     __slots__ = ("write",)
 
@@ -42,17 +42,20 @@ class _LineSink:
 
 
 class CsvRenderer:
-    """Render one row to a CSV line (RFC 4180 quoting: commas, quotes, newlines)."""
+    """Render rows to CSV lines (RFC 4180 quoting: commas, quotes, newlines).
+
+    `writerows` appends one line per row to `lines`, which the caller takes and clears.
+    """
 
     def __init__(self) -> None:
-        self._lines: list[str] = []
-        self._writer = csv.writer(_LineSink(self._lines), lineterminator="\n")
-        self._pop = self._lines.pop
+        self.lines: list[str] = []
+        self._writer = csv.writer(_LineSink(self.lines), lineterminator="\n")
+        self.writerows = self._writer.writerows
 
     def render(self, row: list[str]) -> str:
         """The CSV text of one row, newline included."""
         self._writer.writerow(row)
-        return self._pop()
+        return self.lines.pop()
 
 
 @dataclass(eq=False)
@@ -92,8 +95,8 @@ class BulkImportWriter:
         self._key_index = key_index
         self._single_key = key_index[0] if len(key_index) == 1 else None
         renderer = CsvRenderer()
-        self._writerow = renderer._writer.writerow  # noqa: SLF001 (hot path)
-        self._pop = renderer._pop  # noqa: SLF001
+        self._writerows = renderer.writerows
+        self._rendered = renderer.lines
         self._header_bytes = renderer.render(header).encode("utf-8")
         self._files: dict[t.Any, _OpenFile] = {}
         self._max_bytes = ctx.options.max_import_bytes
@@ -110,37 +113,67 @@ class BulkImportWriter:
 
         `group` is (key, job parameters, label): one open file per key.
         """
-        self._writerow(row)
-        data = self._pop().encode("utf-8")
-        nbytes = len(data)
-        file = self._files.get(group[0])
-        if file is None:
-            file = self._open(group)
-        if file.size + nbytes >= self._max_bytes:
-            rows, size = self.store.live(file.id)  # superseded rows no longer count
-            file.size = len(self._header_bytes) + size
-            if file.size + nbytes >= self._max_bytes:
-                if not rows:
-                    self.ctx.reject(
-                        line=line_no,
-                        reason="record_too_large",
-                        message=f"one row is {nbytes} bytes; import files must stay under "
-                        f"{self._max_bytes} bytes",
-                        record=dict(zip(self.header, row, strict=False)),
-                    )
-                    return
-                self._roll(file)
+        self.add_many([row], [seq], [line_no], [group])
+
+    def add_many(
+        self,
+        rows: list[list[str]],
+        seqs: list[int],
+        lines: list[int],
+        groups: list[GroupSpec],
+    ) -> None:
+        """Add validated rows in order, as `add` would one by one.
+
+        The rows are rendered by one `writerows` call and the loop below is the only Python
+        step per row (a run of 512 records from the reader arrives as one call).
+        """
+        self._writerows(rows)
+        texts = self._rendered[:]
+        self._rendered.clear()
+        files = self._files
+        max_bytes = self._max_bytes
+        single_key = self._single_key
+        store_add = self._add
+        for row, text, seq, line_no, group in zip(rows, texts, seqs, lines, groups, strict=True):
+            data = text.encode("utf-8")
+            nbytes = len(data)
+            file = files.get(group[0])
+            if file is None:
                 file = self._open(group)
-        if file.unit is None:
-            file.unit = self.ctx.checkpoints.open_unit(seq)
-        key = (
-            row[self._single_key]
-            if self._single_key is not None
-            else "\x1f".join(row[i] for i in self._key_index)
-        )
-        self._add(file.id, file.scope, key, line_no, data)
-        file.size += nbytes
-        file.added += 1
+            if file.size + nbytes >= max_bytes:
+                file = self._room_for(file, group, nbytes, row, line_no)
+                if file is None:
+                    continue
+            if file.unit is None:
+                file.unit = self.ctx.checkpoints.open_unit(seq)
+            key = (
+                row[single_key]
+                if single_key is not None
+                else "\x1f".join(row[i] for i in self._key_index)
+            )
+            store_add(file.id, file.scope, key, line_no, data)
+            file.size += nbytes
+            file.added += 1
+
+    def _room_for(
+        self, file: _OpenFile, group: GroupSpec, nbytes: int, row: list[str], line_no: int
+    ) -> _OpenFile | None:
+        """The file a row that may not fit goes to: this one, a new one, or none (rejected)."""
+        rows, size = self.store.live(file.id)  # superseded rows no longer count
+        file.size = len(self._header_bytes) + size
+        if file.size + nbytes < self._max_bytes:
+            return file
+        if not rows:
+            self.ctx.reject(
+                line=line_no,
+                reason="record_too_large",
+                message=f"one row is {nbytes} bytes; import files must stay under "
+                f"{self._max_bytes} bytes",
+                record=dict(zip(self.header, row, strict=False)),
+            )
+            return None
+        self._roll(file)
+        return self._open(group)
 
     def _open(self, spec: GroupSpec) -> _OpenFile:
         if len(self._files) >= MAX_OPEN_FILES:

@@ -8,6 +8,8 @@ through the write method's own files and requests, whose outcomes drive STATE.
 from __future__ import annotations
 
 import typing as t
+from itertools import repeat
+from operator import ge
 
 from singer_sdk.sinks import Sink
 
@@ -20,6 +22,7 @@ if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
     from target_marketo_ingest.methods import Writer
     from target_marketo_ingest.target import TargetMarketoIngest
+    from target_marketo_ingest.typed_records import RecordType
     from target_marketo_ingest.validation import FieldSpec
 
 # Program member fields that say which program and status, or identify the member: never
@@ -43,8 +46,11 @@ class MarketoSink(Sink):
         self.route = self.ctx.route
         self.writer = self._build_writer()
         self._add = self.writer.add
+        self._add_many = getattr(self.writer, "add_many", None)
         self.summary = self.ctx.summary
         self._key_set = frozenset(self.key_properties)
+        typed = getattr(self.writer, "typed_records", None)
+        self.typed: RecordType | None = typed(self.key_properties) if typed else None
 
     def get_validator(self) -> None:
         """Records are checked per field by our own validator (see validation.py)."""
@@ -63,13 +69,38 @@ class MarketoSink(Sink):
                 )
             self._add(record, seq, line_no)
         except RecordRejected as exc:
-            self.ctx.reject(
-                line=line_no,
-                reason=exc.reason,
-                message=exc.message,
-                record=record,
-                field=exc.field,
-            )
+            self.refuse(record, line_no, exc)
+
+    def accept_many(self, records: list[dict], seq: int, first_line: int) -> None:
+        """Consecutive records (numbered `seq`..., on lines `first_line`...), in order.
+
+        A writer with `add_many` takes the list in one call when every record carries the
+        stream's key properties (checked in C: dict keys >= the key set); otherwise, and for
+        writers without it, each record goes through `accept`.
+        """
+        key_set = self._key_set
+        if self._add_many is not None and (
+            not key_set or all(map(ge, map(dict.keys, records), repeat(key_set)))
+        ):
+            self.summary.received += len(records)
+            self._add_many(records, seq, first_line, self.refuse)
+            return
+        accept = self.accept
+        for offset, record in enumerate(records):
+            accept(record, seq + offset, first_line + offset)
+
+    def accept_typed(
+        self, records: list[t.Any], lines: list[bytes], seq: int, first_line: int
+    ) -> None:
+        """Consecutive records decoded by `self.typed` (their lines, for the exact path)."""
+        self.summary.received += len(records)
+        self.writer.add_typed(records, lines, seq, first_line, self.refuse)  # type: ignore[attr-defined]
+
+    def refuse(self, record: dict, line_no: int, exc: RecordRejected) -> None:
+        """A record a writer rejected: to the rejects file with its reason."""
+        self.ctx.reject(
+            line=line_no, reason=exc.reason, message=exc.message, record=record, field=exc.field
+        )
 
     def process_record(self, record: dict, context: dict) -> None:
         """SDK entry point; the target calls `accept` directly with the line number."""

@@ -100,6 +100,9 @@ class TargetMarketoIngest(SdkTarget):
         self._retired: list[MarketoSink] = []
         self._started = time.monotonic()
         self._finished = False
+        if isinstance(self.message_reader, SingerLineReader):
+            self.message_reader.on_records = self.on_records
+            self.message_reader.on_raw_records = self.on_raw_records
         _ = self.client  # connection settings fail here, before any input is read
 
     # -------------------------------------------------------------- shared handles
@@ -202,6 +205,16 @@ class TargetMarketoIngest(SdkTarget):
                 and name in self.active_sinks
             ):
                 self._fast[name] = t.cast("MarketoSink", self.active_sinks[name])
+        self._register_typed_streams()
+
+    def _register_typed_streams(self) -> None:
+        """Tell the reader which streams' RECORD lines it may leave undecoded (typed_records)."""
+        reader = self.message_reader
+        if isinstance(reader, SingerLineReader):
+            reader.raw_streams.clear()  # the dict the reading loop holds: changed in place
+            for name, sink in self._fast.items():
+                if sink.typed is not None:
+                    reader.raw_streams[sink.typed.name_bytes] = name
 
     def _retire_replaced_sinks(self, *, flush: bool) -> None:
         """Sinks a new SCHEMA replaced: their records go out now (or at finish)."""
@@ -224,6 +237,58 @@ class TargetMarketoIngest(SdkTarget):
                 self._periodic_checks()
             return
         self._process_record_slow(stream, record)
+
+    def on_records(self, stream: t.Any, messages: list[dict], first_line: int) -> None:
+        """Consecutive RECORD lines of one stream (the reader's runs): one call per run.
+
+        The fast path hands the run's records to the sink as one list; a run with a stream
+        map, an unknown stream or a record that is no object goes line by line as before.
+        """
+        sink = self._fast.get(stream)
+        records = [message.get("record") for message in messages]
+        if sink is None or not all(type(record) is dict for record in records):
+            reader = self.message_reader
+            for offset, message in enumerate(messages):
+                reader.line_number = first_line + offset
+                self.on_record(message)
+            return
+        seq = self._received
+        self._received = seq + len(records)
+        sink.accept_many(records, seq, first_line)
+        if seq // CHECK_EVERY != self._received // CHECK_EVERY:
+            self._periodic_checks()
+
+    def on_raw_records(self, stream: str, lines: list[bytes], first_line: int) -> None:
+        """Undecoded RECORD lines of a stream with a typed decoder, in input order.
+
+        Lines the typed decoder takes go to the sink as typed records; any other line is
+        decoded as the reader would and goes through `on_records` (errors name its line).
+        """
+        sink = self._fast.get(stream)
+        typed = sink.typed.decode(lines) if sink is not None and sink.typed else [None] * len(lines)
+        start, count = 0, len(lines)
+        if sink is not None and typed.count(None) * 2 > count:
+            # Most lines miss the typed shape (say every record has a field to drop): each
+            # would be decoded twice, so the stream goes back to the dict path for good.
+            sink.typed = None
+            self._register_typed_streams()
+        while start < count:
+            end = start
+            while end < count and typed[end] is not None:
+                end += 1
+            if end > start:
+                seq = self._received
+                self._received = seq + end - start
+                t.cast("MarketoSink", sink).accept_typed(
+                    typed[start:end], lines[start:end], seq, first_line + start
+                )
+                if seq // CHECK_EVERY != self._received // CHECK_EVERY:
+                    self._periodic_checks()
+            if end < count:
+                message = self.message_reader.decode_line(lines[end], first_line + end)
+                self.on_records(message.get("stream"), [message], first_line + end)
+                end += 1
+            start = end
 
     def _process_record_slow(self, stream: t.Any, record: t.Any) -> None:
         line = self.current_line

@@ -296,6 +296,16 @@ class RecordValidator:
         self._plain_shapes: set[tuple[type, ...]] = set()
         self._checked = tuple((i, c) for i, c in enumerate(columns) if c.check is not None)
 
+    @property
+    def known_keys(self) -> frozenset[str]:
+        """Every input key a record may carry without being refused as unknown."""
+        return self._known
+
+    @property
+    def required_columns(self) -> list[tuple[str, int]]:
+        """(Marketo name, cell index) of each column that must not be empty."""
+        return list(self._required)
+
     def check_keys(self, record: dict) -> None:
         """Reject (or note) input keys that are neither in the schema nor in Marketo."""
         if record.keys() <= self._known:

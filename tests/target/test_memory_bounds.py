@@ -7,12 +7,14 @@ traced, never by RSS or time.
 
 from __future__ import annotations
 
+import gc
 import logging
 import tracemalloc
+import weakref
 
 from target_marketo_ingest.checkpoint import Checkpoints
 from target_marketo_ingest.context import WriteContext
-from target_marketo_ingest.executor import FailureLatch
+from target_marketo_ingest.executor import FailureLatch, UnitExecutor
 from target_marketo_ingest.ingestion import IngestionWriter
 from target_marketo_ingest.methods import REGISTRY
 from target_marketo_ingest.rejects import RejectsFile
@@ -62,3 +64,45 @@ def test_a_buffered_ingestion_record_costs_its_own_size_not_an_encoder_buffer(tm
     # 300 more. The encoder's buffer alone was 4096.
     assert per_record < 1024, f"{per_record:.0f} bytes held per buffered record"
     assert sum(len(batch.entries) for batch in writer._open.values()) == len(records)
+
+
+class _Held:
+    """Stands for what a unit's work holds: its records, their JSON, the read-back."""
+
+
+def test_an_ended_unit_holds_nothing_while_it_waits_to_leave_the_executor():
+    """Done units stay in the executor's pending list until the next submit, and a worker
+    keeps its last one: their records must not stay with them."""
+    executor = UnitExecutor(
+        name="t",
+        workers=2,
+        queued=2,
+        latch=FailureLatch(),
+        checkpoints=Checkpoints(lambda _state: None),
+    )
+    refs = []
+    tasks = []
+    for i in range(4):
+        held = _Held()
+        refs.append(weakref.ref(held))
+        tasks.append(executor.submit(lambda held=held: held, keys={i}, unit=None))
+        del held
+    for task in tasks:
+        assert task.done.wait(5)
+    assert len(executor._pending) == 4  # nothing submitted since: all still listed
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 4
+    executor.close()
+
+
+def test_an_inline_unit_holds_nothing_once_it_ran():
+    executor = UnitExecutor(
+        name="t", workers=0, queued=0, latch=FailureLatch(), checkpoints=Checkpoints(print)
+    )
+    held = _Held()
+    ref = weakref.ref(held)
+    task = executor.submit(lambda held=held: held, keys={1})
+    del held
+    gc.collect()
+    assert ref() is None
+    assert task.done.is_set()

@@ -87,20 +87,48 @@ def build_input(db: Path, path: Path, m: int) -> int:
     return count
 
 
-def _sample_rss(pid: int, out: Path, started: float) -> None:
-    """VmRSS of the target every half second, to `out` (seconds, MB): when memory grows."""
+# The target is started by this small launcher, never forked from the benchmark itself: Linux
+# keeps the high-water RSS of the memory a process had before exec (`ru_maxrss` of a child
+# forked from a 300 MB parent that execs /bin/true is 300 MB). The launcher forks the target
+# from its own few MB, writes the target's `wait4` peak (KB) to fd argv[1] and exits with
+# the target's code.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(int(sys.argv[1]), str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def _child(launcher: int) -> int:
+    """The launcher's one child (the target), once it has been forked."""
+    children = Path(f"/proc/{launcher}/task/{launcher}/children")
+    while not children.read_text().split():
+        time.sleep(0.05)
+    return int(children.read_text().split()[0])
+
+
+def _sample_rss(launcher: int, out: Path, started: float) -> None:
+    """The target's VmRSS and VmHWM every half second, to `out` (seconds, MB, MB)."""
+    try:
+        pid = _child(launcher)
+    except OSError:
+        return  # the launcher ended already
     with out.open("w") as fh:
         while True:
             try:
-                status = Path(f"/proc/{pid}/status").read_text()
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
             except OSError:
                 return
-            rss = next(
-                (ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS")), None
-            )
-            if rss is None:
+            kb = {ln.split(":")[0]: ln.split()[1] for ln in lines if ln.startswith("Vm")}
+            if "VmRSS" not in kb:
                 return
-            fh.write(f"{time.perf_counter() - started:.1f}\t{int(rss) / 1024:.1f}\n")
+            now = time.perf_counter() - started
+            rss, hwm = int(kb["VmRSS"]) / 1024, int(kb["VmHWM"]) / 1024
+            fh.write(f"{now:.1f}\t{rss:.1f}\t{hwm:.1f}\n")
             fh.flush()
             time.sleep(0.5)
 
@@ -132,25 +160,31 @@ def run(m: int, args: argparse.Namespace, work: Path) -> dict:
         }
         (work / "target.json").write_text(json.dumps(config))
         cmd = [str(TARGET), "--config", str(work / "target.json")]
-        env = dict(os.environ)
         if args.trace:
             cmd = [sys.executable, str(REPO / "benchmarks" / "trace_peak.py"), str(work), *cmd[1:]]
         started = time.perf_counter()
+        read_peak, write_peak = os.pipe()
         with messages.open("rb") as stdin, (work / "target.log").open("wb") as log:
             proc = subprocess.Popen(
-                cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=log, env=env
+                [sys.executable, "-c", LAUNCHER, str(write_peak), *cmd],
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                pass_fds=(write_peak,),
             )
+            os.close(write_peak)
             sampler = threading.Thread(
                 target=_sample_rss, args=(proc.pid, work / "rss.tsv", started), daemon=True
             )
             sampler.start()
-            _, status, usage = os.wait4(proc.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
+            code = proc.wait()
+        with os.fdopen(read_peak, "rb") as fh:
+            peak_kb = int(fh.read() or 0)
         return {
             "records": records,
             "code": code,
             "seconds": round(time.perf_counter() - started, 1),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "peak_rss_mb": round(peak_kb / 1024, 1),
         }
     finally:
         sb.stop()

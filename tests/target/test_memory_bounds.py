@@ -1,8 +1,9 @@
 """What the write methods hold per record stays bounded by their settings, at a record's size.
 
-The chaos soak's target grew to 558 MB at 400,000 records (benchmarks/target_memory.py
-reproduces it in small). These tests pin the structures that grew, by count or by bytes
-traced, never by RSS or time.
+The target's RSS grew with input over the chaos soak's five routes until the ingestion
+batches it holds reached their bound (benchmarks/target_memory.py: 87 -> 142 MB from 10,000
+to 50,000 records). These tests pin the structures that grew, by count or by bytes traced,
+never by RSS or time.
 """
 
 from __future__ import annotations

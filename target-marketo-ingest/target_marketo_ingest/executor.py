@@ -59,6 +59,22 @@ class Task:
     after: list[threading.Event] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
 
+    def release(self) -> None:
+        """The unit ended: drop its work and keys, so the records they hold go now.
+
+        A done task stays in the executor's pending list until the next `submit` (and a
+        worker keeps its last one); without this, up to workers + queued finished units
+        kept every record, its JSON and the request's read-back with them.
+        """
+        self.work = _nothing
+        self.keys = ()
+        self.after = []
+        self.done.set()
+
+
+def _nothing() -> None:
+    """The work of a unit that has ended."""
+
 
 class UnitExecutor:
     """Runs units on `workers` threads (or inline when 0) with the guarantees above."""
@@ -109,7 +125,10 @@ class UnitExecutor:
         self.latch.check()
         task = Task(work, keys, unit)
         if not self._n_workers:
-            work()  # inline: an error propagates to the reading thread as it is
+            try:
+                work()  # inline: an error propagates to the reading thread as it is
+            finally:
+                task.release()
             self._close(task)
             return task
         self._pending = [p for p in self._pending if not p.done.is_set()]
@@ -150,7 +169,7 @@ class UnitExecutor:
             try:
                 self._run(task)
             finally:
-                task.done.set()
+                task.release()
                 self._slots.release()
 
     def _run(self, task: Task) -> None:

@@ -20,6 +20,7 @@ from typing import IO, Any
 import msgspec
 import psutil
 import requests
+from peak_rss import PeakRss
 
 BIN = Path(sys.executable).parent
 TAP = BIN / "tap-marketo-members"
@@ -165,8 +166,8 @@ def run_connector(
 
     stdout goes to `stdout_path` (page cache) or is discarded; the pipe lets us time-stamp the
     first bulk RECORD, so the tap's streaming phase can be separated from start-up and job waits.
-    Peak RSS is the kernel's own high-water mark for the process (`wait4` ru_maxrss), not a
-    sampled value, so short spikes are not missed.
+    Peak RSS is the child's own high-water mark (VmHWM, see peak_rss.py): `wait4`'s ru_maxrss
+    would report at least this benchmark's own RSS.
     """
     dst = open(stdout_path, "wb") if stdout_path else None  # noqa: SIM115
     errf = open(stderr_path, "wb")  # noqa: SIM115
@@ -183,6 +184,7 @@ def run_connector(
         stderr=errf,
         env=env,
     )
+    peak = PeakRss(proc.pid)
     try:
         child: psutil.Process | None = psutil.Process(proc.pid)
     except psutil.Error:
@@ -197,18 +199,19 @@ def run_connector(
         )
         feeder.start()
     deadline = t0 + timeout_s
-    status = None
-    usage = None
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
+        # Ended (a zombie, not reaped yet)? Then its peak is read before wait4 reaps it.
+        ended = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if ended is not None:
             break
         if time.perf_counter() > deadline:
             proc.kill()
-            _, status, usage = os.wait4(proc.pid, 0)
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
             break
         time.sleep(0.01)
     wall = time.perf_counter() - t0
+    peak_mb = peak.stop()
+    _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     pump.join(timeout=30)
     if feeder is not None:
@@ -222,7 +225,7 @@ def run_connector(
         cmd=[str(c) for c in cmd],
         returncode=proc.returncode,
         wall_s=wall,
-        peak_rss_mb=usage.ru_maxrss / 1024.0,  # KiB on Linux
+        peak_rss_mb=peak_mb,
         stdout_bytes=info.get("bytes", 0),
         first_member_record_s=info.get("first"),
         last_member_record_s=info.get("last"),

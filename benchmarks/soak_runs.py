@@ -2,7 +2,7 @@
 
 Each connector run is a process whose last STATE the orchestrator saves as it arrives; a run
 killed with SIGKILL is rerun from that STATE. Peak RSS is the kernel's high-water mark of the
-process (`wait4` ru_maxrss), which survives a SIGKILL.
+process's own memory (VmHWM, sampled while it runs; see peak_rss.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from peak_rss import PeakRss
 
 REPO = Path(__file__).resolve().parent.parent
 TAP = REPO / ".venv" / "bin" / "tap-marketo-members"
@@ -64,11 +66,17 @@ class Phase:
         return max((a.peak_rss_mb for a in self.attempts), default=0.0)
 
 
-def _wait(proc: subprocess.Popen) -> tuple[int, float]:
-    """Exit code and peak RSS (MB) of a child, reaped here."""
-    _, status, usage = os.wait4(proc.pid, 0)
+def _wait(proc: subprocess.Popen, peak: PeakRss | None = None) -> tuple[int, float]:
+    """Exit code and peak RSS (MB, the child's own VmHWM: see peak_rss.py) of a child.
+
+    The child is reaped here; it stays a zombie until then, so its /proc entry is readable
+    after it exited or was killed.
+    """
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped
+    rss = peak.stop() if peak is not None else 0.0
+    _, status, _usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024
+    return proc.returncode, rss
 
 
 def _save_states(stream: IO[bytes], phase: Phase, path: Path) -> None:
@@ -120,6 +128,7 @@ def run_tap_to_postgres(
             (work / f"target-postgres-{run}.log").open("wb") as pg_log,
         ):
             tap = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=tap_log)
+            tap_peak = PeakRss(tap.pid)
             loader = subprocess.Popen(
                 [str(TARGET_POSTGRES), "--config", str(work / "target-postgres.json")],
                 stdin=subprocess.PIPE,
@@ -142,7 +151,7 @@ def run_tap_to_postgres(
                     killed = True
                     break
             loader.stdin.close()
-            code, rss = _wait(tap)
+            code, rss = _wait(tap, tap_peak)
             pg_code, _ = _wait(loader)
             saver.join(timeout=60)
         phase.attempts.append(Attempt(killed, code, time.perf_counter() - t0, rss, records))
@@ -192,6 +201,7 @@ def run_target(
                 stdout=subprocess.PIPE,
                 stderr=log,
             )
+            peak = PeakRss(proc.pid)
             saver = threading.Thread(
                 target=_save_states, args=(proc.stdout, phase, state_path), daemon=True
             )
@@ -213,7 +223,7 @@ def run_target(
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-            code, rss = _wait(proc)
+            code, rss = _wait(proc, peak)
             saver.join(timeout=60)
         phase.attempts.append(Attempt(killed, code, time.perf_counter() - t0, rss, records))
         if not killed and code == 0:

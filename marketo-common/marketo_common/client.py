@@ -31,6 +31,7 @@ from marketo_common.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator, Mapping
+    from pathlib import Path
 
     from typing_extensions import Self
 
@@ -156,6 +157,35 @@ class MarketoClient:
         if start or end is not None:
             headers["Range"] = f"bytes={start}-{'' if end is None else end}"
         return self._retry(self._download_call, path, headers)
+
+    def save_file(self, path: str, dest: Path) -> int:
+        """Download a small bulk file (an import's failures or warnings) whole into `dest`.
+
+        `download` retries only until the body starts; a connection that breaks inside the body
+        (the chaos soak's resets) fetches the file again from the start, up to `max_retries`
+        times. Returns the bytes written.
+        """
+        for attempt in itertools.count(1):
+            response = self.download(path)
+            try:
+                with dest.open("wb") as out:
+                    for chunk in response.iter_content(chunk_size=1 << 16):
+                        out.write(chunk)
+                    return out.tell()
+            except _TRANSPORT_ERRORS as exc:
+                if attempt > self.settings.max_retries:
+                    msg = f"no answer from Marketo: {type(exc).__name__} while reading the file"
+                    raise MarketoConnectionError(msg, method="GET", path=path) from None
+                logger.info(
+                    "GET %s broke inside the body (%s); fetching it again (attempt %d of %d)",
+                    path,
+                    type(exc).__name__,
+                    attempt + 1,
+                    self.settings.max_retries + 1,
+                )
+            finally:
+                response.close()
+        raise AssertionError  # pragma: no cover
 
     # ----------------------------------------------------------------- Data Ingestion
 

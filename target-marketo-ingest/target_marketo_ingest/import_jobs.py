@@ -345,13 +345,7 @@ class ImportJobRunner:
         ctx = self.ctx
         tmp = file.path.with_suffix(".warnings.csv" if warning else ".failures.csv")
         ctx.api_call()
-        response = ctx.client.download(path)
-        try:
-            with tmp.open("wb") as out:
-                for chunk in response.iter_content(chunk_size=1 << 16):
-                    out.write(chunk)
-        finally:
-            response.close()
+        ctx.client.save_file(path, tmp)
         try:
             return self._map_report(file, tmp, warning=warning)
         finally:

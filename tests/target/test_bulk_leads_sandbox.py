@@ -120,3 +120,20 @@ def test_a_row_marketo_fails_maps_back_to_its_line(shared_sandbox, tmp_path):
     (reject,) = run.rejects
     assert (reject["reason"], reject["line"]) == ("marketo_failure", 3)
     assert reject["record"]["email"] == "mal2@example.com"
+
+
+def test_a_failures_file_cut_mid_body_is_fetched_again(fast_sandbox, tmp_path):
+    """Found by the memory soak: a reset inside the failures file's body ended the run."""
+    fast_sandbox.admin.inject_fault("/bulk/v1/leads/batch/*/failures.json", "reset", count=1)
+    lines = [
+        schema("leads", LEAD_SCHEMA),
+        record("leads", _lead(1, "cut")),
+        record("leads", _lead(2, "cut", lastWebinarAt="not a date")),
+    ]
+    run = run_target(target_config(fast_sandbox, tmp_path), lines)
+    summary = run.summary("leads")
+    assert (summary["imported"], summary["rejected"]) == (1, 1)
+    (reject,) = run.rejects
+    assert (reject["reason"], reject["line"]) == ("marketo_failure", 3)
+    fetches = [c for c in fast_sandbox.admin.dump("calls") if c["path"].endswith("failures.json")]
+    assert len(fetches) == 2

@@ -283,7 +283,7 @@ def verdict(run: dict[str, Any], members: int) -> list[str]:
         bad.append(f"warehouse != Marketo {w}")
     if not run["writes"]["rejected_equals_not_in_marketo"] or run["writes"]["unknown_rejects"]:
         bad.append(f"writes: {run['writes']}")
-    if any(run["exports"].get(s) for s in ("Queued", "Processing")):
+    if any(run["exports"].get(s) for s in ("Created", "Queued", "Processing")):
         bad.append(f"export jobs left running: {run['exports']}")
     if (
         run["limits"]["refused"]

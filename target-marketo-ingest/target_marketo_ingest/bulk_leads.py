@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from target_marketo_ingest.bulk_import import NO_GROUP, BulkImportWriter, ImportFile
-from target_marketo_ingest.typed_records import RecordType, exact_record
+from target_marketo_ingest.typed_records import RecordType, add_typed
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
@@ -132,23 +132,16 @@ class BulkLeadsWriter:
 
         A delete or an empty lookup field goes through `add_many` from its line, in its place.
         """
-        typed = t.cast("RecordType", self._typed)
-        row_of, deleted = typed.row, typed.deleted
-        rows: list[list[str]] = []
-        seqs: list[int] = []
-        lines: list[int] = []
-        for offset, record in enumerate(records):
-            row = row_of(record)
-            if row is None or deleted(record):
-                self._add_rows(rows, seqs, lines, [NO_GROUP] * len(rows))
-                rows, seqs, lines = [], [], []
-                line_no = first_line + offset
-                self.add_many([exact_record(raws[offset])], seq + offset, line_no, refuse)
-                continue
-            rows.append(row)
-            seqs.append(seq + offset)
-            lines.append(first_line + offset)
-        self._add_rows(rows, seqs, lines, [NO_GROUP] * len(rows))
+        add_typed(
+            t.cast("RecordType", self._typed),
+            records,
+            raws,
+            seq,
+            first_line,
+            group_of=lambda _record: NO_GROUP,
+            add_rows=self._add_rows,
+            add_exact=lambda record, at, line_no: self.add_many([record], at, line_no, refuse),
+        )
 
     def flush(self) -> None:
         """Roll open files."""

@@ -10,7 +10,7 @@ import typing as t
 from target_marketo_ingest.bulk_import import BulkImportWriter, GroupSpec, ImportFile
 from target_marketo_ingest.programs import MemberTargets
 from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
-from target_marketo_ingest.typed_records import RecordType, exact_record
+from target_marketo_ingest.typed_records import RecordType, add_typed
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
@@ -155,30 +155,24 @@ class BulkProgramMembersWriter:
         refused, or that is a delete or has an empty key field, goes through `add_many` from
         its line, in its place.
         """
-        typed = t.cast("RecordType", self._typed)
-        row_of, control_of, deleted = typed.row, typed.control, typed.deleted
-        group_of = self._typed_groups.get
-        rows: list[list[str]] = []
-        seqs: list[int] = []
-        lines: list[int] = []
-        groups: list[GroupSpec] = []
-        for offset, record in enumerate(records):
-            try:
-                group = group_of(control_of(record)) or self._typed_group(record)
-            except TypeError:  # an unhashable program or status value
-                group = None
-            row = row_of(record) if group is not None else None
-            if row is None or deleted(record):
-                self._add_rows(rows, seqs, lines, groups)
-                rows, seqs, lines, groups = [], [], [], []
-                line_no = first_line + offset
-                self.add_many([exact_record(raws[offset])], seq + offset, line_no, refuse)
-                continue
-            rows.append(row)
-            seqs.append(seq + offset)
-            lines.append(first_line + offset)
-            groups.append(group)
-        self._add_rows(rows, seqs, lines, groups)
+        add_typed(
+            t.cast("RecordType", self._typed),
+            records,
+            raws,
+            seq,
+            first_line,
+            group_of=self._typed_group_of,
+            add_rows=self._add_rows,
+            add_exact=lambda record, at, line_no: self.add_many([record], at, line_no, refuse),
+        )
+
+    def _typed_group_of(self, record: t.Any) -> GroupSpec | None:
+        """The group of a typed record's (program, status), cached; None if refused."""
+        try:
+            pair = t.cast("RecordType", self._typed).control(record)
+            return self._typed_groups.get(pair) or self._typed_group(record)
+        except TypeError:  # an unhashable program or status value
+            return None
 
     def _typed_group(self, record: t.Any) -> GroupSpec | None:
         """The group of a new (program, status) pair, remembered; None if it is refused."""

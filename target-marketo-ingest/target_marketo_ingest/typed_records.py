@@ -167,6 +167,43 @@ class RecordType:
         return self._control(record)
 
 
+def add_typed(
+    typed: RecordType,
+    records: list[t.Any],
+    raws: list[bytes],
+    seq: int,
+    first_line: int,
+    *,
+    group_of: t.Callable[[t.Any], t.Any],
+    add_rows: t.Callable[[list, list, list, list], None],
+    add_exact: t.Callable[[dict, int, int], None],
+) -> None:
+    """Typed records into a bulk writer, shared by the lead and program member writers.
+
+    Runs of ready rows go to `add_rows` (rows, seqs, lines, groups); a record with no row or
+    no group (`group_of` gives None), or a delete, goes to `add_exact` from its own line, in
+    its place, so order and outcomes are the dict path's.
+    """
+    row_of, deleted = typed.row, typed.deleted
+    rows: list[list[str]] = []
+    seqs: list[int] = []
+    lines: list[int] = []
+    groups: list[t.Any] = []
+    for offset, record in enumerate(records):
+        group = group_of(record)
+        row = row_of(record) if group is not None else None
+        if row is None or deleted(record):
+            add_rows(rows, seqs, lines, groups)
+            rows, seqs, lines, groups = [], [], [], []
+            add_exact(exact_record(raws[offset]), seq + offset, first_line + offset)
+            continue
+        rows.append(row)
+        seqs.append(seq + offset)
+        lines.append(first_line + offset)
+        groups.append(group)
+    add_rows(rows, seqs, lines, groups)
+
+
 def exact_record(raw: bytes) -> dict:
     """A line the typed path handed back, decoded as the reader would: its record dict."""
     return decoder.decode(raw)["record"]  # type: ignore[no-any-return]

@@ -70,7 +70,7 @@ class ProgramMemberExports:
         if column_header_names:
             body["columnHeaderNames"] = dict(column_header_names)
         created = _first(self.client.post(f"{EXPORT_PATH}/create.json", json=body))
-        if self.client.maybe_ran_twice():
+        if self.maybe_ran_twice():
             self.cancel_lost_creates(created)
         return created
 
@@ -113,6 +113,10 @@ class ProgramMemberExports:
                 ours,
             )
         return cancelled
+
+    def maybe_ran_twice(self) -> bool:
+        """Whether this thread's last call was retried after an attempt Marketo may have run."""
+        return self.client.maybe_ran_twice()
 
     def enqueue(self, export_id: str) -> dict[str, Any]:
         """Put a created job in Marketo's queue (1029 when the queue is full or quota used)."""

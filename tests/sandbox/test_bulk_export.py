@@ -9,7 +9,7 @@ import time
 import pytest
 from marketo_sandbox.bulk import files
 from sandbox_helpers import FAST
-from test_bulk_support import EXPORT, Api, demo_fields, fresh, parse, sha256
+from test_bulk_support import EXPORT, Api, at_central_noon, demo_fields, fresh, parse, sha256
 
 
 def _expected(rows: list[dict], fields: list[str]) -> list[list[str]]:
@@ -209,7 +209,7 @@ def test_cancel(fast_sandbox):
 
 
 def test_daily_quota_and_reset_next_day(fast_sandbox):
-    sb = fresh(fast_sandbox, export_daily_quota_mb=0.01)
+    sb = at_central_noon(fresh(fast_sandbox, export_daily_quota_mb=0.01))
     api = Api(sb)
     job, _ = api.run_export(["leadId", "email"], {"programId": 1001})
     assert job["fileSize"] > 0.01 * 1024 * 1024

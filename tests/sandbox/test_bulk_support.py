@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -117,6 +119,21 @@ def fresh(sb: Any, **options: Any) -> Any:
     """
     sb.admin.reset()
     sb.admin.set_options(**{**DEFAULT_OPTIONS, **options})
+    return sb
+
+
+def at_central_noon(sb: Any) -> Any:
+    """Move sandbox time to the next 12:00 US Central, the middle of the export quota's day.
+
+    A test that spends quota and expects it still spent must not cross midnight Central: at
+    the fast time scale a test started near midnight did (CI, 06:01 UTC sandbox time).
+    """
+    now = dt.datetime.fromisoformat(sb.admin.now().replace("Z", "+00:00"))
+    local = now.astimezone(ZoneInfo("America/Chicago"))
+    noon = local.replace(hour=12, minute=0, second=0, microsecond=0)
+    if noon <= local:
+        noon += dt.timedelta(days=1)
+    sb.admin.advance((noon - local).total_seconds())
     return sb
 
 

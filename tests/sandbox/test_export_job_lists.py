@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from marketo_sandbox.admin_client import AdminError
-from test_bulk_support import EXPORT, Api, fresh
+from test_bulk_support import EXPORT, Api, at_central_noon, fresh
 
 LISTS = {
     "leads": "/bulk/v1/leads/export.json",
@@ -44,7 +44,7 @@ def test_each_list_shows_its_injected_jobs_of_the_last_7_days(fast_sandbox):
 
 
 def test_injected_jobs_count_against_the_shared_daily_quota(fast_sandbox):
-    sb = fresh(fast_sandbox, export_daily_quota_mb=1)
+    sb = at_central_noon(fresh(fast_sandbox, export_daily_quota_mb=1))
     api = Api(sb)
     export_id = api.create_export(["leadId"], {"programId": 1001})
     sb.admin.inject_export_job("activities", 1024 * 1024)

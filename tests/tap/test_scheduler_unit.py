@@ -65,6 +65,9 @@ class ScriptedExports:
     def list_jobs(self, statuses=()):
         return []
 
+    def maybe_ran_twice(self):
+        return False
+
 
 def units(n):
     return [
@@ -192,3 +195,33 @@ def test_a_created_job_is_saved_before_its_enqueue():
         list(s.run(units(1)))
     assert saved[0] == ["e1"]
     assert saved[-1] == []  # finished: nothing left to cancel
+
+
+def test_an_enqueue_refused_on_retry_after_a_lost_answer_is_followed_not_cancelled():
+    """CI found it: the lost try queued the job, which completed before the retry; the retry
+    was refused (1003). The job is Marketo's to finish: polled, not cancelled."""
+    from marketo_common import MarketoAPIError  # noqa: PLC0415
+
+    clock = Clock()
+    refused = MarketoAPIError("Job is Completed, only a Created job can be enqueued", code="1003")
+
+    class LostAnswer(ScriptedExports):
+        def maybe_ran_twice(self):
+            return True
+
+    exports = LostAnswer([["Completed"]], enqueue_errors=[refused])
+    with scheduler(exports, clock) as s:
+        done = [u.seq for u, job, _ in s.run(units(1)) if job is not None]
+    assert done == [0]
+    assert exports.cancelled == []
+
+
+def test_an_enqueue_refused_without_a_lost_answer_still_fails():
+    from marketo_common import MarketoAPIError  # noqa: PLC0415
+
+    clock = Clock()
+    refused = MarketoAPIError("Job is Completed, only a Created job can be enqueued", code="1003")
+    exports = ScriptedExports([["Completed"]], enqueue_errors=[refused])
+    with pytest.raises(MarketoAPIError), scheduler(exports, clock) as s:
+        list(s.run(units(1)))
+    assert exports.cancelled == ["e1"]

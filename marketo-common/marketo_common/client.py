@@ -317,10 +317,10 @@ class MarketoClient:
         run: the retry then runs it again. That is harmless for upserts; a caller that creates
         something (an export job) checks this to find what the lost attempt created.
         """
-        return bool(getattr(self._last_call, "unanswered", 0))
+        return getattr(self._last_call, "maybe_ran", False)
 
     def _retry(self, call: Callable[..., Any], *args: Any) -> Any:
-        self._last_call.unanswered = 0
+        self._last_call.maybe_ran = False
         retrying = backoff.on_exception(
             self._waits,
             MarketoError,
@@ -347,7 +347,7 @@ class MarketoClient:
         exc = details["exception"]
         status = getattr(exc, "http_status", None)
         if isinstance(exc, MarketoConnectionError) or (status is not None and status >= 500):  # noqa: PLR2004
-            self._last_call.unanswered = getattr(self._last_call, "unanswered", 0) + 1
+            self._last_call.maybe_ran = True
         logger.info(
             "Retrying %s %s after %s; waiting %.1f s (attempt %d of %d)",
             exc.method,

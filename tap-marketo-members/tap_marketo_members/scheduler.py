@@ -299,7 +299,7 @@ class ExportScheduler:
         if unit.attempts:
             return False
         unit.attempts += 1
-        self.logger.warning("%s; creating the export again once", reason)
+        self.logger.warning("%s; creating it again once", reason)
         self._pending.appendleft(unit)
         return True
 
@@ -507,15 +507,8 @@ class ExportScheduler:
             self._in_flight.remove(job)
             self._jobs_changed()
             reason = _failure_reason(info)
-            if job.unit.attempts == 0:
-                job.unit.attempts += 1
-                self.logger.warning(
-                    "Export %s (%s) Failed (%s); creating it again once",
-                    job.export_id,
-                    job.unit.describe(),
-                    reason,
-                )
-                self._pending.appendleft(job.unit)
+            failed = f"Export {job.export_id} ({job.unit.describe()}) Failed ({reason})"
+            if self.create_again(job.unit, failed):
                 return False
             msg = (
                 f"Export {job.export_id} ({job.unit.describe()}) Failed again after one retry "

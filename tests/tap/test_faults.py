@@ -175,7 +175,7 @@ def test_a_file_failing_its_checks_twice_gets_its_job_created_again_once(sb):
     run = members_run(sb, program_ids=[1004])
     assert keys(run) == all_members(sb, [1004])
     assert "failed verification twice" in run.logs
-    assert "creating the export again once" in run.logs
+    assert "creating it again once" in run.logs
     jobs = [j for j in new_jobs(sb, before) if j["fields"] != ["leadId"]]  # not the clock probe
     assert [j["status"] for j in jobs] == ["Completed", "Completed"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from target_marketo_ingest.bulk_import import NO_GROUP, BulkImportWriter, ImportFile
-from target_marketo_ingest.typed_records import RecordType, add_typed
+from target_marketo_ingest.typed_records import RecordType, add_typed, typed_decoder
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
@@ -75,6 +75,10 @@ class BulkLeadsWriter:
 
     def add(self, record: dict, seq: int, line_no: int) -> None:
         """Validate and buffer one record; raises RecordRejected."""
+        self._add(self._row(record), seq, line_no)
+
+    def _row(self, record: dict) -> list[str]:
+        """The record's CSV row; RecordRejected for a delete (bulk import cannot delete)."""
         if record.get("_sdc_deleted_at"):
             raise RecordRejected(
                 "delete_not_supported",
@@ -82,7 +86,7 @@ class BulkLeadsWriter:
                 "delete leads",
                 "_sdc_deleted_at",
             )
-        self._add(self._to_row(record), seq, line_no)
+        return self._to_row(record)
 
     def add_many(
         self,
@@ -98,12 +102,10 @@ class BulkLeadsWriter:
         rows: list[list[str]] = []
         seqs: list[int] = []
         lines: list[int] = []
-        to_row = self._to_row
+        to_row = self._row
         for offset, record in enumerate(records):
             line_no = first_line + offset
             try:
-                if record.get("_sdc_deleted_at"):
-                    self.add(record, seq + offset, line_no)  # raises: bulk cannot delete
                 rows.append(to_row(record))
             except RecordRejected as exc:
                 refuse(record, line_no, exc)
@@ -114,10 +116,7 @@ class BulkLeadsWriter:
 
     def typed_records(self, key_properties: t.Sequence[str]) -> RecordType | None:
         """The stream's typed decoder (None when some column has no plain type)."""
-        try:
-            self._typed = RecordType(self.ctx.stream, self.validator, key_properties, ())
-        except TypeError:
-            self._typed = None
+        self._typed = typed_decoder(self.ctx.stream, self.validator, key_properties)
         return self._typed
 
     def add_typed(

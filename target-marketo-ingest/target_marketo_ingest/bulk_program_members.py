@@ -10,7 +10,7 @@ import typing as t
 from target_marketo_ingest.bulk_import import BulkImportWriter, GroupSpec, ImportFile
 from target_marketo_ingest.programs import MemberTargets
 from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
-from target_marketo_ingest.typed_records import RecordType, add_typed
+from target_marketo_ingest.typed_records import RecordType, add_typed, typed_decoder
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
@@ -133,12 +133,9 @@ class BulkProgramMembersWriter:
 
     def typed_records(self, key_properties: t.Sequence[str]) -> RecordType | None:
         """The stream's typed decoder (None when some column has no plain type)."""
-        try:
-            self._typed = RecordType(
-                self.ctx.stream, self.validator, key_properties, self._control_fields
-            )
-        except TypeError:
-            self._typed = None
+        self._typed = typed_decoder(
+            self.ctx.stream, self.validator, key_properties, self._control_fields
+        )
         return self._typed
 
     def add_typed(
@@ -170,13 +167,12 @@ class BulkProgramMembersWriter:
         """The group of a typed record's (program, status), cached; None if refused."""
         try:
             pair = t.cast("RecordType", self._typed).control(record)
-            return self._typed_groups.get(pair) or self._typed_group(record)
+            return self._typed_groups.get(pair) or self._typed_group(pair)
         except TypeError:  # an unhashable program or status value
             return None
 
-    def _typed_group(self, record: t.Any) -> GroupSpec | None:
+    def _typed_group(self, pair: tuple[t.Any, ...]) -> GroupSpec | None:
         """The group of a new (program, status) pair, remembered; None if it is refused."""
-        pair = t.cast("RecordType", self._typed).control(record)
         try:
             key = self._targets(dict(zip(self._control_fields, pair, strict=True)))
         except RecordRejected:

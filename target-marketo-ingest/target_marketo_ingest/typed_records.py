@@ -167,6 +167,19 @@ class RecordType:
         return self._control(record)
 
 
+def typed_decoder(
+    stream: str,
+    validator: RecordValidator,
+    key_properties: t.Sequence[str],
+    control: t.Sequence[str] = (),
+) -> RecordType | None:
+    """A bulk writer's typed decoder, or None when the stream stays on the dict path."""
+    try:
+        return RecordType(stream, validator, key_properties, control)
+    except TypeError:
+        return None
+
+
 def add_typed(
     typed: RecordType,
     records: list[t.Any],

@@ -23,7 +23,7 @@ from marketo_common import MarketoAPIError, MarketoError
 
 from tap_marketo_members.downloader import ExportDownloader
 from tap_marketo_members.exports import ExportError, ExportFileError, ProgramMemberExports
-from tap_marketo_members.parsing import MemberFileParser
+from tap_marketo_members.parsing import CHUNK_ROWS, MemberFileParser
 from tap_marketo_members.plan import PlanInputs, render
 from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
 from tap_marketo_members.removals import (
@@ -60,9 +60,24 @@ BULK_UNAVAILABLE_CODES = frozenset({"603", "610"})  # access denied / not found 
 
 @dataclass(frozen=True)
 class Rows:
-    """One window's (or file's) rows; the next event comes once they are consumed."""
+    """One window's (or file's) rows, in non-empty lists; the next event comes once consumed.
 
-    records: Iterable[dict]
+    Lists, not single rows: the fast writer serialises a list in one C-level call (measured
+    2026-12-01 on 1,000,000 members: 4.7 -> 4.1 s of parsing and writing).
+    """
+
+    chunks: Iterable[list[dict]]
+
+    @classmethod
+    def of(cls, records: Iterable[dict], size: int = CHUNK_ROWS) -> Rows:
+        """Rows from single records (REST pages, removal diffs), cut into lists of `size`."""
+        it = iter(records)
+        return cls(iter(lambda: list(itertools.islice(it, size)), []))
+
+    @property
+    def records(self) -> Iterator[dict]:
+        """The rows one by one."""
+        return itertools.chain.from_iterable(self.chunks)
 
 
 @dataclass(frozen=True)
@@ -91,8 +106,10 @@ class ExportEngine:
         created_at: Mapping[int, str],
         logger: logging.Logger,
         checkpoint: Callable[[], None] = lambda: None,
+        row_structs: bool = False,
     ) -> None:
         self.client = client
+        self.row_structs = row_structs  # export rows as Structs for the RECORD-line writer
         self.settings = settings
         self.ledger = ledger
         self.properties = properties
@@ -312,7 +329,7 @@ class ExportEngine:
         today: str,
     ) -> Iterator[Event]:
         # Headers are API names already (columnHeaderNames asks for them): no header map.
-        parser = MemberFileParser(self.properties, {})
+        parser = MemberFileParser(self.properties, {}, structs=self.row_structs)
         for unit, job, info in scheduler.run(units):
             if job is not None:
                 exported = _file(scheduler, downloader, unit, job, info)
@@ -320,7 +337,7 @@ class ExportEngine:
                     continue
                 try:
                     yield Rows(
-                        parser.records(
+                        parser.chunks(
                             exported.path,
                             label=f"export of {unit.describe()}",
                             has_nul=exported.has_nul,
@@ -380,7 +397,7 @@ class ExportEngine:
                 self._removal_jobs += keys.jobs_created
                 self.ledger.set_bytes_today(today, keys.used_bytes)
         self.ledger.record_keys_files(*sizes)
-        yield Rows(check.diff(now))
+        yield Rows.of(check.diff(now))
         self.ledger.set_removal_snapshots(check.committed())
         yield Commit(tuple(due))
 
@@ -435,7 +452,7 @@ class ExportEngine:
                     # method's to handle, before any row of the program goes out.
                     first = next(rows, None)
                     if first is not None:
-                        yield Rows(itertools.chain((first,), rows))
+                        yield Rows.of(itertools.chain((first,), rows))
                     self.ledger.advance(pid, window.end_iso)
                     yield Commit((pid,), window.end_iso)
             except MembershipLimitError as exc:

@@ -16,16 +16,18 @@ Columns without `null` skip the null pass: 6.6-6.9 -> 6.25-6.35 us a row.
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 from itertools import compress, islice, repeat
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from marketo_common.fields import CANONICAL_TS_LEN, NULL_TEXT, type_of_schema
 
 from tap_marketo_members.windows import iso, parse_iso
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from pathlib import Path
 
 LOGGER = logging.getLogger("tap_marketo_members.parsing")
@@ -60,10 +62,12 @@ class MemberFileParser:
         header_to_name: Mapping[str, str],
         *,
         replication_key: str = "updatedAt",
+        structs: bool = False,
     ) -> None:
         self.properties = properties
         self.header_to_name = header_to_name
         self.replication_key = replication_key
+        self.structs = structs  # rows as `record_struct` instances (RECORD lines), not dicts
         self.nul_stripped = 0
 
     def columns(self, header: list[str], label: str) -> list[str]:
@@ -77,7 +81,11 @@ class MemberFileParser:
             names.append(name)
         return names
 
-    def records(
+    def records(self, path: Path, *, label: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Typed records one by one (`chunks`, flattened)."""
+        return itertools.chain.from_iterable(self.chunks(path, label=label, **kwargs))
+
+    def chunks(
         self,
         path: Path,
         *,
@@ -86,8 +94,11 @@ class MemberFileParser:
         lower: str | None = None,
         upper: str | None = None,
         program_id: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield typed records with lower <= updatedAt < upper (string compare, canonical ISO)."""
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Typed records with lower <= updatedAt < upper (string compare, canonical ISO), in lists.
+
+        Lists of up to `CHUNK_ROWS`, never empty, so a writer serialises a list in one C call.
+        """
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(_lines(handle, self, label) if has_nul else handle, strict=True)
             header = next(reader, None)
@@ -111,14 +122,22 @@ class MemberFileParser:
             build = row_builder(
                 names, self.properties, self.replication_key, extra, slow=slow, bounds=bounds
             )
-            columns = ColumnBatch(names, self.properties, self.replication_key, extra, bounds)
+            columns = ColumnBatch(
+                names,
+                self.properties,
+                self.replication_key,
+                extra,
+                bounds,
+                row_type=record_struct((*names, *extra)) if self.structs else None,
+            )
             try:
                 for chunk in iter(lambda: list(islice(reader, CHUNK_ROWS)), []):
                     lines.chunk(chunk)
                     records = columns.convert(chunk)
                     if records is None:  # a row the column pass refused: row by row
-                        records = filter(None, map(build, chunk))
-                    yield from records
+                        records = list(filter(None, map(build, chunk)))
+                    if records:
+                        yield records
             except csv.Error as exc:
                 msg = f"{label}: line {reader.line_num}: {exc}"
                 raise ExportParseError(msg) from exc
@@ -261,8 +280,11 @@ class ColumnBatch:
         replication_key: str,
         extra: Mapping[str, Any],
         bounds: tuple[str | None, str | None],
+        *,
+        row_type: type[msgspec.Struct] | None = None,
     ) -> None:
         self.keys = (*names, *extra)
+        self.row_type = row_type
         self.extra = tuple(extra.values())
         self.width = len(names)
         self.converters: list[Callable[[str], Any] | None] = [
@@ -272,7 +294,7 @@ class ColumnBatch:
         self.stamp = names.index(replication_key) if replication_key in names else None
         self.lower, self.upper = bounds
 
-    def convert(self, rows: list[list[str]]) -> list[dict[str, Any]] | Iterator[Any] | None:
+    def convert(self, rows: list[list[str]]) -> list[dict[str, Any]] | None:
         """The chunk's records (inside the bounds), or None to go row by row."""
         if any(map(self.width.__ne__, map(len, rows))):
             return None
@@ -298,8 +320,12 @@ class ColumnBatch:
                 return None
             keep = self._inside(stamps)
         columns.extend(repeat(value, len(rows)) for value in self.extra)
-        records = map(dict, map(zip, repeat(self.keys), zip(*columns, strict=True)))
-        return list(records) if keep is None else compress(records, keep)
+        records = (
+            map(dict, map(zip, repeat(self.keys), zip(*columns, strict=True)))
+            if self.row_type is None
+            else map(self.row_type, *columns)  # straight from the columns: no transpose back
+        )
+        return list(records if keep is None else compress(records, keep))
 
     def _inside(self, stamps: list[str | None]) -> list[bool] | None:
         """Which rows lie inside the bounds; None when all of them do."""
@@ -316,6 +342,28 @@ class ColumnBatch:
             s is not None and (lower is None or s >= lower) and (upper is None or s < upper)
             for s in stamps
         ]
+
+
+def record_struct(keys: Sequence[str]) -> type[msgspec.Struct] | None:
+    """A Struct whose JSON is the record dict's (same keys, same order), or None if none can be.
+
+    For RECORD lines only: a Struct is built from a chunk's columns in C with no dict per row,
+    and msgspec writes a chunk's messages in one call. Measured 2026-12-01 (1,000,000 members x
+    23 columns): conversion and serialisation 3.0 -> 1.8 us a row. Fields are named by
+    `rename`, so any column name works but those msgspec refuses (a quote, a backslash, a
+    control character): those files keep dicts. No cycles can form (the values are str, int,
+    float, bool, None), so the instances stay out of the garbage collector.
+    """
+    attrs = [f"c{i}" for i in range(len(keys))]
+    try:
+        return msgspec.defstruct(
+            "ProgramMemberRow",
+            [(attr, object) for attr in attrs],
+            rename=dict(zip(attrs, keys, strict=True)),
+            gc=False,
+        )
+    except (TypeError, ValueError):
+        return None
 
 
 def _canonical(stamps: list[str]) -> bool:

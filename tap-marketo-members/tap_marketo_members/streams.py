@@ -303,7 +303,7 @@ class ProgramMembersStream(PartitionGroupStream, MarketoStream):
             member_filters=self.settings.member_filter.fingerprint,
         )
 
-    def engine(self) -> ExportEngine:
+    def engine(self, *, row_structs: bool = False) -> ExportEngine:
         """The export engine for this run's selection and state."""
         return ExportEngine(
             self.marketo,
@@ -315,6 +315,7 @@ class ProgramMembersStream(PartitionGroupStream, MarketoStream):
             created_at=self.catalog.created_at,
             logger=self.logger,
             checkpoint=self.write_state,
+            row_structs=row_structs,
         )
 
     def export_fields(self) -> list[str]:
@@ -351,7 +352,7 @@ class ProgramMembersStream(PartitionGroupStream, MarketoStream):
         if not program_ids:
             self.logger.info("No programs to export")
             return
-        engine = self.engine()
+        engine = self.engine(row_structs=writer.TAKES_STRUCTS)
         limit = self.ABORT_AT_RECORD_COUNT
         counter = self.get_record_counter()
         # closing(): whatever stops this loop (a dry run's limit, a signal while rows are
@@ -360,10 +361,10 @@ class ProgramMembersStream(PartitionGroupStream, MarketoStream):
             try:
                 for event in events:
                     if isinstance(event, Rows):
-                        rows = event.records
+                        chunks = event.chunks
                         if limit is not None:
-                            rows = self._limited(rows, limit, writer)
-                        written = writer.write(rows)
+                            chunks = self._limited(chunks, limit, writer)
+                        written = writer.write(chunks)
                         self.records_written += written
                         counter.increment(written)
                         self.state_changed()
@@ -402,11 +403,18 @@ class ProgramMembersStream(PartitionGroupStream, MarketoStream):
         self.logger.info("program_members: stream maps in use, records go through the SDK")
         return SdkRecords(self.write_record)
 
-    def _limited(self, records: Iterable[dict], limit: int, writer: RecordWriter) -> Iterator[dict]:
+    def _limited(
+        self, chunks: Iterable[list[dict]], limit: int, writer: RecordWriter
+    ) -> Iterator[list[dict]]:
+        """The rows up to the record limit (a dry run's), then the SDK's limit check."""
         seen = 0
-        for record in records:
-            if self.records_written + seen >= limit:
+        for chunk in chunks:
+            room = limit - self.records_written - seen
+            if room < len(chunk):
+                if room > 0:
+                    yield chunk[:room]
                 writer.flush()
-                self.check_record_limit(limit)
-            seen += 1  # noqa: SIM113
-            yield record
+                self.check_record_limit(limit)  # raises: the SDK's abort
+                return
+            seen += len(chunk)
+            yield chunk

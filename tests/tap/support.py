@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 __all__ = ["expand_batches", "read_batch_file"]
 
 LOGGERS = ("tap-marketo-members", "tap_marketo_members", "marketo_common")
+# A small program member schema with one column of each kind the parser converts.
+PARSING_PROPS = {
+    "programId": {"type": "integer"},
+    "leadId": {"type": "integer"},
+    "updatedAt": {"type": ["string", "null"], "format": "date-time"},
+    "reachedSuccess": {"type": ["boolean", "null"]},
+    "score": {"type": ["number", "null"]},
+    "note": {"type": ["string", "null"]},
+}
 
 
 @dataclass

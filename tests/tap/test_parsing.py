@@ -7,14 +7,9 @@ from marketo_common.fields import csv_bool as to_bool
 from marketo_common.fields import csv_int as to_int
 from tap_marketo_members.parsing import CHUNK_ROWS, ExportParseError, MemberFileParser
 
-PROPS = {
-    "programId": {"type": "integer"},
-    "leadId": {"type": "integer"},
-    "updatedAt": {"type": ["string", "null"], "format": "date-time"},
-    "reachedSuccess": {"type": ["boolean", "null"]},
-    "score": {"type": ["number", "null"]},
-    "note": {"type": ["string", "null"]},
-}
+from .support import PARSING_PROPS
+
+PROPS = PARSING_PROPS
 HEADER = ["programId", "leadId", "updatedAt", "reachedSuccess", "score", "note"]
 
 

@@ -13,14 +13,9 @@ from marketo_common.pipes import PIPE_BYTES, widen_pipe
 from tap_marketo_members.parsing import CHUNK_ROWS, MemberFileParser, record_struct
 from tap_marketo_members.writers import RecordLines
 
-PROPS = {
-    "programId": {"type": "integer"},
-    "leadId": {"type": "integer"},
-    "updatedAt": {"type": ["string", "null"], "format": "date-time"},
-    "reachedSuccess": {"type": ["boolean", "null"]},
-    "score": {"type": ["number", "null"]},
-    "note": {"type": ["string", "null"]},
-}
+from .support import PARSING_PROPS
+
+PROPS = PARSING_PROPS
 HARD = 'a, "quoted", comma,\nnew line\r\nCRLF \u2028 sep \u00e9 \U0001f600 \\ back \t tab \x7f'
 
 

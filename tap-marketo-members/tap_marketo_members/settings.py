@@ -278,8 +278,8 @@ PLAN_ONLY = Setting(
         "export jobs, expected bytes (from the last run's bytes per member and member "
         "counts in state, else unknown), the quota left today, and the quota days and "
         "wall time the backfill needs. Creates no export job (the local clock stands in "
-        "for Marketo's), emits no RECORD and no STATE. Costs a few reads and no quota: the programs, "
-        "the two field describes, and the lead, activity and program member export job "
+        "for Marketo's), emits no RECORD and no STATE. Costs a few reads and no quota: the "
+        "programs, the two field describes, and the lead, activity and program member export job "
         "lists (for the quota used today)."
     ),
 )

@@ -194,9 +194,7 @@ def test_export_queue_full_too_long_is_one_clear_error(
     assert [j["status"] for j in _keys_jobs(fast_sandbox)] == ["Cancelled"]
 
 
-def test_export_quota_used_up_stops_with_the_reset_hint(
-    fast_sandbox, tmp_path, small_rest_limit
-):
+def test_export_quota_used_up_stops_with_the_reset_hint(fast_sandbox, tmp_path, small_rest_limit):
     desired, _ = _desired(fast_sandbox)
     before = _members(fast_sandbox, NURTURE)
     fast_sandbox.admin.inject_fault(f"{EXPORT}/*/enqueue.json", "export_quota", count=100)

@@ -4,8 +4,9 @@ REST (`GET /rest/v1/programs/{id}/members.json`) costs one call per 300 members;
 it (1003) for programs over 100,000 members. Past `REST_PAGE_LIMIT` pages, or on that refusal,
 the program is read through a Bulk Program Member Extract of `leadId` and `statusName` only
 (bulk-program-member-extract.md): 4 calls plus a status poll a minute of job time, whatever
-the size, and ~10-20 bytes per member of the 500 MB daily export quota (18.4 measured). Up to 10 such programs share one
-job (`programIds`); jobs run one at a time, leaving the other slot of Marketo's 2 to others.
+the size, and ~10-20 bytes per member of the 500 MB daily export quota (18.4 measured). Up to
+10 such programs share one job (`programIds`); jobs run one at a time, leaving the other slot
+of Marketo's 2 to others.
 The file is streamed row by row (`csv`, `newline=""`), never loaded whole.
 """
 

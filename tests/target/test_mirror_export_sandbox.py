@@ -9,41 +9,32 @@ from __future__ import annotations
 import logging
 
 import pytest
-from target_helpers import record, run_target, schema, state, target_config, wait_ingested
+from target_helpers import (
+    MEMBER_SCHEMA,
+    mirror_input,
+    program_members,
+    record,
+    run_target,
+    schema,
+    state,
+    target_config,
+    wait_ingested,
+)
 from target_marketo_ingest import membership
 from target_marketo_ingest.errors import TargetError
 
-MEMBER_SCHEMA = {
-    "properties": {
-        "leadId": {"type": ["integer", "null"]},
-        "programId": {"type": ["integer", "null"]},
-        "statusName": {"type": ["string", "null"]},
-    }
-}
 NURTURE, OTHER = 1002, 1004
 EXPORT = "/bulk/v1/program/members/export"
 
 
 def _members(sandbox, program_id):
-    return {
-        m["leadId"]: m["statusName"]
-        for m in sandbox.admin.dump("program_members", program_id=program_id)
-    }
+    return program_members(sandbox, program_id)
 
 
 def _desired(sandbox):
     """1002: keep 10, move 5, add 4, drop the rest; 1004 stays exactly as it is."""
-    current = _members(sandbox, NURTURE)
-    assert len(current) > 25
-    members = sorted(current)
-    others = sorted({lead["id"] for lead in sandbox.admin.dump("leads")} - set(current))
-    keep = {lead: current[lead] for lead in members[:10]}
-    moved = {
-        lead: "Influenced" if current[lead] != "Influenced" else "Engaged"
-        for lead in members[10:15]
-    }
-    nurture = keep | moved | dict.fromkeys(others[:4], "Member")
-    return {NURTURE: nurture, OTHER: _members(sandbox, OTHER)}, len(members) - 15
+    _, nurture, removed = mirror_input(sandbox, NURTURE)
+    return {NURTURE: nurture, OTHER: _members(sandbox, OTHER)}, len(removed)
 
 
 def _messages(desired):

@@ -193,3 +193,16 @@ def test_export_quota_used_up_stops_with_the_reset_hint(fast_sandbox, tmp_path, 
         run_target(_config(fast_sandbox, tmp_path), _messages(desired))
     assert [j["status"] for j in _keys_jobs(fast_sandbox)] == ["Cancelled"]
     assert _members(fast_sandbox, NURTURE) == before
+
+
+def test_failed_export_stops_the_run_before_any_change(fast_sandbox, tmp_path, small_rest_limit):
+    desired, _ = _desired(fast_sandbox)
+    before = _members(fast_sandbox, NURTURE)
+    fast_sandbox.admin.inject_fault(f"{EXPORT}/*/enqueue.json", "job_failed", count=1)
+    with pytest.raises(TargetError) as caught:
+        run_target(_config(fast_sandbox, tmp_path), _messages(desired))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("mirror: the keys-only export ")
+    assert "ended Failed" in message
+    assert _members(fast_sandbox, NURTURE) == before

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from marketo_common import MarketoAPIError, MarketoError
+from marketo_common.export_files import ExportDownloader
+from marketo_common.program_member_export import ExportError, ExportFileError, ProgramMemberExports
 
-from tap_marketo_members.downloader import ExportDownloader
-from tap_marketo_members.exports import ExportError, ExportFileError, ProgramMemberExports
+from tap_marketo_members import export_metrics
 from tap_marketo_members.parsing import CHUNK_ROWS, MemberFileParser
 from tap_marketo_members.plan import PlanInputs, render
 from tap_marketo_members.quota import ExportJobLists, quota_day, quota_reset
@@ -49,8 +50,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from marketo_common import MarketoClient
+    from marketo_common.program_member_export import ExportFile
 
-    from tap_marketo_members.exports import ExportFile
     from tap_marketo_members.ledger import Ledger
     from tap_marketo_members.scheduler import ExportJob
     from tap_marketo_members.settings import TapSettings
@@ -291,7 +292,12 @@ class ExportEngine:
         too_large: list[int] = []  # REST refused them (1003 total membership): bulk instead
         with (
             self._scheduler(exports, used, lists) as scheduler,
-            ExportDownloader(exports, logger=self.logger) as downloader,
+            ExportDownloader(
+                exports,
+                logger=self.logger,
+                on_downloaded=export_metrics.downloaded,
+                prefix="tap-marketo-members-",
+            ) as downloader,
         ):
             scheduler.cancel_left_over(self.ledger.jobs_left_over())
             removals = (

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from marketo_common import MarketoAPIError
+from marketo_common.program_member_export import ExportError
 
-from tap_marketo_members.exports import ExportError
 from tap_marketo_members.ledger import REMOVAL_SNAPSHOTS
 from tap_marketo_members.scheduler import ExportUnit
 from tap_marketo_members.settings import MAX_PROGRAM_IDS_PER_JOB
@@ -41,8 +41,8 @@ from tap_marketo_members.windows import iso, parse_iso
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
-    from tap_marketo_members.downloader import ExportDownloader
-    from tap_marketo_members.exports import ExportFile
+    from marketo_common.export_files import ExportDownloader
+    from marketo_common.program_member_export import ExportFile
 
 KEYS_ONLY_FIELDS = ("leadId",)  # a programIds job adds programId as the first column
 DELETED_AT = "_sdc_deleted_at"

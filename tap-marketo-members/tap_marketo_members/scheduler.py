@@ -30,14 +30,14 @@ from marketo_common import (
     MarketoError,
     TooManyJobsError,
 )
-
-from tap_marketo_members import export_metrics
-from tap_marketo_members.exports import (
+from marketo_common.program_member_export import (
     FINAL_STATUSES,
     PENDING_STATUSES,
     ExportError,
     ProgramMemberExports,
 )
+
+from tap_marketo_members import export_metrics
 from tap_marketo_members.settings import MAX_EXPORT_SLOTS
 
 if TYPE_CHECKING:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from marketo_common import ConfigError, MarketoClient, MarketoError, MarketoSettings
 from marketo_common.declarations import to_jsonschema
 from marketo_common.fields import FieldSpec, parse_describe
+from marketo_common.program_member_export import ExportError
 from marketo_common.settings import (
     BASE_URL,
     CLIENT_ID,
@@ -30,7 +31,6 @@ from singer_sdk.helpers.capabilities import (
 )
 
 from tap_marketo_members import __version__
-from tap_marketo_members.exports import ExportError
 from tap_marketo_members.parsing import ExportParseError
 from tap_marketo_members.removals import DELETED_AT, DELETED_AT_SCHEMA
 from tap_marketo_members.schema import program_member_schema, select_lead_fields

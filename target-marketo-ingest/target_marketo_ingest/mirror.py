@@ -3,11 +3,13 @@
 A route with `mirror: true` buffers the stream's member keys on disk (SQLite, so memory stays
 flat), and at the end of the input, before any write:
 
-1. reads each named program's current membership through REST
+1. reads each named program's current membership into the `have` table (membership.py):
+   through REST while the program is small
    (`GET /rest/v1/programs/{id}/members.json?filterType=statusName&filterValues=<every status>`,
-   300 per page; program-members.md; `filterType=reachedSuccess&filterValues=true,false` when a
-   status name holds a comma). Marketo refuses non-leadId filters on programs of more
-   than 100,000 members (1003); such programs need a keys-only bulk export instead;
+   300 per page, ⌈members ÷ 300⌉ calls; program-members.md), and through a keys-only Bulk
+   Program Member Extract (`leadId`, `statusName`; up to 10 programs a job) once the REST read
+   passes `membership.REST_PAGE_LIMIT` pages or Marketo refuses it (1003, programs over
+   100,000 members);
 2. plans per program: adds (in the input, not a member), status changes, unchanged, and
    removals (a member the input does not carry, or carries deleted);
 3. stops the run with one line, before any change, when a program's removals pass
@@ -33,7 +35,8 @@ from pathlib import Path
 import orjson
 
 from target_marketo_ingest.errors import TargetError
-from target_marketo_ingest.programs import NOT_IN_PROGRAM, program_and_status
+from target_marketo_ingest.membership import Membership, MembershipTooLargeError
+from target_marketo_ingest.programs import program_and_status
 from target_marketo_ingest.rest_program_members import lead_id_of
 from target_marketo_ingest.validation import RecordRejected
 
@@ -41,7 +44,6 @@ if t.TYPE_CHECKING:
     from target_marketo_ingest.context import WriteContext
     from target_marketo_ingest.programs import ProgramCatalog
 
-PAGE = 300
 PLAN_KEYS = ("adds", "status_changes", "removals", "unchanged")
 
 _SCHEMA = """
@@ -51,6 +53,7 @@ CREATE INDEX want_key ON want (program_id, lead_id, seq);
 CREATE TABLE have (program_id INTEGER, lead_id INTEGER, status TEXT,
                    PRIMARY KEY (program_id, lead_id));
 """
+_HAVE = "INSERT OR REPLACE INTO have VALUES (?, ?, ?)"
 # The last input record of each (program, lead) is what the input wants for that member.
 _DIFF = """
 WITH last AS (
@@ -106,58 +109,6 @@ class ProgramPlan:
         return max_removals
 
 
-class Membership:
-    """Current members of a program, read through REST by every status of its progression."""
-
-    def __init__(self, client: t.Any, catalog: ProgramCatalog, on_call: t.Callable) -> None:
-        self.client = client
-        self.catalog = catalog
-        self.on_call = on_call
-
-    def read(self, program_id: int) -> t.Iterator[tuple[int, str]]:
-        """(leadId, status) of every member."""
-        from marketo_common import MarketoAPIError  # noqa: PLC0415
-
-        statuses = [
-            name
-            for name in (self.catalog.statuses(program_id) or {}).values()
-            if name.lower() != NOT_IN_PROGRAM
-        ]
-        if not statuses:
-            raise TargetError(
-                f"mirror: the statuses of program {program_id} could not be read "
-                "(Asset API permission needed), so its membership cannot be listed"
-            )
-        params: dict = {
-            "filterType": "statusName",
-            "filterValues": ",".join(statuses),
-            "fields": "leadId,statusName",
-            "batchSize": PAGE,
-        }
-        if any("," in name for name in statuses):
-            # filterValues splits on commas (no escape is documented), so a status named
-            # "Registered, Waitlist" cannot be listed by name; every member has reachedSuccess
-            # true or false, a searchable member field (program-members.md).
-            params.update(filterType="reachedSuccess", filterValues="true,false")
-        path = f"/rest/v1/programs/{program_id}/members.json"
-        while True:
-            self.on_call()
-            try:
-                envelope = self.client.get(path, params)
-            except MarketoAPIError as exc:
-                raise TargetError(
-                    f"mirror: could not list the members of program {program_id} ({exc}); "
-                    "programs over 100,000 members need a keys-only bulk export"
-                ) from None
-            rows = envelope.get("result") or []
-            for row in rows:
-                yield int(row["leadId"]), str(row.get("statusName") or "")
-            token = envelope.get("nextPageToken")
-            if not rows or not token or not envelope.get("moreResult", True):
-                return
-            params["nextPageToken"] = token
-
-
 class MirrorWriter:
     """Wraps a program member write method: buffers the stream, plans, then writes through it."""
 
@@ -172,7 +123,14 @@ class MirrorWriter:
         self.route = ctx.route
         self.inner = inner
         self.catalog = catalog
-        self.membership = membership or Membership(ctx.client, catalog, ctx.api_call)
+        self.membership = membership or Membership(
+            ctx.client,
+            catalog,
+            ctx.api_call,
+            logger=ctx.logger,
+            poll_seconds=ctx.options.poll_interval_seconds,
+            label=ctx.stream,
+        )
         work_dir = ctx.options.work_dir
         if work_dir:
             Path(work_dir).mkdir(parents=True, exist_ok=True)
@@ -224,13 +182,10 @@ class MirrorWriter:
         The diff runs in SQLite, so memory stays flat however large the programs are.
         """
         db = self._db
-        programs = [row[0] for row in db.execute("SELECT DISTINCT program_id FROM want")]
+        programs = sorted(row[0] for row in db.execute("SELECT DISTINCT program_id FROM want"))
+        self._read_membership(programs)
         plans = []
-        for program_id in sorted(programs):
-            db.executemany(
-                "INSERT OR REPLACE INTO have VALUES (?, ?, ?)",
-                ((program_id, lead, status) for lead, status in self.membership.read(program_id)),
-            )
+        for program_id in programs:
             (current,) = db.execute(
                 "SELECT COUNT(*) FROM have WHERE program_id = ?", (program_id,)
             ).fetchone()
@@ -249,6 +204,29 @@ class MirrorWriter:
             )
         self.plans = plans
         return plans
+
+    def _read_membership(self, programs: list[int]) -> None:
+        """Fill `have`: REST per program, then keys-only exports for the large ones."""
+        large = [program_id for program_id in programs if not self._read_rest(program_id)]
+        if large:
+            self._db.executemany(_HAVE, self.membership.export(large))
+
+    def _read_rest(self, program_id: int) -> bool:
+        """One program through REST; False (and nothing kept) when it is too large for it."""
+        rows = self.membership.read(program_id)
+        try:
+            self._db.executemany(_HAVE, ((program_id, lead, status) for lead, status in rows))
+        except MembershipTooLargeError as exc:
+            # The pages read so far are dropped: the export reads the whole program again.
+            self._db.execute("DELETE FROM have WHERE program_id = ?", (program_id,))
+            self.ctx.logger.info(
+                "Stream '%s': program %s: %s; reading it through a keys-only export",
+                self.ctx.stream,
+                program_id,
+                exc,
+            )
+            return False
+        return True
 
     def _plan_and_write(self) -> None:
         ctx = self.ctx

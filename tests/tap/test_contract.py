@@ -9,9 +9,9 @@ import sys
 
 import pytest
 from marketo_common import MarketoClient, MarketoSettings
-from tap_marketo_members.downloader import ExportDownloader
+from marketo_common.export_files import ExportDownloader
+from marketo_common.program_member_export import ExportError, ProgramMemberExports
 from tap_marketo_members.engine import ExportEngine
-from tap_marketo_members.exports import ExportError, ProgramMemberExports
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.tap import TapMarketoMembers
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tap_marketo_members.exports import ExportError
+from marketo_common.program_member_export import ExportError
 from tap_marketo_members.quota import quota_day
 from tap_marketo_members.windows import parse_iso
 

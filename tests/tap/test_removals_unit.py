@@ -7,7 +7,7 @@ import shutil
 import tracemalloc
 from pathlib import Path
 
-from tap_marketo_members.exports import ExportFile
+from marketo_common.program_member_export import ExportFile
 from tap_marketo_members.removals import STATE_KEY, RemovalCheck
 
 NOW = "2026-11-30T12:00:00Z"

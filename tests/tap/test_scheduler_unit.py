@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from marketo_common import ExportQuotaExceededError, TooManyJobsError
-from tap_marketo_members.exports import ExportError
+from marketo_common.program_member_export import ExportError
 from tap_marketo_members.scheduler import ExportScheduler, ExportUnit, QuotaReachedError
 
 

@@ -8,8 +8,8 @@ import hashlib
 
 import pytest
 from marketo_common import MarketoAPIError, MarketoClient, MarketoSettings
-from tap_marketo_members.downloader import ExportDownloader
-from tap_marketo_members.exports import ProgramMemberExports
+from marketo_common.export_files import ExportDownloader
+from marketo_common.program_member_export import ProgramMemberExports
 from tap_marketo_members.rest_members import ProgramMemberQuery
 from tap_marketo_members.windows import Window
 

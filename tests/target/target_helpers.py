@@ -103,3 +103,39 @@ def wait_for(check: Any, timeout: float = 10.0) -> Any:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
+
+
+MEMBER_SCHEMA = {
+    "properties": {
+        "leadId": {"type": ["integer", "null"]},
+        "programId": {"type": ["integer", "null"]},
+        "statusName": {"type": ["string", "null"]},
+    }
+}
+
+
+def program_members(sandbox: Any, program_id: int) -> dict[int, str]:
+    """leadId -> status of a sandbox program's members."""
+    return {
+        m["leadId"]: m["statusName"]
+        for m in sandbox.admin.dump("program_members", program_id=program_id)
+    }
+
+
+def mirror_input(sandbox: Any, program_id: int) -> tuple[dict, dict, set]:
+    """Keep 10 members as they are, move 5 to another status, add 4 leads, drop the rest.
+
+    Returns (current, desired, removed) for a program of the demo seed's Customer Nurture
+    progression (Member < Engaged < Influenced).
+    """
+    current = program_members(sandbox, program_id)
+    assert len(current) > 25
+    members = sorted(current)
+    others = sorted({lead["id"] for lead in sandbox.admin.dump("leads")} - set(current))
+    keep = {lead: current[lead] for lead in members[:10]}
+    moved = {
+        lead: "Influenced" if current[lead] != "Influenced" else "Engaged"
+        for lead in members[10:15]
+    }
+    added = dict.fromkeys(others[:4], "Member")
+    return current, keep | moved | added, set(members[15:])

@@ -10,7 +10,7 @@ from target_marketo_ingest.checkpoint import Checkpoints
 from target_marketo_ingest.context import WriteContext
 from target_marketo_ingest.errors import TargetError
 from target_marketo_ingest.executor import FailureLatch
-from target_marketo_ingest.mirror import Membership as RestMembership
+from target_marketo_ingest.membership import Membership as RestMembership
 from target_marketo_ingest.mirror import MirrorWriter, mirror_line
 from target_marketo_ingest.rejects import RejectsFile
 from target_marketo_ingest.routing import parse_route

@@ -5,41 +5,29 @@ from __future__ import annotations
 import logging
 
 import pytest
-from target_helpers import record, run_target, schema, state, target_config, wait_ingested
+from target_helpers import (
+    MEMBER_SCHEMA,
+    mirror_input,
+    program_members,
+    record,
+    run_target,
+    schema,
+    state,
+    target_config,
+    wait_ingested,
+)
 from target_marketo_ingest.errors import TargetError
 
-MEMBER_SCHEMA = {
-    "properties": {
-        "leadId": {"type": ["integer", "null"]},
-        "programId": {"type": ["integer", "null"]},
-        "statusName": {"type": ["string", "null"]},
-    }
-}
 PROGRAM = 1002  # Customer Nurture: Member < Engaged < Influenced
 
 
 def _members(sandbox, program_id=PROGRAM):
-    return {
-        m["leadId"]: m["statusName"]
-        for m in sandbox.admin.dump("program_members", program_id=program_id)
-    }
+    return program_members(sandbox, program_id)
 
 
 def _input(sandbox):
     """Keep 10 members as they are, move 5 to another status, add 4 leads, drop the rest."""
-    current = _members(sandbox)
-    assert len(current) > 25
-    members = sorted(current)
-    others = sorted({lead["id"] for lead in sandbox.admin.dump("leads")} - set(current))
-    keep = {lead: current[lead] for lead in members[:10]}
-    moved = {
-        lead: "Influenced" if current[lead] != "Influenced" else "Engaged"
-        for lead in members[10:15]
-    }
-    added = dict.fromkeys(others[:4], "Member")
-    desired = keep | moved | added
-    removed = set(members[15:])
-    return current, desired, removed
+    return mirror_input(sandbox, PROGRAM)
 
 
 def _messages(stream, desired, program_id=PROGRAM):

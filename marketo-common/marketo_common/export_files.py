@@ -17,22 +17,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
-from marketo_common import MarketoError
 
-from tap_marketo_members import export_metrics
-from tap_marketo_members.exports import EXPORT_PATH, ExportError, ExportFile, ExportFileError
+from marketo_common.errors import MarketoError
+from marketo_common.program_member_export import (
+    EXPORT_PATH,
+    ExportError,
+    ExportFile,
+    ExportFileError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from tap_marketo_members.exports import ProgramMemberExports
+    from marketo_common.program_member_export import ProgramMemberExports
 
 CHUNK_BYTES = 1 << 20
 MAX_RESUMES = 5
 PROGRESS_EVERY_BYTES = 64 << 20
 HTTP_PARTIAL_CONTENT = 206
 
-LOGGER = logging.getLogger("tap_marketo_members.downloader")
+LOGGER = logging.getLogger("marketo_common.export_files")
 
 
 class ExportDownloader:
@@ -44,8 +48,13 @@ class ExportDownloader:
         *,
         logger: logging.Logger | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_downloaded: Callable[[str, int], None] | None = None,
+        prefix: str = "marketo-export-",
     ) -> None:
         self.exports = exports
+        # Called with (exportId, bytes) after each verified file: the tap logs a METRIC line.
+        self.on_downloaded = on_downloaded
+        self.prefix = prefix
         self.logger = logger or LOGGER
         self._sleep = sleep
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -65,7 +74,7 @@ class ExportDownloader:
     def file(self, export_id: str, info: Mapping[str, Any], seconds: float) -> ExportFile:
         """The verified file of a Completed job (`info` is its last status reply)."""
         if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="tap-marketo-members-")
+            self._workdir = tempfile.TemporaryDirectory(prefix=self.prefix)
         dest = Path(self._workdir.name) / f"{export_id}.csv"
         exported = self.download(
             export_id,
@@ -80,7 +89,8 @@ class ExportDownloader:
             exported.size,
             seconds,
         )
-        export_metrics.downloaded(export_id, exported.size)
+        if self.on_downloaded is not None:
+            self.on_downloaded(export_id, exported.size)
         return exported
 
     def download(
@@ -116,7 +126,7 @@ class ExportDownloader:
                 continue
             msg = (
                 f"Export {export_id}: file failed verification twice ({'; '.join(problems)}); "
-                "rerun the tap, and if it persists report the exportId to Marketo support"
+                "run again, and if it persists report the exportId to Marketo support"
             )
             raise ExportFileError(msg)
         raise AssertionError  # pragma: no cover
@@ -163,7 +173,7 @@ class ExportDownloader:
                     reason = f"connection broke at {written} bytes ({type(exc).__name__})"
                 resumes += 1
                 if resumes > MAX_RESUMES:
-                    msg = f"Export {export_id}: download kept failing ({reason}); rerun the tap"
+                    msg = f"Export {export_id}: download kept failing ({reason}); run again"
                     raise ExportError(msg)
                 self.logger.info(
                     "Export %s: %s; resuming with Range: bytes=%d-", export_id, reason, written

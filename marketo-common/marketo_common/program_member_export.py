@@ -1,7 +1,8 @@
 """Marketo's Bulk Program Member Extract jobs: create, enqueue, status, list, cancel.
 
 `ProgramMemberExports` is the one class that calls `/bulk/v1/program/members/export/...` job
-endpoints; `downloader.ExportDownloader` fetches the files.
+endpoints; `export_files.ExportDownloader` fetches the files. The tap exports members with it,
+the target reads a mirrored program's current membership with it (keys-only export).
 """
 
 from __future__ import annotations
@@ -10,20 +11,20 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from marketo_common import MarketoError
+from marketo_common.errors import MarketoError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-    from marketo_common import MarketoClient
+    from marketo_common.client import MarketoClient
 
 EXPORT_PATH = "/bulk/v1/program/members/export"
 PENDING_STATUSES = ("Created", "Queued", "Processing")
 # Marketo spells it both ways in its docs ("Canceled" in the status list, "Cancelled" in replies).
 FINAL_STATUSES = ("Completed", "Failed", "Cancelled", "Canceled")
 
-LOGGER = logging.getLogger("tap_marketo_members.exports")
+LOGGER = logging.getLogger("marketo_common.program_member_export")
 
 
 class ExportError(Exception):

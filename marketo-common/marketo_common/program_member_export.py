@@ -7,6 +7,7 @@ the target reads a mirrored program's current membership with it (keys-only expo
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from marketo_common.errors import MarketoError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
     from pathlib import Path
 
     from marketo_common.client import MarketoClient
@@ -140,3 +141,53 @@ class ProgramMemberExports:
 def _first(envelope: Mapping[str, Any]) -> dict[str, Any]:
     result = envelope.get("result") or [{}]
     return dict(result[0])
+
+
+def keys_file_rows(
+    path: Path,
+    program_ids: Sequence[int],
+    columns: Sequence[str] = ("leadId",),
+    *,
+    label: str,
+    has_nul: bool = False,
+) -> Iterator[tuple[Any, ...]]:
+    """(programId, leadId, *other columns as text) of each row of a keys-only export file.
+
+    The tap's removal check and the target's mirror both read these files. Marketo adds a
+    `programId` column first to a `programIds` job (bulk-program-member-extract.md); a file
+    without it is read as its one program's, and refused when the job covered several (its
+    rows could not be told apart). Rows of other programs are skipped: the tap's removal
+    check may compare only part of an earlier job's programs. A BOM and NUL characters are
+    handled here once; a bad row names the file's line.
+    """
+    asked = {int(pid) for pid in program_ids}
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        lines: Iterable[str] = (line.replace("\x00", "") for line in handle) if has_nul else handle
+        reader = csv.reader(lines, strict=True)
+        try:
+            header = next(reader, None) or []
+            missing = [name for name in columns if name not in header]
+            if missing:
+                msg = f"{label}: no {', '.join(missing)} column in the file ({header})"
+                raise ExportError(msg)
+            at = [header.index(name) for name in columns]
+            pid_at = header.index("programId") if "programId" in header else None
+            if pid_at is None and len(asked) != 1:
+                msg = f"{label}: no programId column in a file covering several programs"
+                raise ExportError(msg)
+            only = next(iter(asked))
+            for row in reader:
+                if not row:
+                    continue
+                try:
+                    pid = int(row[pid_at]) if pid_at is not None else only
+                    values = [row[i] for i in at]
+                    values[0] = int(values[0])
+                except (IndexError, ValueError) as exc:
+                    msg = f"{label}: line {reader.line_num}: unreadable row ({exc})"
+                    raise ExportError(msg) from None
+                if pid in asked:
+                    yield (pid, *values)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            msg = f"{label}: line {reader.line_num}: {exc}"
+            raise ExportError(msg) from None

@@ -21,7 +21,6 @@ it the export files of a scheduler and writes out what it yields.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import logging
 import sqlite3
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from marketo_common import MarketoAPIError
-from marketo_common.program_member_export import ExportError
+from marketo_common.program_member_export import keys_file_rows
 
 from tap_marketo_members.ledger import REMOVAL_SNAPSHOTS
 from tap_marketo_members.scheduler import ExportUnit
@@ -308,31 +307,13 @@ class RemovalCheck:
 
     def _load(self, table: str, path: Path, program_ids: Sequence[int], keep: set[int]) -> None:
         """Insert a keys-only file's (programId, leadId) rows of programs in `keep`."""
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                return
-            try:
-                lead_col = header.index("leadId")
-            except ValueError:
-                msg = f"keys-only export of programs {list(program_ids)}: no leadId column"
-                raise ExportError(msg) from None
-            pid_col = header.index("programId") if "programId" in header else None
-            if pid_col is None and len(program_ids) != 1:
-                msg = f"keys-only export of programs {list(program_ids)}: no programId column"
-                raise ExportError(msg)
-            only = program_ids[0]
-
-            def rows() -> Iterator[tuple[int, int]]:
-                for row in reader:
-                    if not row:
-                        continue
-                    pid = int(row[pid_col]) if pid_col is not None else only
-                    if pid in keep:
-                        yield pid, int(row[lead_col])
-
-            self._db.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows())  # noqa: S608
+        label = f"keys-only export of programs {list(program_ids)}"
+        rows = (
+            (pid, lead)
+            for pid, lead in keys_file_rows(path, program_ids, label=label)
+            if pid in keep
+        )
+        self._db.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)  # noqa: S608
 
 
 def _int(value: Any) -> int | None:

@@ -12,7 +12,6 @@ The file is streamed row by row (`csv`, `newline=""`), never loaded whole.
 
 from __future__ import annotations
 
-import csv
 import time
 import typing as t
 
@@ -27,6 +26,7 @@ from marketo_common.program_member_export import (
     FINAL_STATUSES,
     ExportError,
     ProgramMemberExports,
+    keys_file_rows,
 )
 
 from target_marketo_ingest.errors import TargetError
@@ -51,6 +51,9 @@ TOO_LARGE = "1003"  # non-leadId filters on programs over 100,000 members
 POLL_GROWTH = 12
 # How long a full export queue (1029, 10 jobs of every tool and API user) is waited out.
 MAX_QUEUE_WAIT_SECONDS = 1800.0
+# How long a queued job may take before the run gives up and cancels it (the tap's default
+# job_timeout_minutes): keys-only jobs take minutes, so hours mean Marketo is stuck.
+MAX_JOB_SECONDS = 3 * 3600.0
 
 
 class MembershipTooLargeError(Exception):
@@ -186,6 +189,10 @@ class KeysExport:
         info = self._enqueue()
         wait = m.poll_seconds
         while self.status not in FINAL_STATUSES:
+            if self._elapsed() >= MAX_JOB_SECONDS:
+                raise self._error(
+                    f"was still {self.status} after {self._elapsed():.0f} s; cancelled, run again"
+                )
             m.sleep(wait)
             wait = min(wait * 2, m.poll_seconds * POLL_GROWTH)
             m.on_call()
@@ -234,26 +241,21 @@ class KeysExport:
             return queued
 
     def _parse(self, path: t.Any, *, has_nul: bool) -> Iterator[tuple[int, int, str]]:
-        """Rows of the file; with `programIds` Marketo adds a programId column first."""
+        """Rows of the file (the reader shared with the tap's removal check)."""
         read = 0
-        with open(path, newline="", encoding="utf-8") as handle:
-            lines: t.Iterable[str] = handle
-            if has_nul:
-                lines = (line.replace("\x00", "") for line in handle)
-            reader = csv.reader(lines)
-            header = next(reader, None) or []
-            try:
-                lead_at, status_at = header.index("leadId"), header.index("statusName")
-            except ValueError:
-                raise self._error(f"file has no leadId/statusName column ({header})") from None
-            program_at = header.index("programId") if "programId" in header else None
-            only = self.program_ids[0]
-            for row in reader:
-                if not row:
-                    continue
-                program = int(row[program_at]) if program_at is not None else only
+        rows = keys_file_rows(
+            path,
+            self.program_ids,
+            KEY_FIELDS,
+            label=f"keys-only export {self.export_id}",
+            has_nul=has_nul,
+        )
+        try:
+            for program, lead, status in rows:
                 read += 1
-                yield program, int(row[lead_at]), row[status_at]
+                yield program, lead, status
+        except ExportError as exc:
+            raise self._error(f"file could not be read ({exc})") from None
         self.membership.log(
             "export %s: %d members read of programs %s",
             self.export_id,

@@ -206,3 +206,18 @@ def test_failed_export_stops_the_run_before_any_change(fast_sandbox, tmp_path, s
     assert message.startswith("mirror: the keys-only export ")
     assert "ended Failed" in message
     assert _members(fast_sandbox, NURTURE) == before
+
+
+def test_an_export_that_never_finishes_is_cancelled_after_the_job_timeout(
+    fast_sandbox, tmp_path, monkeypatch, small_rest_limit
+):
+    desired, _ = _desired(fast_sandbox)
+    before = _members(fast_sandbox, NURTURE)
+    monkeypatch.setattr(membership, "MAX_JOB_SECONDS", 0.0)
+    with pytest.raises(TargetError) as caught:
+        run_target(_config(fast_sandbox, tmp_path), _messages(desired))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "was still Queued after" in message
+    assert [j["status"] for j in _keys_jobs(fast_sandbox)] == ["Cancelled"]
+    assert _members(fast_sandbox, NURTURE) == before

@@ -18,8 +18,9 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-# Linux's F_SETPIPE_SZ; `fcntl` names it from Python 3.10 on Linux only.
+# Linux's F_SETPIPE_SZ / F_GETPIPE_SZ; `fcntl` names them from Python 3.10 on Linux only.
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", None)
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", None)
 PIPE_BYTES = 1 << 20
 
 
@@ -29,11 +30,14 @@ def widen_pipe(fd: int, size: int = PIPE_BYTES) -> int | None:
     Best effort: the kernel may refuse (per-user pipe budget, a lower pipe-max-size), and then
     the pipe simply stays as it was.
     """
-    if fcntl is None or F_SETPIPE_SZ is None:
+    if fcntl is None or F_SETPIPE_SZ is None or F_GETPIPE_SZ is None:
         return None
     try:
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
             return None
+        current = fcntl.fcntl(fd, F_GETPIPE_SZ)
+        if current >= size:  # never shrink a pipe someone made wider
+            return current
         return fcntl.fcntl(fd, F_SETPIPE_SZ, size)
     except OSError:
         return None

@@ -130,6 +130,18 @@ def test_widen_pipe_on_a_pipe_and_not_on_a_file(tmp_path):
         assert widen_pipe(fh.fileno()) is None
 
 
+def test_widen_pipe_never_shrinks_a_wider_pipe():
+    """A pipe already wider than asked (a parent widened it) stays as it is."""
+    read_end, write_end = os.pipe()
+    try:
+        wide = widen_pipe(write_end)  # 1 MiB here
+        assert widen_pipe(write_end, 64 * 1024) == wide > 64 * 1024
+        assert fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ) == wide
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_the_tap_widens_its_stdout_pipe():
     """A RecordLines writer asks for a 1 MiB pipe, so the reader and the tap work side by side."""
     code = (

@@ -198,9 +198,12 @@ async def reset(request: Request) -> Response:
     store: Store = state_of(request).store
     state_of(request).faults.clear()
 
+    scheduler = state_of(request).scheduler
+
     def work() -> None:
-        store.reset()
-        seed.apply(store, kind, members)
+        with scheduler.paused():  # no job worker writes into the rebuilt tables
+            store.reset()
+            seed.apply(store, kind, members)
 
     await run_in_threadpool(work)
     for family in state_of(request).families:  # they drop in-memory state tied to the old data

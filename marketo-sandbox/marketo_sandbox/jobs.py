@@ -10,6 +10,7 @@ again from the beginning (exports rewrite their file, imports re-apply: both are
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class Scheduler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._threads: set[threading.Thread] = set()  # live workers, joined by `paused`
+        self._paused = False
 
     def now(self) -> float:
         """Sandbox time as epoch seconds."""
@@ -124,8 +127,31 @@ class Scheduler:
             self._wake.wait(_TICK_WALL_SECONDS)
             self._wake.clear()
 
+    @contextlib.contextmanager
+    def paused(self, timeout: float = 30.0) -> Iterator[None]:
+        """No job advances and no worker writes inside (`/_sandbox/reset` rebuilds the db).
+
+        Workers are told to stop and waited for first: a bulk import worker still applying
+        rows wrote a lead into the rebuilt table, and the seed's own lead of that id then
+        failed the reset (UNIQUE constraint, a flaky CI run).
+        """
+        with self.lock:
+            self._paused = True
+            threads = list(self._threads)
+        self.forget_all()
+        for thread in threads:
+            thread.join(timeout)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self._paused = False
+            self.wake()
+
     def tick(self) -> None:
         """Advance every pool and run the hooks once."""
+        if self._paused:
+            return
         now = self.now()
         for pool in self.pools.values():
             self._advance(pool, now)
@@ -165,6 +191,8 @@ class Scheduler:
         if not self._needs_work(pool, now):
             return
         with self.lock, self.store.db.tx() as conn:
+            if self._paused:
+                return
             running = fetch_all(
                 conn,
                 f"SELECT * FROM {pool.table} WHERE status = ? ORDER BY seq",  # noqa: S608
@@ -210,6 +238,7 @@ class Scheduler:
             target=self._work, args=(pool, job, stop), name=f"{pool.name}-{job['id']}", daemon=True
         )
         pool.workers[job["id"]] = stop
+        self._threads.add(thread)
         thread.start()
 
     def _work(self, pool: Pool, job: dict, stop: threading.Event) -> None:
@@ -244,6 +273,7 @@ class Scheduler:
             with self.lock:
                 if pool.workers.get(job_id) is stop:
                     del pool.workers[job_id]
+                self._threads.discard(threading.current_thread())
             self.wake()
 
     def cancel(self, pool: Pool, job: dict) -> None:

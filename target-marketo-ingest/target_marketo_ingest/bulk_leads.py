@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from target_marketo_ingest.bulk_import import NO_GROUP, BulkImportWriter, ImportFile
-from target_marketo_ingest.typed_records import RecordType, add_typed, typed_decoder
+from target_marketo_ingest.typed_records import TypedBulkRows
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
@@ -51,7 +51,7 @@ class BulkLeadImport:
         return f"/bulk/v1/leads/batch/{batch_id}/warnings.json"
 
 
-class BulkLeadsWriter:
+class BulkLeadsWriter(TypedBulkRows):
     """Records -> CSV rows keyed by the lookup field -> import files."""
 
     def __init__(
@@ -65,7 +65,6 @@ class BulkLeadsWriter:
         self.ctx = ctx
         self.validator = validator
         self._to_row = validator.to_row
-        self._typed: RecordType | None = None
         (key,) = method.key_fields(ctx.route)
         self.bulk = BulkImportWriter(
             ctx, BulkLeadImport(ctx.route), validator.header, [validator.header.index(key)]
@@ -113,34 +112,6 @@ class BulkLeadsWriter:
             seqs.append(seq + offset)
             lines.append(line_no)
         self._add_rows(rows, seqs, lines, [NO_GROUP] * len(rows))
-
-    def typed_records(self, key_properties: t.Sequence[str]) -> RecordType | None:
-        """The stream's typed decoder (None when some column has no plain type)."""
-        self._typed = typed_decoder(self.ctx.stream, self.validator, key_properties)
-        return self._typed
-
-    def add_typed(
-        self,
-        records: list[t.Any],
-        raws: list[bytes],
-        seq: int,
-        first_line: int,
-        refuse: t.Callable[[dict, int, RecordRejected], None],
-    ) -> None:
-        """Typed records: their cells need no check.
-
-        A delete or an empty lookup field goes through `add_many` from its line, in its place.
-        """
-        add_typed(
-            t.cast("RecordType", self._typed),
-            records,
-            raws,
-            seq,
-            first_line,
-            group_of=lambda _record: NO_GROUP,
-            add_rows=self._add_rows,
-            add_exact=lambda record, at, line_no: self.add_many([record], at, line_no, refuse),
-        )
 
     def flush(self) -> None:
         """Roll open files."""

@@ -10,7 +10,7 @@ import typing as t
 from target_marketo_ingest.bulk_import import BulkImportWriter, GroupSpec, ImportFile
 from target_marketo_ingest.programs import MemberTargets
 from target_marketo_ingest.rest_program_members import RestProgramMembersWriter
-from target_marketo_ingest.typed_records import RecordType, add_typed, typed_decoder
+from target_marketo_ingest.typed_records import RecordType, TypedBulkRows
 from target_marketo_ingest.validation import RecordRejected
 
 if t.TYPE_CHECKING:
@@ -51,7 +51,7 @@ class BulkProgramMemberImport:
         return f"/bulk/v1/program/members/import/{batch_id}/warnings.json"
 
 
-class BulkProgramMembersWriter:
+class BulkProgramMembersWriter(TypedBulkRows):
     """Records -> CSV rows keyed by email, one open file per (program, status).
 
     Records marked deleted (`_sdc_deleted_at`) cannot go through an import; they are
@@ -70,7 +70,6 @@ class BulkProgramMembersWriter:
         self.catalog = catalog
         self.validator = validator
         self._to_row = validator.to_row
-        self._typed: RecordType | None = None
         self._typed_groups: dict[tuple, GroupSpec] = {}
         self._control_fields = (self.route.program_id_field, self.route.status_field)
         # Deletes cannot go through an import: the REST delete endpoint, same context.
@@ -130,38 +129,6 @@ class BulkProgramMembersWriter:
             lines.append(line_no)
             groups.append(group_of(key) or self._group(key))
         self._add_rows(rows, seqs, lines, groups)
-
-    def typed_records(self, key_properties: t.Sequence[str]) -> RecordType | None:
-        """The stream's typed decoder (None when some column has no plain type)."""
-        self._typed = typed_decoder(
-            self.ctx.stream, self.validator, key_properties, self._control_fields
-        )
-        return self._typed
-
-    def add_typed(
-        self,
-        records: list[t.Any],
-        raws: list[bytes],
-        seq: int,
-        first_line: int,
-        refuse: t.Callable[[dict, int, RecordRejected], None],
-    ) -> None:
-        """Typed records: their cells need no check.
-
-        The group comes from a cache by raw (program, status). A record whose pair is new and
-        refused, or that is a delete or has an empty key field, goes through `add_many` from
-        its line, in its place.
-        """
-        add_typed(
-            t.cast("RecordType", self._typed),
-            records,
-            raws,
-            seq,
-            first_line,
-            group_of=self._typed_group_of,
-            add_rows=self._add_rows,
-            add_exact=lambda record, at, line_no: self.add_many([record], at, line_no, refuse),
-        )
 
     def _typed_group_of(self, record: t.Any) -> GroupSpec | None:
         """The group of a typed record's (program, status), cached; None if refused."""

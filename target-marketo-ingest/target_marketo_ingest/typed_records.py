@@ -33,6 +33,8 @@ from operator import attrgetter
 import msgspec
 from singer_sdk.contrib.msgspec import decoder
 
+from target_marketo_ingest.bulk_import import NO_GROUP
+
 if t.TYPE_CHECKING:
     from target_marketo_ingest.validation import RecordValidator
 
@@ -227,3 +229,54 @@ def _getter(attrs: list[str]) -> t.Callable[[t.Any], tuple[t.Any, ...]]:
     if attrs and all(attrs) and len(attrs) > 1:
         return attrgetter(*attrs)
     return lambda obj: tuple(getattr(obj, a) if a else None for a in attrs)
+
+
+class TypedBulkRows:
+    """`typed_records` and `add_typed` of the bulk writers (leads, program members).
+
+    The writer has `ctx`, `validator`, `_add_rows` (its `BulkImportWriter.add_many`) and
+    `add_many`; one whose records pick their import file names the fields that decide it
+    (`_control_fields`) and overrides `_typed_group_of`.
+    """
+
+    ctx: t.Any
+    validator: RecordValidator
+    _add_rows: t.Callable[[list, list, list, list], None]
+    add_many: t.Callable[..., None]  # the writer's dict path
+    _typed: RecordType | None = None
+    _control_fields: tuple[str, ...] = ()
+
+    def typed_records(self, key_properties: t.Sequence[str]) -> RecordType | None:
+        """The stream's typed decoder (None when some column has no plain type)."""
+        self._typed = typed_decoder(
+            self.ctx.stream, self.validator, key_properties, self._control_fields
+        )
+        return self._typed
+
+    def add_typed(
+        self,
+        records: list[t.Any],
+        raws: list[bytes],
+        seq: int,
+        first_line: int,
+        refuse: t.Callable[[dict, int, t.Any], None],
+    ) -> None:
+        """Typed records: their cells need no check.
+
+        A record with no group (`_typed_group_of` gives None), a delete, or one with an empty
+        key field goes through `add_many` from its line, in its place.
+        """
+        add_typed(
+            t.cast("RecordType", self._typed),
+            records,
+            raws,
+            seq,
+            first_line,
+            group_of=self._typed_group_of,
+            add_rows=self._add_rows,
+            add_exact=lambda record, at, line_no: self.add_many([record], at, line_no, refuse),
+        )
+
+    def _typed_group_of(self, record: t.Any) -> t.Any:  # noqa: ARG002 - one file for all
+        """The import file group of a typed record; None sends it to `add_many`."""
+        return NO_GROUP

@@ -16,7 +16,6 @@ Columns without `null` skip the null pass: 6.6-6.9 -> 6.25-6.35 us a row.
 from __future__ import annotations
 
 import csv
-import itertools
 import logging
 from itertools import compress, islice, repeat
 from typing import TYPE_CHECKING, Any
@@ -80,10 +79,6 @@ class MemberFileParser:
                 raise ExportParseError(msg)
             names.append(name)
         return names
-
-    def records(self, path: Path, *, label: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        """Typed records one by one (`chunks`, flattened)."""
-        return itertools.chain.from_iterable(self.chunks(path, label=label, **kwargs))
 
     def chunks(
         self,

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 __all__ = ["expand_batches", "read_batch_file"]
 
 LOGGERS = ("tap-marketo-members", "tap_marketo_members", "marketo_common")
+
+
+def parsed(parser: Any, path: Path, **kwargs: Any) -> list[dict]:
+    """Every record `MemberFileParser.chunks` gives for a file, in one list."""
+    return [record for chunk in parser.chunks(path, **kwargs) for record in chunk]
+
+
 # A small program member schema with one column of each kind the parser converts.
 PARSING_PROPS = {
     "programId": {"type": "integer"},

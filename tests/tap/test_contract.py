@@ -15,7 +15,7 @@ from tap_marketo_members.engine import ExportEngine
 from tap_marketo_members.parsing import MemberFileParser
 from tap_marketo_members.tap import TapMarketoMembers
 
-from .support import assert_same_members, catalog_for, config_for, key, run_tap
+from .support import assert_same_members, catalog_for, config_for, key, parsed, run_tap
 
 EXPORT = "/bulk/v1/program/members/export"
 MEMBERS_ONLY = {"program_members": None}
@@ -116,7 +116,7 @@ def test_program_ids_export_program_id_column(sb, mode):
     assert header == ["programId", *fields]
     props = TapMarketoMembers(config=config_for(sb)).streams["program_members"].schema
     parser = MemberFileParser(props["properties"], {})
-    rows = list(parser.records(exported.path, label="test"))
+    rows = parsed(parser, exported.path, label="test")
     assert sorted((r["programId"], r["leadId"], r["statusName"]) for r in rows) == sorted(
         (r["programId"], r["leadId"], r["statusName"]) for r in dump
     )

@@ -7,7 +7,7 @@ from marketo_common.fields import csv_bool as to_bool
 from marketo_common.fields import csv_int as to_int
 from tap_marketo_members.parsing import CHUNK_ROWS, ExportParseError, MemberFileParser
 
-from .support import PARSING_PROPS
+from .support import PARSING_PROPS, parsed
 
 PROPS = PARSING_PROPS
 HEADER = ["programId", "leadId", "updatedAt", "reachedSuccess", "score", "note"]
@@ -24,7 +24,7 @@ def write(tmp_path, rows, header=HEADER, name="f.csv"):
 
 def parse(path, **kw):
     parser = MemberFileParser(PROPS, {h: h for h in HEADER})
-    return list(parser.records(path, label="test", **kw)), parser
+    return parsed(parser, path, label="test", **kw), parser
 
 
 def test_types_nulls_and_hard_values(tmp_path):
@@ -105,11 +105,11 @@ def test_program_id_added_for_single_program_file(tmp_path):
     header = ["leadId", "updatedAt"]
     path = write(tmp_path, [["5", "null"]], header=header)
     parser = MemberFileParser(PROPS, {})
-    assert list(parser.records(path, label="t", program_id=42)) == [
+    assert parsed(parser, path, label="t", program_id=42) == [
         {"leadId": 5, "updatedAt": None, "programId": 42}
     ]
     with pytest.raises(ExportParseError, match="programId"):
-        list(parser.records(path, label="t"))
+        parsed(parser, path, label="t")
 
 
 def test_short_row_is_a_clear_error(tmp_path):

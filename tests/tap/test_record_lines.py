@@ -13,7 +13,7 @@ from marketo_common.pipes import PIPE_BYTES, widen_pipe
 from tap_marketo_members.parsing import CHUNK_ROWS, MemberFileParser, record_struct
 from tap_marketo_members.writers import RecordLines
 
-from .support import PARSING_PROPS
+from .support import PARSING_PROPS, parsed
 
 PROPS = PARSING_PROPS
 HARD = 'a, "quoted", comma,\nnew line\r\nCRLF \u2028 sep \u00e9 \U0001f600 \\ back \t tab \x7f'
@@ -96,7 +96,7 @@ def test_a_refused_row_falls_back_to_dicts_in_the_same_write(tmp_path, capsysbin
     chunks = list(MemberFileParser(PROPS, {}, structs=True).chunks(path, label="t"))
     assert [type(chunk[0]) is dict for chunk in chunks] == [True, False]
     lines = record_lines(capsysbinary, chunks)
-    expected = list(MemberFileParser(PROPS, {}).records(path, label="t"))
+    expected = parsed(MemberFileParser(PROPS, {}), path, label="t")
     assert expected[11]["leadId"] == 12
     assert [json.loads(line)["record"] for line in lines] == expected
 

@@ -75,11 +75,6 @@ class Rows:
         it = iter(records)
         return cls(iter(lambda: list(itertools.islice(it, size)), []))
 
-    @property
-    def records(self) -> Iterator[dict]:
-        """The rows one by one."""
-        return itertools.chain.from_iterable(self.chunks)
-
 
 @dataclass(frozen=True)
 class Commit:

@@ -71,7 +71,7 @@ class Run:
 
 
 def _drain(engine: ExportEngine) -> list[dict]:
-    return [r for e in engine.events(PROGRAMS) if isinstance(e, Rows) for r in e.records]
+    return [r for e in engine.events(PROGRAMS) if isinstance(e, Rows) for c in e.chunks for r in c]
 
 
 def _remove(run: Run, program_id: int, lead_ids: list[int]) -> None:
@@ -98,7 +98,7 @@ def test_snapshots_reach_the_ledger_only_after_the_removal_rows(rsb):
     for event in events:
         if not isinstance(event, Rows):
             continue
-        rows = list(event.records)
+        rows = [r for chunk in event.chunks for r in chunk]
         if any(DELETED_AT in r for r in rows):
             removed = rows
             assert run.ledger.removal_snapshots() == baseline  # rows out, state not yet moved

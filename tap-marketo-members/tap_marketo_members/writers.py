@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 import orjson
 from marketo_common import ConfigError
-from marketo_common.pipes import widen_pipe
+
+from tap_marketo_members.pipes import widen_pipe
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

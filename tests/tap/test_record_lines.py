@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from marketo_common.pipes import PIPE_BYTES, widen_pipe
 from tap_marketo_members.parsing import CHUNK_ROWS, MemberFileParser, record_struct
+from tap_marketo_members.pipes import PIPE_BYTES, widen_pipe
 from tap_marketo_members.writers import RecordLines
 
 from .support import PARSING_PROPS, parsed

@@ -1,4 +1,4 @@
-"""Wider pipes between a tap and a target, so neither waits on the other's every megabyte.
+"""A wider stdout pipe, so the tap and its reader (a target, Meltano) work side by side.
 
 A Linux pipe holds 64 KiB by default. A tap that writes its RECORD lines 1 MiB at a time into
 such a pipe blocks until the reader has taken all but the last 64 KiB: the two processes then
